@@ -1,0 +1,5 @@
+//! Reading a bundle: the streaming ZIP walker, `meta.conf` and its
+//! signature.
+
+pub mod conf;
+pub mod manifest;
