@@ -1,6 +1,10 @@
 //! The network loader: installs fwup `.fw` bundles onto disks, as a host
 //! command or as the initramfs `/init`.
 
+pub mod apply;
 pub mod bundle;
 pub mod formats;
 pub mod target;
+pub mod report;
+pub mod cli;
+pub mod inspect;

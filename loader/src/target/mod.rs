@@ -3,6 +3,8 @@
 //! A `Target` is the narrow seam between the engine and hardware: positioned
 //! reads and writes plus size, discard and sync. Tests use sparse temp files.
 
+pub mod file;
+
 use std::io;
 
 use crate::formats::Medium;

@@ -1,0 +1,63 @@
+//! Why an install failed, in words a person at a serial console can act on.
+
+use super::events::Stage;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The ZIP container is damaged or cut short.
+    #[error("the bundle is damaged or incomplete: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Signature(String),
+    #[error("meta.conf: {0}")]
+    Manifest(String),
+    #[error("the bundle needs fwup {needed} features; this loader is compatible with fwup {have}")]
+    TooNew { needed: String, have: String },
+    #[error("no task matches `{prefix}` (tasks in the bundle: {available}); a task's requirements may not be met by this disk")]
+    NoTask { prefix: String, available: String },
+    #[error("{what} requires --unsafe (the bundle runs host commands or writes host paths)")]
+    NeedsUnsafe { what: String },
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
+    #[error("resource `{name}`: BLAKE2b-256 mismatch: the bundle is corrupt or was tampered with")]
+    HashMismatch { name: String },
+    #[error("resource `{name}`: got {got} bytes, meta.conf says {expected}: the bundle is corrupt or truncated")]
+    LengthMismatch { name: String, got: u64, expected: u64 },
+    #[error("resource `{name}` is used by task `{task}` but the bundle has no data for it")]
+    MissingResource { name: String, task: String },
+    #[error("resource `{name}`: {count} actions read its data; fwup allows one per on-resource (use fat_cp to copy)")]
+    DataReadTwice { name: String, count: usize },
+    /// The bundle's own `error()` action.
+    #[error("{0}")]
+    Requested(String),
+    #[error("{stage}: {action}: {source}")]
+    Action { stage: Stage, action: String, source: BoxError },
+    #[error("the install would hold back too much data: {0}")]
+    HoldLimit(String),
+    #[error("writing {target}: {source}")]
+    Target { target: String, source: std::io::Error },
+}
+
+impl ApplyError {
+    /// A short, stable name for the kind of failure (JSON reports, tests).
+    pub fn class(&self) -> &'static str {
+        match self {
+            ApplyError::Corrupt(_) => "corrupt",
+            ApplyError::Signature(_) => "signature",
+            ApplyError::Manifest(_) => "manifest",
+            ApplyError::TooNew { .. } => "too-new",
+            ApplyError::NoTask { .. } => "no-task",
+            ApplyError::NeedsUnsafe { .. } => "needs-unsafe",
+            ApplyError::Unsupported(_) => "unsupported",
+            ApplyError::HashMismatch { .. } | ApplyError::LengthMismatch { .. } => "corrupt",
+            ApplyError::MissingResource { .. } => "corrupt",
+            ApplyError::DataReadTwice { .. } => "manifest",
+            ApplyError::Requested(_) => "bundle-error",
+            ApplyError::Action { .. } => "action",
+            ApplyError::HoldLimit(_) => "hold-limit",
+            ApplyError::Target { .. } => "io",
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! One install from start to commit. See the module docs of `apply` for the
+//! order of steps and the rule each keeps.
+
+use std::io::{BufReader, Read};
+
+use super::actions::Runner;
+use super::error::ApplyError;
+use super::events::{Event, Reporter, Stage};
+use super::overlay::Overlay;
+use super::pipeline::{EntryStream, Msg};
+use super::sink::DataSink;
+use super::{select, ApplyOptions, Summary};
+use crate::bundle::manifest::{Manifest, Resource, Task};
+use crate::bundle::open::read_head;
+use crate::bundle::zip::ZipWalker;
+use crate::bundle::{meta_uuid, parse, signature};
+
+/// Source buffer: large reads keep syscalls and inflate calls few.
+const SOURCE_BUFFER: usize = 256 * 1024;
+
+/// A bundle whose head has been read and checked, positioned at its first
+/// resource.
+pub struct OpenedBundle<R: Read> {
+    pub manifest: Manifest,
+    pub uuid: String,
+    pub signature: String,
+    walker: ZipWalker<BufReader<R>>,
+}
+
+/// Reads meta.conf and its signature, enforces the keys, parses meta.conf
+/// with `${VAR}` expansion.
+pub fn open_bundle<R: Read>(
+    source: R,
+    opts: &ApplyOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<OpenedBundle<R>, ApplyError> {
+    reporter.event(&Event::Stage { stage: Stage::Open });
+    let mut walker = ZipWalker::new(BufReader::with_capacity(SOURCE_BUFFER, source));
+    let head = read_head(&mut walker).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+
+    reporter.event(&Event::Stage { stage: Stage::Verify });
+    let status = signature::verify(&head.meta_conf, head.signature.as_deref(), &opts.public_keys)
+        .map_err(|e| ApplyError::Signature(e.to_string()))?;
+    if let signature::SignatureStatus::SignedNotChecked = status {
+        reporter.event(&Event::Warning {
+            message: "the bundle is signed but no public key was given: the signature was NOT checked".into(),
+        });
+    }
+
+    let uuid = meta_uuid::meta_uuid(&head.meta_conf);
+    let text = std::str::from_utf8(&head.meta_conf)
+        .map_err(|_| ApplyError::Manifest("meta.conf is not UTF-8 text".into()))?;
+    let lookup = |name: &str| -> Option<String> {
+        match name {
+            "FWUP_META_UUID" => Some(uuid.clone()),
+            "FWUP_META_NICKNAME" => Some(meta_uuid::nickname(&uuid)),
+            _ => opts.vars.get(name).cloned(),
+        }
+    };
+    let root = parse::parse_conf(text, &lookup).map_err(|e| ApplyError::Manifest(e.to_string()))?;
+    let manifest = Manifest::from_conf(&root).map_err(|e| ApplyError::Manifest(e.to_string()))?;
+    if let Some(needed) = &manifest.require_fwup_version {
+        if !meta_uuid::fwup_version_compatible(needed) {
+            return Err(ApplyError::TooNew {
+                needed: needed.clone(),
+                have: crate::bundle::FWUP_COMPAT_VERSION.to_string(),
+            });
+        }
+    }
+    for warning in &manifest.warnings {
+        reporter.event(&Event::Warning { message: warning.clone() });
+    }
+    reporter.event(&Event::Bundle {
+        product: manifest.meta.product.clone().unwrap_or_default(),
+        version: manifest.meta.version.clone().unwrap_or_default(),
+        uuid: uuid.clone(),
+        signature: status.to_string(),
+    });
+    Ok(OpenedBundle { manifest, uuid, signature: status.to_string(), walker })
+}
+
+pub fn run<R: Read + Send + 'static>(
+    bundle: OpenedBundle<R>,
+    target: &mut dyn crate::target::Target,
+    opts: &ApplyOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, ApplyError> {
+    let OpenedBundle { manifest, uuid, signature, walker } = bundle;
+    let mut overlay = Overlay::new(target, opts.hold_limit);
+
+    reporter.event(&Event::Stage { stage: Stage::SelectTask });
+    let task = select::choose_task(&manifest, &opts.task, &mut overlay, opts.allow_unsafe)?;
+    reporter.event(&Event::Task { task: task.name.clone() });
+    select::validate_task(&manifest, task, opts)?;
+
+    let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
+    runner.protect_known_regions();
+    let outcome = stream_install(&mut runner, &manifest, task, walker);
+    let resource_bytes = runner.resource_bytes;
+    match outcome {
+        Ok(()) => {
+            let committed = runner.commit()?;
+            Ok(Summary {
+                product: manifest.meta.product.clone().unwrap_or_default(),
+                version: manifest.meta.version.clone().unwrap_or_default(),
+                uuid,
+                task: task.name.clone(),
+                signature,
+                resource_bytes,
+                committed_bytes: committed,
+                elapsed: Default::default(),
+            })
+        }
+        Err(e) => {
+            // fwup runs on-error; its writes are held like any other and
+            // dropped with the overlay.
+            runner.run_on_error();
+            Err(e)
+        }
+    }
+}
+
+fn stream_install<R: Read + Send + 'static>(
+    runner: &mut Runner<'_>,
+    manifest: &Manifest,
+    task: &Task,
+    walker: ZipWalker<BufReader<R>>,
+) -> Result<(), ApplyError> {
+    runner.stage(Stage::Init);
+    runner.run_actions(Stage::Init, &task.on_init)?;
+
+    runner.stage(Stage::Resources);
+    let mut stream = EntryStream::spawn(walker).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let mut seen: Vec<&str> = Vec::new();
+    loop {
+        match stream.next() {
+            Msg::Entry(path) => {
+                let Some(resource) = manifest.resources.iter().find(|r| r.archive_path() == path) else {
+                    runner.warn(format!("the bundle has an entry `{path}` that meta.conf does not declare; skipped"));
+                    skip_entry(&mut stream)?;
+                    continue;
+                };
+                seen.push(&resource.name);
+                stream_resource(runner, task, resource, &mut stream)?;
+            }
+            Msg::Done => break,
+            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
+            Msg::Data(_) | Msg::EntryEnd => {
+                return Err(ApplyError::Corrupt("bundle reader out of step".into()));
+            }
+        }
+    }
+    drop(stream);
+    for handler in &task.on_resource {
+        if !seen.contains(&handler.resource.as_str()) {
+            return Err(ApplyError::MissingResource { name: handler.resource.clone(), task: task.name.clone() });
+        }
+    }
+
+    runner.stage(Stage::Finish);
+    runner.run_actions(Stage::Finish, &task.on_finish)
+}
+
+fn skip_entry(stream: &mut EntryStream) -> Result<(), ApplyError> {
+    loop {
+        match stream.next() {
+            Msg::Data(buf) => stream.recycle(buf),
+            Msg::EntryEnd => return Ok(()),
+            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
+            Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+        }
+    }
+}
+
+/// Runs a resource's handler: the actions before its data action, the data
+/// (hashed as it streams), the hash check, then the actions after it. A
+/// resource without a handler is still read and verified: a bundle with a
+/// corrupt part is refused whole.
+fn stream_resource(
+    runner: &mut Runner<'_>,
+    task: &Task,
+    resource: &Resource,
+    stream: &mut EntryStream,
+) -> Result<(), ApplyError> {
+    runner.event(Event::Resource { name: resource.name.clone(), bytes: resource.stored_len() });
+    let actions = task.handler(&resource.name).map(|h| &h.actions[..]).unwrap_or(&[]);
+    let data_at = actions.iter().position(|a| a.consumes_data());
+    let (before, rest) = actions.split_at(data_at.unwrap_or(actions.len()));
+    runner.run_actions(Stage::Resources, before)?;
+
+    let mut sink = match rest.first() {
+        Some(action) => Some(runner.open_sink(resource, action)?),
+        None => None,
+    };
+    let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
+    let mut got = 0u64;
+    loop {
+        match stream.next() {
+            Msg::Data(buf) => {
+                hasher.update(&buf);
+                if let Some(sink) = sink.as_mut() {
+                    runner.feed(sink, &buf)?;
+                }
+                got += buf.len() as u64;
+                runner.progress(buf.len() as u64);
+                stream.recycle(buf);
+            }
+            Msg::EntryEnd => break,
+            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
+            Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+        }
+    }
+    if got != resource.stored_len() {
+        return Err(ApplyError::LengthMismatch { name: resource.name.clone(), got, expected: resource.stored_len() });
+    }
+    if hasher.finalize().as_bytes() != resource.blake2b_256 {
+        return Err(ApplyError::HashMismatch { name: resource.name.clone() });
+    }
+    if let Some(sink) = sink {
+        runner.close_sink(sink)?;
+    }
+    if let Some((_, after)) = rest.split_first() {
+        let again = after.iter().filter(|a| a.consumes_data()).count();
+        if again > 0 {
+            return Err(ApplyError::DataReadTwice { name: resource.name.clone(), count: again + 1 });
+        }
+        runner.run_actions(Stage::Resources, after)?;
+    }
+    Ok(())
+}
+
+/// Reads every resource and checks its length and hash, writing nothing.
+pub fn verify_all<R: Read + Send + 'static>(
+    bundle: OpenedBundle<R>,
+    reporter: &mut dyn Reporter,
+) -> Result<u64, ApplyError> {
+    let OpenedBundle { manifest, walker, .. } = bundle;
+    let total: u64 = manifest.resources.iter().map(Resource::stored_len).sum();
+    let mut stream = EntryStream::spawn(walker).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let mut done = 0u64;
+    let mut seen = Vec::new();
+    loop {
+        match stream.next() {
+            Msg::Entry(path) => {
+                let resource = manifest.resources.iter().find(|r| r.archive_path() == path);
+                let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
+                let mut got = 0u64;
+                loop {
+                    match stream.next() {
+                        Msg::Data(buf) => {
+                            hasher.update(&buf);
+                            got += buf.len() as u64;
+                            done += buf.len() as u64;
+                            reporter.event(&Event::Progress { done, total });
+                            stream.recycle(buf);
+                        }
+                        Msg::EntryEnd => break,
+                        Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
+                        _ => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+                    }
+                }
+                let Some(resource) = resource else { continue };
+                if got != resource.stored_len() {
+                    return Err(ApplyError::LengthMismatch {
+                        name: resource.name.clone(),
+                        got,
+                        expected: resource.stored_len(),
+                    });
+                }
+                if hasher.finalize().as_bytes() != resource.blake2b_256 {
+                    return Err(ApplyError::HashMismatch { name: resource.name.clone() });
+                }
+                seen.push(resource.name.clone());
+            }
+            Msg::Done => break,
+            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
+            _ => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+        }
+    }
+    // Every resource a task can use must be present.
+    for task in &manifest.tasks {
+        for h in &task.on_resource {
+            if !seen.contains(&h.resource) {
+                return Err(ApplyError::MissingResource { name: h.resource.clone(), task: task.name.clone() });
+            }
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,99 @@
+//! Applying a bundle to a target: the engine.
+//!
+//! The order of an install, and the rule each step keeps:
+//!
+//! 1. Read `meta.conf` and its signature first. With a key configured, an
+//!    unsigned or badly signed bundle stops here: nothing has been written.
+//! 2. Choose the task by prefix; its `require-*` guards read the disk.
+//! 3. Validate the task (unsafe actions, unsupported features, held-data
+//!    bound) before the first write.
+//! 4. Run `on-init`, stream every resource through its handler while
+//!    hashing it, run `on-finish`. Boot-critical writes go to the
+//!    [`overlay::Overlay`]; bulk `raw_write` data goes to the disk.
+//! 5. Only when every resource has verified: commit the held writes, sync.
+//!
+//! Any failure before step 5 runs `on-error`, drops the overlay and leaves a
+//! disk that boots whatever it booted before (or nothing new).
+
+pub mod error;
+pub mod events;
+mod exec;
+mod actions;
+mod install;
+pub mod overlay;
+mod pipeline;
+pub mod select;
+mod sink;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+pub use error::ApplyError;
+pub use events::{Event, Reporter, Stage};
+pub use install::{open_bundle, verify_all, OpenedBundle};
+
+use crate::bundle::signature::PublicKey;
+use crate::target::Target;
+
+/// How to apply a bundle.
+#[derive(Clone)]
+pub struct ApplyOptions {
+    /// Task name prefix (`complete`, `upgrade`, …).
+    pub task: String,
+    /// With any key here, only bundles signed by one of them are applied.
+    pub public_keys: Vec<PublicKey>,
+    /// Allow `execute`, `path_write`, `pipe_write` and `require-execute`.
+    pub allow_unsafe: bool,
+    /// Variables for `${VAR}` in meta.conf (the caller decides: process
+    /// environment on a host, `loader.env.*` at boot).
+    pub vars: BTreeMap<String, String>,
+    /// Bound on boot-critical data held in memory until the commit.
+    pub hold_limit: u64,
+}
+
+impl ApplyOptions {
+    pub fn new(task: &str) -> Self {
+        ApplyOptions {
+            task: task.to_string(),
+            public_keys: Vec::new(),
+            allow_unsafe: false,
+            vars: BTreeMap::new(),
+            hold_limit: overlay::DEFAULT_HOLD_LIMIT,
+        }
+    }
+}
+
+/// What an install did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub product: String,
+    pub version: String,
+    pub uuid: String,
+    pub task: String,
+    pub signature: String,
+    /// Resource bytes processed (as stored in the bundle).
+    pub resource_bytes: u64,
+    /// Boot-critical bytes committed at the end.
+    pub committed_bytes: u64,
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Applies a bundle read front to back from `source` onto `target`.
+pub fn apply<R: Read + Send + 'static>(
+    source: R,
+    target: &mut dyn Target,
+    opts: &ApplyOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, ApplyError> {
+    let started = Instant::now();
+    let bundle = open_bundle(source, opts, reporter)?;
+    let mut summary = install::run(bundle, target, opts, reporter)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

@@ -1,0 +1,132 @@
+//! Choosing the task (first whose name starts with the prefix and whose
+//! guards all pass, in meta.conf order) and validating it before any write.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use super::error::ApplyError;
+use super::exec;
+use super::ApplyOptions;
+use crate::bundle::manifest::{Action, Manifest, Requirement, Task};
+use crate::formats::{fat, mbr, uboot_env, Medium, BLOCK_SIZE};
+
+/// fwup's `find_task`.
+pub fn choose_task<'m>(
+    manifest: &'m Manifest,
+    prefix: &str,
+    disk: &mut dyn Medium,
+    allow_unsafe: bool,
+) -> Result<&'m Task, ApplyError> {
+    for task in manifest.tasks.iter().filter(|t| t.name.starts_with(prefix)) {
+        if task.requirements.iter().all(|r| requirement_met(manifest, r, disk, allow_unsafe)) {
+            return Ok(task);
+        }
+    }
+    let available: Vec<&str> = manifest.tasks.iter().map(|t| t.name.as_str()).collect();
+    Err(ApplyError::NoTask { prefix: prefix.to_string(), available: available.join(", ") })
+}
+
+/// A guard that cannot be evaluated (unreadable env, no FAT) is "not met",
+/// exactly as in fwup: guards pick between tasks, they do not fail installs.
+pub fn requirement_met(manifest: &Manifest, req: &Requirement, disk: &mut dyn Medium, allow_unsafe: bool) -> bool {
+    match req {
+        Requirement::PartitionOffset { partition, block_offset } => mbr::read_partitions(disk)
+            .ok()
+            .and_then(|parts| parts.into_iter().nth(*partition as usize))
+            .is_some_and(|p| p.block_offset == *block_offset),
+        Requirement::FatFileExists { block_offset, path } => {
+            fat::Fat::open(disk, block_offset * BLOCK_SIZE).is_ok_and(|mut f| f.exists(path))
+        }
+        Requirement::FatFileMatch { block_offset, path, pattern } => {
+            fat::Fat::open(disk, block_offset * BLOCK_SIZE)
+                .and_then(|mut f| f.read_file(path, 1 << 20))
+                .is_ok_and(|data| contains(&data, pattern.as_bytes()))
+        }
+        Requirement::UbootVariable { env, name, value } => {
+            let Some(section) = manifest.uboot_envs.iter().find(|s| s.title.as_deref() == Some(env.as_str())) else {
+                return false;
+            };
+            let Ok(spec) = uboot_env::UbootEnvSpec::from_section(section) else { return false };
+            uboot_env::read(disk, &spec).is_ok_and(|vars| vars.get(name) == Some(value.as_str()))
+        }
+        Requirement::PathOnDevice { path, device } => path_on_device(path, device),
+        Requirement::PathAtOffset { path, block_offset } => path_at_offset(path, *block_offset),
+        Requirement::Execute { command } => allow_unsafe && exec::run_shell(command).unwrap_or(false),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The filesystem holding `path` lives on block device `device` (or one of
+/// its partitions).
+fn path_on_device(path: &str, device: &str) -> bool {
+    let (Ok(p), Ok(d)) = (std::fs::metadata(path), std::fs::metadata(device)) else { return false };
+    if !d.file_type().is_block_device() {
+        return false;
+    }
+    let fs_dev = p.dev();
+    let disk = d.rdev();
+    fs_dev == disk || whole_disk_of(fs_dev) == Some(disk)
+}
+
+/// The filesystem holding `path` is on a partition starting at `block_offset`.
+fn path_at_offset(path: &str, block_offset: u64) -> bool {
+    let Ok(p) = std::fs::metadata(path) else { return false };
+    let (major, minor) = (nix::sys::stat::major(p.dev()), nix::sys::stat::minor(p.dev()));
+    std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/start"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .is_some_and(|start| start == block_offset)
+}
+
+fn whole_disk_of(dev: u64) -> Option<u64> {
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let text = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/../dev")).ok()?;
+    let (ma, mi) = text.trim().split_once(':')?;
+    Some(nix::sys::stat::makedev(ma.parse().ok()?, mi.parse().ok()?))
+}
+
+/// Everything that can be refused before the first write.
+pub fn validate_task(manifest: &Manifest, task: &Task, opts: &ApplyOptions) -> Result<(), ApplyError> {
+    let all = task
+        .on_init
+        .iter()
+        .chain(task.on_finish.iter())
+        .chain(task.on_error.iter())
+        .chain(task.on_resource.iter().flat_map(|h| h.actions.iter()));
+    let mut fat_bytes = 0u64;
+    for action in all {
+        if action.is_unsafe() && !opts.allow_unsafe {
+            let name = super::actions::describe(action);
+            let what = name.split('(').next().unwrap_or(&name).to_string();
+            return Err(ApplyError::NeedsUnsafe { what });
+        }
+        if let Action::RawWrite { cipher: Some(_), .. } = action {
+            return Err(ApplyError::Unsupported("raw_write with a dm-crypt cipher".into()));
+        }
+    }
+    for handler in &task.on_resource {
+        let readers = handler.actions.iter().filter(|a| a.consumes_data()).count();
+        if readers > 1 {
+            return Err(ApplyError::DataReadTwice { name: handler.resource.clone(), count: readers });
+        }
+        let Some(resource) = manifest.resources.iter().find(|r| r.name == handler.resource) else {
+            return Err(ApplyError::Manifest(format!(
+                "task `{}` has on-resource `{}` but no file-resource declares it",
+                task.name, handler.resource
+            )));
+        };
+        if handler.actions.iter().any(|a| matches!(a, Action::FatWrite { .. })) {
+            fat_bytes += resource.expanded_len();
+        }
+    }
+    // FAT file data is held until the commit: refuse up front what cannot fit.
+    if fat_bytes > opts.hold_limit {
+        return Err(ApplyError::HoldLimit(format!(
+            "task `{}` writes {fat_bytes} bytes into FAT volumes; the limit is {} bytes (--hold-limit)",
+            task.name, opts.hold_limit
+        )));
+    }
+    Ok(())
+}

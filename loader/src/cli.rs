@@ -1,0 +1,179 @@
+//! The host command line: `loader apply|inspect|verify|…`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::apply::{self, ApplyOptions, Reporter};
+use crate::bundle::signature::PublicKey;
+use crate::report::{console, Console, JsonLines};
+use crate::target::file::ImageFile;
+use crate::target::Target;
+
+#[derive(Parser)]
+#[command(name = "loader", version, about = "Install fwup .fw bundles onto disks and image files")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install a bundle onto a disk or image file.
+    Apply {
+        /// Bundle path, or `-` for stdin.
+        bundle: String,
+        /// Block device or image file to install onto (an image file is created if missing).
+        #[arg(long, short = 'd')]
+        device: PathBuf,
+        /// Task name prefix: `complete` wipes, `upgrade` switches slots.
+        #[arg(long, short = 't', default_value = "complete")]
+        task: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Allow the bundle to run host commands and write host paths.
+        #[arg(long = "unsafe")]
+        allow_unsafe: bool,
+        /// Install onto a block device even if some of its partitions are mounted.
+        #[arg(long)]
+        allow_mounted: bool,
+        /// Most boot-critical data held in memory until the commit, in bytes.
+        #[arg(long, default_value_t = apply::overlay::DEFAULT_HOLD_LIMIT)]
+        hold_limit: u64,
+        #[arg(long, value_enum, default_value_t = Progress::Auto)]
+        progress: Progress,
+    },
+    /// Show what a bundle contains.
+    Inspect {
+        bundle: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle completely (signature, every resource) without writing anything.
+    Verify {
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// Public key (fwup `.pub` file or base64); repeatable. With any key, unsigned or
+    /// badly signed bundles are refused.
+    #[arg(long = "public-key", short = 'p', value_name = "FILE_OR_BASE64")]
+    public_keys: Vec<String>,
+}
+
+impl KeyArgs {
+    fn load(&self) -> Result<Vec<PublicKey>, String> {
+        self.public_keys
+            .iter()
+            .map(|k| PublicKey::from_file_or_base64(k).map_err(|e| format!("public key `{k}`: {e}")))
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Progress {
+    Auto,
+    Bar,
+    Plain,
+    Json,
+    None,
+}
+
+fn reporter(progress: Progress) -> Box<dyn Reporter> {
+    match progress {
+        Progress::Auto => Box::new(Console::stderr(console::Style::detect())),
+        Progress::Bar => Box::new(Console::stderr(console::Style::Bar)),
+        Progress::Plain => Box::new(Console::stderr(console::Style::Plain)),
+        Progress::Json => Box::new(JsonLines::new(Box::new(std::io::stdout()))),
+        Progress::None => Box::new(apply::events::Silent),
+    }
+}
+
+fn open_source(bundle: &str) -> Result<Box<dyn Read + Send>, String> {
+    if bundle == "-" {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    std::fs::File::open(bundle)
+        .map(|f| Box::new(f) as Box<dyn Read + Send>)
+        .map_err(|e| format!("opening bundle {bundle}: {e}"))
+}
+
+/// Variables for `${VAR}`: the process environment, like fwup.
+fn process_vars() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("loader: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Apply { bundle, device, task, keys, allow_unsafe, allow_mounted, hold_limit, progress } => {
+            let mut opts = ApplyOptions::new(&task);
+            opts.public_keys = keys.load()?;
+            opts.allow_unsafe = allow_unsafe;
+            opts.vars = process_vars();
+            opts.hold_limit = hold_limit;
+            let mut target = open_target(&device, allow_mounted)?;
+            let source = open_source(&bundle)?;
+            let mut reporter = reporter(progress);
+            let summary = apply::apply(source, target.as_mut(), &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
+            drop(reporter);
+            if matches!(progress, Progress::Json) {
+                let line = serde_json::json!({"event": "finished", "summary": summary});
+                println!("{line}");
+            } else if !matches!(progress, Progress::None) {
+                eprintln!(
+                    "installed {} {} (task {}) onto {} in {:.2} s",
+                    summary.product,
+                    summary.version,
+                    summary.task,
+                    device.display(),
+                    summary.elapsed.as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        Command::Inspect { bundle, json } => crate::inspect::run(open_source(&bundle)?, json),
+        Command::Verify { bundle, keys } => {
+            let mut opts = ApplyOptions::new("");
+            opts.public_keys = keys.load()?;
+            opts.vars = process_vars();
+            let mut reporter = reporter(Progress::Auto);
+            let opened = apply::open_bundle(open_source(&bundle)?, &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
+            let signature = opened.signature.clone();
+            let bytes = apply::verify_all(opened, reporter.as_mut()).map_err(|e| e.to_string())?;
+            drop(reporter);
+            println!("{bundle}: OK ({} of resources verified; signature: {signature})", console::human(bytes));
+            Ok(())
+        }
+    }
+}
+
+fn open_target(device: &std::path::Path, allow_mounted: bool) -> Result<Box<dyn Target>, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_block = std::fs::metadata(device).map(|m| m.file_type().is_block_device()).unwrap_or(false);
+    if is_block {
+        crate::target::blockdev::BlockDevice::open(device, allow_mounted)
+            .map(|d| Box::new(d) as Box<dyn Target>)
+            .map_err(|e| format!("opening {}: {e}", device.display()))
+    } else {
+        ImageFile::open(device)
+            .map(|f| Box::new(f) as Box<dyn Target>)
+            .map_err(|e| format!("opening {}: {e}", device.display()))
+    }
+}
