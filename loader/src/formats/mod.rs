@@ -6,6 +6,13 @@
 
 use std::io;
 
+pub mod error;
+pub mod gpt;
+pub mod mbr;
+pub mod uboot_env;
+
+pub use error::FormatError;
+
 /// Byte-addressed random-access storage: a disk, an image file, the engine's
 /// overlay of held writes, or a `Vec<u8>` in tests.
 ///
@@ -20,7 +27,9 @@ pub trait Medium {
 impl Medium for Vec<u8> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         buf.fill(0);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let end = start.saturating_add(buf.len()).min(self.len());
         buf[..end - start].copy_from_slice(&self[start..end]);
         Ok(())
