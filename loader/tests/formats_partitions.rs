@@ -364,3 +364,37 @@ fn gpt_boot_option_sets_the_legacy_bootable_flag() {
     let spec = gpt::GptSpec::from_section(&s).unwrap();
     assert_eq!(spec.partitions[1].flags, gpt::LEGACY_BIOS_BOOTABLE);
 }
+
+#[test]
+fn logical_partitions_must_be_numbered_without_gaps() {
+    let s = edited("06-actions-zoo", "mbr", "mbr-ext", |s| {
+        s.sections.retain(|p| p.title.as_deref() != Some("4"));
+    });
+    let err = mbr_error(&s, None);
+    assert!(err.contains("partition \"4\" is missing"), "{err}");
+}
+
+#[test]
+fn mbr_expand_before_the_last_partition_overlaps_it() {
+    let s = edited("02-x86_64-ab-mbr", "mbr", "mbr", |s| {
+        set(s, "1", "expand", "true")
+    });
+    let err = mbr_error(&s, Some(ONE_GIB_BLOCKS));
+    assert!(
+        err.contains("partitions \"1\" (blocks 35328..2097152) and \"2\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn mbr_expand_stops_at_the_2tib_limit_of_an_mbr() {
+    let sectors = mbr::encode(&mbr_spec("02-x86_64-ab-mbr", "mbr"), Some(1 << 33)).unwrap();
+    let mut disk = SparseDisk::new();
+    disk.write_all(&sectors);
+    let p4 = mbr::read_partitions(&mut disk)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.number == 4)
+        .unwrap();
+    assert_eq!(p4.block_offset + p4.block_count, u64::from(u32::MAX));
+}
