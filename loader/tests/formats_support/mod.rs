@@ -177,3 +177,28 @@ pub fn first_difference(expected: &[u8], actual: &[u8]) -> String {
         }
     }
 }
+
+pub fn assert_bytes(what: &str, expected: &[u8], actual: &[u8]) {
+    assert!(
+        expected == actual,
+        "{what}: {}",
+        first_difference(expected, actual)
+    );
+}
+
+/// The `kind "title"` section of a corpus bundle's meta.conf, edited.
+pub fn edited(bundle: &str, kind: &str, title: &str, edit: impl FnOnce(&mut Section)) -> Section {
+    let mut s = section(&meta_conf(bundle), kind, title).clone();
+    edit(&mut s);
+    s
+}
+
+pub fn set(s: &mut Section, partition: &str, key: &str, value: &str) {
+    let part = s
+        .sections
+        .iter_mut()
+        .find(|p| p.title.as_deref() == Some(partition))
+        .unwrap();
+    part.options
+        .push((key.to_string(), Value::Scalar(value.to_string())));
+}

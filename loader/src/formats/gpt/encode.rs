@@ -59,7 +59,16 @@ pub fn encode(
         if p.block_count > 0 || p.expand {
             check_extent(&table, p, first, last, last_usable)?;
         }
-        debug_assert!(p.index < MAX_PARTITIONS);
+        if p.index >= MAX_PARTITIONS {
+            return Err(FormatError::layout(
+                &table,
+                format!(
+                    "partition \"{}\": partitions are numbered 0 through {}",
+                    p.index,
+                    MAX_PARTITIONS - 1
+                ),
+            ));
+        }
         let at = p.index * ENTRY_SIZE;
         entries[at..at + ENTRY_SIZE].copy_from_slice(&entry(p, first, last));
     }

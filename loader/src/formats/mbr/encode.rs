@@ -96,12 +96,16 @@ fn place(spec: &MbrSpec, device: Option<u64>) -> Result<Vec<Placed>, FormatError
     let table = spec.label();
     let extended_start = spec.extended().map(|e| e.block_offset);
     let mut placed = Vec::with_capacity(MAX_PARTITIONS);
+    let mut logicals_seen = 0u32;
     for p in &spec.partitions {
         let record = match (p.index >= PRIMARY_SLOTS, extended_start) {
             (false, _) => 0,
             (true, Some(start)) => {
-                let k = (p.index - PRIMARY_SLOTS) as u32;
-                start.checked_add(k).ok_or_else(|| too_far(&table, p))?
+                // The k-th logical partition's EBR is block k of the extended one.
+                logicals_seen += 1;
+                start
+                    .checked_add(logicals_seen - 1)
+                    .ok_or_else(|| too_far(&table, p))?
             }
             (true, None) => {
                 return Err(FormatError::layout(

@@ -22,7 +22,13 @@ fn data_offset(redundant: bool) -> usize {
 pub fn encode(spec: &UbootEnvSpec, env: &UbootEnv, flag: u8) -> Result<Vec<u8>, FormatError> {
     let size = spec.size();
     let start = data_offset(spec.is_redundant());
-    let capacity = size.saturating_sub(start + 2);
+    if size < start + 2 {
+        return Err(FormatError::layout(
+            spec.label(),
+            format!("{size} bytes is too small for an environment"),
+        ));
+    }
+    let capacity = size - start - 2;
 
     for (name, _) in env.iter() {
         if name.is_empty() || name.contains(&b'=') || name.contains(&0) {
