@@ -6,7 +6,7 @@ mod formats_support;
 
 use formats_support::{assert_bytes, edited, meta_conf, region, section, set, SparseDisk, BLOCK};
 use loader::bundle::conf::{Section, Value};
-use loader::formats::mbr;
+use loader::formats::{mbr, Medium};
 
 const ONE_GIB_BLOCKS: u64 = 1 << 21;
 
@@ -103,9 +103,11 @@ fn mbr_reader_follows_the_ebr_chain_with_linux_numbering() {
             (6, 0x83, 28672, 4096),
         ]
     );
-    // require-partition-offset(2, 18432) reads slot 2 of the MBR.
+    // require-partition-offset(2, 18432) reads slot 2 of the MBR; guards
+    // hold the disk as a `dyn Medium`.
+    let dyn_disk: &mut dyn Medium = &mut disk;
     assert_eq!(
-        mbr::read_primary_slots(&mut disk).unwrap()[2].block_offset,
+        mbr::read_primary_slots(dyn_disk).unwrap()[2].block_offset,
         18432
     );
 }

@@ -73,8 +73,8 @@ fn complete_task_writes_fwups_environment() {
 
     let env = uboot_env::read(&mut disk, &env_spec("02-x86_64-ab-mbr", "uboot-env")).unwrap();
     assert_eq!(env.len(), 15);
-    assert_eq!(env.get_str("nerves_fw_active"), Some("a"));
-    assert_eq!(env.get_str("a.nerves_fw_uuid"), Some(V1_UUID));
+    assert_eq!(env.get("nerves_fw_active"), Some("a"));
+    assert_eq!(env.get("a.nerves_fw_uuid"), Some(V1_UUID));
 }
 
 #[test]
@@ -90,9 +90,9 @@ fn upgrade_to_b_rewrites_the_environment_like_fwup() {
     assert_region(&mut disk, "02-up1-v2-to-b", 2048, 16);
 
     let env = uboot_env::read(&mut disk, &env_spec("02-x86_64-ab-mbr-v2", "uboot-env")).unwrap();
-    assert_eq!(env.get_str("nerves_fw_active"), Some("b"));
-    assert_eq!(env.get_str("b.nerves_fw_version"), Some("2.0.0"));
-    assert_eq!(env.get_str("a.nerves_fw_version"), Some("1.0.0"));
+    assert_eq!(env.get("nerves_fw_active"), Some("b"));
+    assert_eq!(env.get("b.nerves_fw_version"), Some("2.0.0"));
+    assert_eq!(env.get("a.nerves_fw_version"), Some("1.0.0"));
 }
 
 #[test]
@@ -133,14 +133,14 @@ fn redundant_read_falls_back_to_the_older_valid_copy() {
     // Break the newer copy (flag 6 at block 272): the older one counts.
     disk.write_at(272 * BLOCK + 10, b"X").unwrap();
     let env = uboot_env::read(&mut disk, &spec).unwrap();
-    assert_eq!(env.get_str("zoo_done"), None);
-    assert_eq!(env.get_str("serial"), Some("Z-42"));
+    assert_eq!(env.get("zoo_done"), None);
+    assert_eq!(env.get("serial"), Some("Z-42"));
 
     // The next write replaces the broken copy, flag 5 + 1.
     uboot_env::setenv(&mut disk, &spec, "k", "v").unwrap();
     assert_eq!(disk.bytes(272 * BLOCK + 4, 1)[0], 6);
     assert_eq!(
-        uboot_env::read(&mut disk, &spec).unwrap().get_str("k"),
+        uboot_env::read(&mut disk, &spec).unwrap().get("k"),
         Some("v")
     );
 }
@@ -155,7 +155,7 @@ fn signed_flag_comparison_matches_fwup() {
     disk.write_at_block(256, &uboot_env::encode(&spec, &old, 0x7f).unwrap());
     disk.write_at_block(272, &uboot_env::encode(&spec, &new, 0x80).unwrap());
     assert_eq!(
-        uboot_env::read(&mut disk, &spec).unwrap().get_str("copy"),
+        uboot_env::read(&mut disk, &spec).unwrap().get("copy"),
         Some("primary")
     );
 
@@ -263,7 +263,7 @@ fn environment_that_does_not_fit_is_refused() {
         uboot_env::read(&mut disk, &spec)
             .unwrap()
             .get("a")
-            .map(<[u8]>::len),
+            .map(str::len),
         Some(400)
     );
 }
@@ -283,4 +283,38 @@ fn spec_errors_name_the_option() {
         err(with_option("06-actions-zoo", "env", "block-count", "0"))
             .contains("must be at least 1")
     );
+}
+
+#[test]
+fn guards_read_through_a_dyn_medium() {
+    // The engine's guards hold the disk as `&mut dyn Medium`.
+    let mut disk = SparseDisk::new();
+    disk.write_at_block(2048, &region("02-complete", 2048, 16));
+    let dyn_disk: &mut dyn Medium = &mut disk;
+    let spec = env_spec("02-x86_64-ab-mbr", "uboot-env");
+    let env = uboot_env::read(dyn_disk, &spec).unwrap();
+    assert_eq!(env.get("nerves_serial_number"), Some("LT-0001"));
+    let ranges = spec.byte_ranges();
+    assert_eq!(
+        (ranges.len(), &ranges[0]),
+        (1, &(2048 * BLOCK..2064 * BLOCK))
+    );
+    assert_eq!(
+        env_spec("06-actions-zoo", "env").byte_ranges(),
+        [256 * BLOCK..272 * BLOCK, 272 * BLOCK..288 * BLOCK]
+    );
+}
+
+#[test]
+fn values_that_are_not_utf8_survive_a_rewrite() {
+    let spec = env_spec("02-x86_64-ab-mbr", "uboot-env");
+    let mut disk = SparseDisk::new();
+    let env: UbootEnv = [(b"raw".as_slice(), b"\xff\x01".as_slice())]
+        .into_iter()
+        .collect();
+    uboot_env::write(&mut disk, &spec, &env).unwrap();
+    uboot_env::setenv(&mut disk, &spec, "other", "1").unwrap();
+    let env = uboot_env::read(&mut disk, &spec).unwrap();
+    assert_eq!(env.get_bytes("raw"), Some(b"\xff\x01".as_slice()));
+    assert_eq!(env.get("raw"), None, "not text");
 }

@@ -44,7 +44,10 @@ pub struct GptTable {
 
 /// Reads the primary GPT; if it is missing or damaged and `device_blocks`
 /// is known, the backup header in the last block.
-pub fn read(m: &mut impl Medium, device_blocks: Option<u64>) -> Result<GptTable, FormatError> {
+pub fn read(
+    m: &mut (impl Medium + ?Sized),
+    device_blocks: Option<u64>,
+) -> Result<GptTable, FormatError> {
     match read_at(m, 1) {
         Ok(table) => Ok(table),
         Err(primary_error) => match device_blocks.filter(|&d| d > 1) {
@@ -54,7 +57,7 @@ pub fn read(m: &mut impl Medium, device_blocks: Option<u64>) -> Result<GptTable,
     }
 }
 
-fn read_at(m: &mut impl Medium, header_lba: u64) -> Result<GptTable, FormatError> {
+fn read_at(m: &mut (impl Medium + ?Sized), header_lba: u64) -> Result<GptTable, FormatError> {
     let what = format!("GPT header at block {header_lba}");
     let bad = |problem: String| FormatError::BadTable {
         what: what.clone(),

@@ -47,7 +47,9 @@ fn is_chain_type(kind: u8) -> bool {
 /// fwup's `require-partition-offset(N, …)` compares (slot N = `number` N+1).
 ///
 /// Fails when block 0 has no 55 AA boot signature (fwup: requirement not met).
-pub fn read_primary_slots(m: &mut impl Medium) -> Result<[PartitionEntry; 4], FormatError> {
+pub fn read_primary_slots(
+    m: &mut (impl Medium + ?Sized),
+) -> Result<[PartitionEntry; 4], FormatError> {
     let mbr = read_table_block(m, 0, "MBR at block 0")?;
     Ok(std::array::from_fn(|slot| {
         let at = 446 + 16 * slot;
@@ -60,7 +62,7 @@ pub fn read_primary_slots(m: &mut impl Medium) -> Result<[PartitionEntry; 4], Fo
 /// partitions of the first extended partition's EBR chain as 5, 6, ….
 ///
 /// A broken EBR chain ends the list where it breaks, as in Linux.
-pub fn read_partitions(m: &mut impl Medium) -> Result<Vec<PartitionEntry>, FormatError> {
+pub fn read_partitions(m: &mut (impl Medium + ?Sized)) -> Result<Vec<PartitionEntry>, FormatError> {
     let slots = read_primary_slots(m)?;
     let mut partitions: Vec<PartitionEntry> = slots
         .iter()
@@ -74,7 +76,7 @@ pub fn read_partitions(m: &mut impl Medium) -> Result<Vec<PartitionEntry>, Forma
 }
 
 fn read_logicals(
-    m: &mut impl Medium,
+    m: &mut (impl Medium + ?Sized),
     extended_start: u64,
     out: &mut Vec<PartitionEntry>,
 ) -> Result<(), FormatError> {
@@ -116,7 +118,11 @@ fn read_logicals(
     Ok(())
 }
 
-fn read_table_block(m: &mut impl Medium, block: u64, what: &str) -> Result<[u8; 512], FormatError> {
+fn read_table_block(
+    m: &mut (impl Medium + ?Sized),
+    block: u64,
+    what: &str,
+) -> Result<[u8; 512], FormatError> {
     let mut sector = [0u8; BLOCK_SIZE as usize];
     m.read_at(block * BLOCK_SIZE, &mut sector)
         .map_err(FormatError::io(format!("reading the {what}")))?;

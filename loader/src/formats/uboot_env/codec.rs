@@ -221,7 +221,7 @@ mod tests {
         buf[4..13].copy_from_slice(b"a=1\0a=2\0\0");
         let crc = crc32fast::hash(&buf[4..]);
         buf[..4].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode(&s, 0, &buf).unwrap().get_str("a"), Some("2"));
+        assert_eq!(decode(&s, 0, &buf).unwrap().get("a"), Some("2"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod codec;
 mod store;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 pub use codec::{decode, encode};
 pub use store::{clear, read, recover, setenv, unsetenv, write};
@@ -83,6 +84,16 @@ impl UbootEnvSpec {
     pub fn is_redundant(&self) -> bool {
         self.redundant_block_offset.is_some()
     }
+
+    /// The bytes of each copy on the disk: what the engine holds back until
+    /// everything else is verified.
+    pub fn byte_ranges(&self) -> Vec<Range<u64>> {
+        let len = self.size() as u64;
+        std::iter::once(self.block_offset)
+            .chain(self.redundant_block_offset)
+            .map(|block| block * BLOCK_SIZE..block * BLOCK_SIZE + len)
+            .collect()
+    }
 }
 
 /// The variables of an environment, sorted by name (byte order, like C's
@@ -100,18 +111,21 @@ impl UbootEnv {
         UbootEnv::default()
     }
 
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
+    /// The value as text; `None` if unset or not UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The value as stored.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         self.vars.get(name.as_bytes()).map(Vec::as_slice)
     }
 
-    /// The value as text, if it is UTF-8.
-    pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
-    }
-
     /// Sets or replaces a variable (fwup's `uboot_setenv`).
-    pub fn set(&mut self, name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.vars.insert(name.into(), value.into());
+    pub fn set(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.vars
+            .insert(name.as_ref().to_vec(), value.as_ref().to_vec());
     }
 
     /// Removes a variable; false if it was not set (not an error in fwup).

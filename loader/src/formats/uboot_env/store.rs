@@ -40,14 +40,18 @@ struct Found {
 /// The current environment: the valid copy, or for a redundant pair the
 /// newest valid copy. [`FormatError::InvalidEnv`] when there is none (blank
 /// or corrupt: guards treat that as "variable not set").
-pub fn read(m: &mut impl Medium, spec: &UbootEnvSpec) -> Result<UbootEnv, FormatError> {
+pub fn read(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<UbootEnv, FormatError> {
     inspect(m, spec)?.env
 }
 
 /// Writes `env` where fwup writes after reading: the single copy, or the
 /// older copy of a redundant pair with its flag one above the newer. If no
 /// copy is valid, both copies are written with flag 1, like `uboot_recover`.
-pub fn write(m: &mut impl Medium, spec: &UbootEnvSpec, env: &UbootEnv) -> Result<(), FormatError> {
+pub fn write(
+    m: &mut (impl Medium + ?Sized),
+    spec: &UbootEnvSpec,
+    env: &UbootEnv,
+) -> Result<(), FormatError> {
     let found = inspect(m, spec)?;
     let target = if found.env.is_ok() {
         found.target
@@ -58,14 +62,14 @@ pub fn write(m: &mut impl Medium, spec: &UbootEnvSpec, env: &UbootEnv) -> Result
 }
 
 /// fwup's `uboot_clearenv`: an empty environment in every copy (flag 1).
-pub fn clear(m: &mut impl Medium, spec: &UbootEnvSpec) -> Result<(), FormatError> {
+pub fn clear(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<(), FormatError> {
     store(m, spec, &UbootEnv::new(), Target::FRESH)
 }
 
 /// fwup's `uboot_setenv`: read (failing if there is no valid copy), set,
 /// write.
 pub fn setenv(
-    m: &mut impl Medium,
+    m: &mut (impl Medium + ?Sized),
     spec: &UbootEnvSpec,
     name: &str,
     value: &str,
@@ -78,7 +82,11 @@ pub fn setenv(
 
 /// fwup's `uboot_unsetenv`: like [`setenv`]; unsetting a variable that is
 /// not there still rewrites the environment.
-pub fn unsetenv(m: &mut impl Medium, spec: &UbootEnvSpec, name: &str) -> Result<(), FormatError> {
+pub fn unsetenv(
+    m: &mut (impl Medium + ?Sized),
+    spec: &UbootEnvSpec,
+    name: &str,
+) -> Result<(), FormatError> {
     let found = inspect(m, spec)?;
     let mut env = found.env?;
     env.unset(name);
@@ -87,7 +95,7 @@ pub fn unsetenv(m: &mut impl Medium, spec: &UbootEnvSpec, name: &str) -> Result<
 
 /// fwup's `uboot_recover`: if no copy is valid, write an empty environment
 /// to every copy. Returns whether it wrote.
-pub fn recover(m: &mut impl Medium, spec: &UbootEnvSpec) -> Result<bool, FormatError> {
+pub fn recover(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<bool, FormatError> {
     match inspect(m, spec)?.env {
         Ok(_) => Ok(false),
         Err(e) if e.is_invalid_env() => clear(m, spec).map(|()| true),
@@ -98,7 +106,7 @@ pub fn recover(m: &mut impl Medium, spec: &UbootEnvSpec) -> Result<bool, FormatE
 /// Reads the copies and decides, as fwup does, which one counts and which
 /// to overwrite next. Only I/O errors fail here; an invalid environment is
 /// reported in `Found::env`.
-fn inspect(m: &mut impl Medium, spec: &UbootEnvSpec) -> Result<Found, FormatError> {
+fn inspect(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<Found, FormatError> {
     let primary_block = spec.block_offset;
     let primary = read_copy(m, spec, primary_block)?;
     let Some(secondary_block) = spec.redundant_block_offset else {
@@ -155,7 +163,7 @@ fn inspect(m: &mut impl Medium, spec: &UbootEnvSpec) -> Result<Found, FormatErro
 }
 
 fn store(
-    m: &mut impl Medium,
+    m: &mut (impl Medium + ?Sized),
     spec: &UbootEnvSpec,
     env: &UbootEnv,
     target: Target,
@@ -178,7 +186,11 @@ fn store(
     Ok(())
 }
 
-fn read_copy(m: &mut impl Medium, spec: &UbootEnvSpec, block: u64) -> Result<Vec<u8>, FormatError> {
+fn read_copy(
+    m: &mut (impl Medium + ?Sized),
+    spec: &UbootEnvSpec,
+    block: u64,
+) -> Result<Vec<u8>, FormatError> {
     let mut buf = vec![0u8; spec.size()];
     m.read_at(block * BLOCK_SIZE, &mut buf)
         .map_err(FormatError::io(format!(
