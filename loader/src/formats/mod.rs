@@ -6,6 +6,13 @@
 
 use std::io;
 
+pub mod error;
+pub mod gpt;
+pub mod mbr;
+pub mod uboot_env;
+
+pub use error::FormatError;
+
 /// Byte-addressed random-access storage: a disk, an image file, the engine's
 /// overlay of held writes, or a `Vec<u8>` in tests.
 ///
