@@ -126,15 +126,11 @@ impl<'a> Runner<'a> {
             }
             Action::UbootSetenv { env, name, value } => {
                 let spec = self.env_spec(env)?;
-                let mut vars = uboot_env::read(&mut self.overlay, &spec).map_err(boxed)?;
-                vars.set(name, value);
-                uboot_env::write(&mut self.overlay, &spec, &vars).map_err(boxed)?;
+                uboot_env::setenv(&mut self.overlay, &spec, name, value).map_err(boxed)?;
             }
             Action::UbootUnsetenv { env, name } => {
                 let spec = self.env_spec(env)?;
-                let mut vars = uboot_env::read(&mut self.overlay, &spec).map_err(boxed)?;
-                vars.unset(name);
-                uboot_env::write(&mut self.overlay, &spec, &vars).map_err(boxed)?;
+                uboot_env::unsetenv(&mut self.overlay, &spec, name).map_err(boxed)?;
             }
             Action::UbootRecover { env } => {
                 let spec = self.env_spec(env)?;

@@ -29,9 +29,10 @@ pub fn choose_task<'m>(
 /// exactly as in fwup: guards pick between tasks, they do not fail installs.
 pub fn requirement_met(manifest: &Manifest, req: &Requirement, disk: &mut dyn Medium, allow_unsafe: bool) -> bool {
     match req {
-        Requirement::PartitionOffset { partition, block_offset } => mbr::read_partitions(disk)
+        // fwup compares raw MBR slot N (0-3), used or not.
+        Requirement::PartitionOffset { partition, block_offset } => mbr::read_primary_slots(disk)
             .ok()
-            .and_then(|parts| parts.into_iter().nth(*partition as usize))
+            .and_then(|slots| slots.into_iter().nth(*partition as usize))
             .is_some_and(|p| p.block_offset == *block_offset),
         Requirement::FatFileExists { block_offset, path } => {
             fat::Fat::open(disk, block_offset * BLOCK_SIZE).is_ok_and(|mut f| f.exists(path))
