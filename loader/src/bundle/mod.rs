@@ -3,3 +3,5 @@
 
 pub mod conf;
 pub mod manifest;
+pub mod signature;
+pub mod zip;
