@@ -351,11 +351,11 @@ mod tests {
             Some(SignatureStatus::SignedNotChecked)
         );
         assert!(matches!(
-            verify(b"meta", None, &[pub_a.clone()]),
+            verify(b"meta", None, std::slice::from_ref(&pub_a)),
             Err(SignatureError::MissingSignature { keys: 1 })
         ));
         assert!(matches!(
-            verify(b"meta", Some(&sig[..63]), &[pub_a.clone()]),
+            verify(b"meta", Some(&sig[..63]), std::slice::from_ref(&pub_a)),
             Err(SignatureError::Malformed { len: 63 })
         ));
         assert_eq!(

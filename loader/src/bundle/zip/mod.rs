@@ -35,6 +35,8 @@
 mod body;
 mod error;
 mod header;
+#[cfg(test)]
+mod header_tests;
 mod source;
 
 use std::io::{self, Read};
