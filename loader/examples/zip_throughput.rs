@@ -7,7 +7,14 @@ use std::time::Instant;
 
 use loader::bundle::zip::ZipWalker;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: zip_throughput BUNDLE.fw|-")?;

@@ -380,3 +380,17 @@ fn source_errors_are_reported_with_their_offset() {
         "reading the bundle at byte 9000: connection reset by peer"
     );
 }
+
+#[test]
+fn walker_can_move_to_a_reader_thread() {
+    // The install pipeline walks the bundle on its own thread.
+    fn assert_send<T: Send>(_: &T) {}
+    let walker = ZipWalker::new(std::io::empty());
+    assert_send(&walker);
+    let handle = std::thread::spawn(move || {
+        let mut walker = walker;
+        walker.next_entry().err().map(|e| e.to_string())
+    });
+    let result = handle.join().unwrap_or_else(|_| panic!("reader thread panicked"));
+    assert_eq!(result.as_deref(), Some("the bundle is empty (0 bytes)"));
+}
