@@ -1,7 +1,7 @@
 //! One install from start to commit. See the module docs of `apply` for the
 //! order of steps and the rule each keeps.
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 
 use super::actions::Runner;
 use super::error::ApplyError;
@@ -24,7 +24,7 @@ pub struct OpenedBundle<R: Read> {
     pub manifest: Manifest,
     pub uuid: String,
     pub signature: String,
-    walker: ZipWalker<BufReader<R>>,
+    walker: ZipWalker<R>,
 }
 
 /// Reads meta.conf and its signature, enforces the keys, parses meta.conf
@@ -35,7 +35,7 @@ pub fn open_bundle<R: Read>(
     reporter: &mut dyn Reporter,
 ) -> Result<OpenedBundle<R>, ApplyError> {
     reporter.event(&Event::Stage { stage: Stage::Open });
-    let mut walker = ZipWalker::new(BufReader::with_capacity(SOURCE_BUFFER, source));
+    let mut walker = ZipWalker::with_buffer(source, SOURCE_BUFFER);
     let head = read_head(&mut walker).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
 
     reporter.event(&Event::Stage { stage: Stage::Verify });
@@ -124,7 +124,7 @@ fn stream_install<R: Read + Send + 'static>(
     runner: &mut Runner<'_>,
     manifest: &Manifest,
     task: &Task,
-    walker: ZipWalker<BufReader<R>>,
+    walker: ZipWalker<R>,
 ) -> Result<(), ApplyError> {
     runner.stage(Stage::Init);
     runner.run_actions(Stage::Init, &task.on_init)?;

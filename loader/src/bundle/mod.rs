@@ -4,3 +4,5 @@
 pub mod conf;
 pub mod manifest;
 pub mod open;
+pub mod signature;
+pub mod zip;

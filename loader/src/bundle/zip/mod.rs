@@ -1,0 +1,284 @@
+//! A ZIP reader that walks a bundle strictly front to back.
+//!
+//! A `.fw` may arrive on stdin or as an HTTPS body that is never stored, so
+//! this reader never seeks and never looks at the central directory: it
+//! reads each local header, the entry's data, and (fwup always writes one)
+//! the data descriptor after it, then stops at the central directory.
+//!
+//! ```no_run
+//! # use std::io::Read;
+//! # fn demo(file: std::fs::File) -> Result<(), Box<dyn std::error::Error>> {
+//! use loader::bundle::zip::ZipWalker;
+//! let mut walker = ZipWalker::new(file);
+//! while let Some(mut entry) = walker.next_entry()? {
+//!     let name = entry.name().to_string();
+//!     let mut data = Vec::new();
+//!     // An `Err` here names the entry: bad CRC, truncation, corrupt data.
+//!     entry.read_to_end(&mut data)?;
+//!     println!("{name}: {} bytes", data.len());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What is checked: every entry's CRC-32 and both sizes against the data
+//! descriptor or the local header (and against sizes the header gives even
+//! when a descriptor follows). An entry dropped unread is still read and
+//! checked by the next `next_entry`, so a walk that returns `Ok(None)` has
+//! verified every entry. After any error the walker refuses to go on.
+//!
+//! What is refused: encryption, methods other than stored and deflate,
+//! stored entries with a descriptor and no size (nothing marks where such
+//! data ends; fwup never writes them: its stored `meta.conf.ed25519` has
+//! its size in the local header), and anything that is not a ZIP record
+//! where one must start.
+
+mod body;
+mod error;
+mod header;
+#[cfg(test)]
+mod header_tests;
+mod source;
+
+use std::io::{self, Read};
+
+use flate2::Decompress;
+
+pub use error::{After, Magic, Place, SizeKind, ZipError};
+pub use header::Method;
+pub use source::DEFAULT_BUFFER;
+
+use body::Body;
+use header::LocalHeader;
+use source::Source;
+
+/// Skipping an unread entry reads it in pieces of this size.
+const SKIP_CHUNK: usize = 64 * 1024;
+
+enum Phase {
+    /// Positioned at a header (or the start).
+    BetweenEntries,
+    /// Inside the data of `body`.
+    InEntry(Box<Body>),
+    /// The central directory or end record was reached.
+    Finished,
+    /// An error happened; the stream position is meaningless now.
+    Failed,
+}
+
+/// Walks the entries of a ZIP stream in order. See the module docs.
+pub struct ZipWalker<R> {
+    src: Source<R>,
+    inflater: Decompress,
+    phase: Phase,
+    /// Name of the last entry started, for messages about what follows it.
+    last_entry: Option<String>,
+    scratch: Vec<u8>,
+}
+
+impl<R: Read> ZipWalker<R> {
+    /// A walker over `reader` with a [`DEFAULT_BUFFER`] read-ahead.
+    pub fn new(reader: R) -> Self {
+        Self::with_buffer(reader, DEFAULT_BUFFER)
+    }
+
+    /// A walker with a read-ahead of `capacity` bytes (at least 4 KiB).
+    pub fn with_buffer(reader: R, capacity: usize) -> Self {
+        ZipWalker {
+            src: Source::new(reader, capacity),
+            inflater: Decompress::new(false),
+            phase: Phase::BetweenEntries,
+            last_entry: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Bytes of the source consumed so far: after `next_entry` returned,
+    /// the offset where the entry's data starts; at the end of an entry's
+    /// data, where the next header starts.
+    pub fn bytes_consumed(&self) -> u64 {
+        self.src.position()
+    }
+
+    /// Gives back the source (with whatever was read ahead lost).
+    pub fn into_inner(self) -> R {
+        self.src.into_inner()
+    }
+
+    /// Moves to the next entry, first reading and checking whatever is left
+    /// of the current one. `Ok(None)` at the central directory: every
+    /// entry has then been verified.
+    pub fn next_entry(&mut self) -> Result<Option<Entry<'_, R>>, ZipError> {
+        match std::mem::replace(&mut self.phase, Phase::Failed) {
+            Phase::Failed => return Err(ZipError::AfterFailure),
+            Phase::Finished => {
+                self.phase = Phase::Finished;
+                return Ok(None);
+            }
+            Phase::InEntry(mut body) => {
+                // `phase` stays `Failed` if the rest of the entry is bad.
+                self.drain(&mut body)?;
+            }
+            Phase::BetweenEntries => {}
+        }
+        match self.read_header()? {
+            Some(header) => {
+                self.inflater.reset(false);
+                self.last_entry = Some(header.name.clone());
+                self.phase = Phase::InEntry(Box::new(Body::new(header)));
+                Ok(Some(Entry { walker: self }))
+            }
+            None => {
+                self.phase = Phase::Finished;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads and checks the rest of an entry nobody read.
+    fn drain(&mut self, body: &mut Body) -> Result<(), ZipError> {
+        if self.scratch.len() < SKIP_CHUNK {
+            self.scratch.resize(SKIP_CHUNK, 0);
+        }
+        while !body.is_verified() {
+            body.read(&mut self.src, &mut self.inflater, &mut self.scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the next record's signature and, for a local header, the
+    /// header. `None` at the central directory or end record.
+    fn read_header(&mut self) -> Result<Option<LocalHeader>, ZipError> {
+        let offset = self.src.position();
+        let after = After(self.last_entry.clone());
+        let truncated_place = match &self.last_entry {
+            Some(entry) => Place::AfterEntry {
+                entry: entry.clone(),
+            },
+            None => Place::LocalHeader {
+                header_offset: offset,
+            },
+        };
+        let mut magic = [0u8; 4];
+        let got = self.src.read_up_to(&mut magic)?;
+        if got == 0 && offset == 0 {
+            return Err(ZipError::Empty);
+        }
+        if got < 4 {
+            return Err(ZipError::Truncated {
+                offset: self.src.position(),
+                place: truncated_place,
+            });
+        }
+        match header::signature_of(magic) {
+            header::LOCAL_HEADER => {}
+            header::CENTRAL_HEADER
+            | header::END_OF_CENTRAL_DIRECTORY
+            | header::ZIP64_END_OF_CENTRAL_DIRECTORY => return Ok(None),
+            _ if offset == 0 => {
+                return Err(ZipError::NotZip {
+                    found: Magic(magic),
+                })
+            }
+            _ => {
+                return Err(ZipError::BadSignature {
+                    offset,
+                    found: Magic(magic),
+                    after,
+                })
+            }
+        }
+
+        let in_header = |src: &Source<R>| ZipError::Truncated {
+            offset: src.position(),
+            place: Place::LocalHeader {
+                header_offset: offset,
+            },
+        };
+        let mut fixed = [0u8; header::FIXED_LEN];
+        if self.src.read_up_to(&mut fixed)? < fixed.len() {
+            return Err(in_header(&self.src));
+        }
+        let (name_len, extra_len) = header::name_and_extra_len(&fixed);
+        let mut variable = vec![0u8; name_len + extra_len];
+        if self.src.read_up_to(&mut variable)? < variable.len() {
+            return Err(in_header(&self.src));
+        }
+        let (name, extra) = variable.split_at(name_len);
+        header::parse_local_header(offset, &after, &fixed, name, extra).map(Some)
+    }
+
+    fn read_current(&mut self, buf: &mut [u8]) -> Result<usize, ZipError> {
+        let body = match &mut self.phase {
+            Phase::InEntry(body) => body,
+            Phase::Failed => return Err(ZipError::AfterFailure),
+            Phase::BetweenEntries | Phase::Finished => return Ok(0),
+        };
+        match body.read(&mut self.src, &mut self.inflater, buf) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.phase = Phase::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    fn current(&self) -> Option<&LocalHeader> {
+        match &self.phase {
+            Phase::InEntry(body) => Some(&body.header),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the walk; `Read` yields its uncompressed data.
+///
+/// The read that reaches the end of the data checks CRC-32 and sizes and
+/// returns `Ok(0)` only when they match; otherwise an `io::Error` whose
+/// inner error is a [`ZipError`] naming the entry.
+pub struct Entry<'a, R: Read> {
+    walker: &'a mut ZipWalker<R>,
+}
+
+impl<R: Read> Entry<'_, R> {
+    /// The entry's path in the archive, e.g. `data/rootfs.img`.
+    pub fn name(&self) -> &str {
+        self.walker.current().map_or("", |h| h.name.as_str())
+    }
+
+    pub fn method(&self) -> Option<Method> {
+        self.walker.current().map(|h| h.method)
+    }
+
+    /// The uncompressed size the local header declares, if it declares one
+    /// (fwup's headers do). Checked when the data ends.
+    pub fn uncompressed_size(&self) -> Option<u64> {
+        self.walker
+            .current()
+            .and_then(|h| declared(h, h.uncompressed_size))
+    }
+
+    /// The compressed size the local header declares, if any (fwup's
+    /// deflated entries have none: the deflate stream marks the end).
+    pub fn compressed_size(&self) -> Option<u64> {
+        self.walker
+            .current()
+            .and_then(|h| declared(h, h.compressed_size))
+    }
+
+    /// Offset of this entry's local header in the bundle.
+    pub fn header_offset(&self) -> u64 {
+        self.walker.current().map_or(0, |h| h.offset)
+    }
+}
+
+/// A header size is a declaration unless a descriptor follows and the
+/// field is 0 (the "see the descriptor" value).
+fn declared(header: &LocalHeader, size: u64) -> Option<u64> {
+    (!header.has_descriptor || size != 0).then_some(size)
+}
+
+impl<R: Read> Read for Entry<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.walker.read_current(buf).map_err(ZipError::into_io)
+    }
+}
