@@ -3,3 +3,4 @@
 
 pub mod conf;
 pub mod manifest;
+pub mod parse;
