@@ -2,5 +2,9 @@
 //! signature.
 
 pub mod conf;
+pub mod fwup_version;
 pub mod manifest;
+pub mod manifest_build;
+mod manifest_calls;
+pub mod meta_uuid;
 pub mod parse;

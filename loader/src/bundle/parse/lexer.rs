@@ -86,10 +86,6 @@ impl<'a> Lexer<'a> {
         Lexer { src: &bytes[..end], pos: 0, line: 1, env, next_close: None }
     }
 
-    pub fn line(&self) -> usize {
-        self.line
-    }
-
     fn peek_at(&self, offset: usize) -> Option<u8> {
         self.src.get(self.pos + offset).copied()
     }
