@@ -14,7 +14,10 @@ pub const FWUP_COMPAT_VERSION: &str = "1.16.0";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FwupVersionError {
     #[error("this bundle requires fwup {required} or newer; the loader is compatible with fwup {supported}")]
-    TooNew { required: String, supported: &'static str },
+    TooNew {
+        required: String,
+        supported: &'static str,
+    },
     #[error("require-fwup-version `{0}` is not a version number like 1.2.3")]
     Invalid(String),
 }
@@ -36,7 +39,10 @@ impl FwupVersion {
             Some((core, pre)) => (core, pre.split('.').map(str::to_string).collect::<Vec<_>>()),
             None => (without_build, Vec::new()),
         };
-        if pre.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+        if pre
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
             return None;
         }
         let mut numbers = [0u64; 3];
@@ -54,7 +60,12 @@ impl FwupVersion {
             return None;
         }
         let [major, minor, patch] = numbers;
-        Some(FwupVersion { major, minor, patch, pre })
+        Some(FwupVersion {
+            major,
+            minor,
+            patch,
+            pre,
+        })
     }
 }
 
@@ -66,14 +77,14 @@ impl PartialOrd for FwupVersion {
 
 impl Ord for FwupVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch)).then_with(|| {
-            match (self.pre.is_empty(), other.pre.is_empty()) {
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
                 (true, true) => Ordering::Equal,
                 (true, false) => Ordering::Greater,
                 (false, true) => Ordering::Less,
                 (false, false) => compare_pre(&self.pre, &other.pre),
-            }
-        })
+            })
     }
 }
 
@@ -97,12 +108,17 @@ fn compare_pre(a: &[String], b: &[String]) -> Ordering {
 /// Accepts a bundle whose `require-fwup-version` is at most
 /// [`FWUP_COMPAT_VERSION`].
 pub fn check_fwup_version(required: &str) -> Result<(), FwupVersionError> {
-    let wanted = FwupVersion::parse(required).ok_or_else(|| FwupVersionError::Invalid(required.to_string()))?;
-    let ours = FwupVersion::parse(FWUP_COMPAT_VERSION).ok_or(FwupVersionError::Invalid(FWUP_COMPAT_VERSION.into()))?;
+    let wanted = FwupVersion::parse(required)
+        .ok_or_else(|| FwupVersionError::Invalid(required.to_string()))?;
+    let ours = FwupVersion::parse(FWUP_COMPAT_VERSION)
+        .ok_or(FwupVersionError::Invalid(FWUP_COMPAT_VERSION.into()))?;
     if wanted <= ours {
         Ok(())
     } else {
-        Err(FwupVersionError::TooNew { required: required.to_string(), supported: FWUP_COMPAT_VERSION })
+        Err(FwupVersionError::TooNew {
+            required: required.to_string(),
+            supported: FWUP_COMPAT_VERSION,
+        })
     }
 }
 
@@ -112,7 +128,17 @@ mod tests {
 
     #[test]
     fn older_and_equal_requirements_pass() {
-        for v in ["0", "0.15.0", "1.4.0", "1.12.0", "1.16", "1.16.0", "1.16.0+build7", "1.16.0-rc1", "1"] {
+        for v in [
+            "0",
+            "0.15.0",
+            "1.4.0",
+            "1.12.0",
+            "1.16",
+            "1.16.0",
+            "1.16.0+build7",
+            "1.16.0-rc1",
+            "1",
+        ] {
             assert_eq!(check_fwup_version(v), Ok(()), "{v}");
         }
     }
@@ -128,8 +154,22 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for v in ["", "x", "1.x", "1..2", "1.2.3.4", "-1", "1.2.3-", "1.2.3-a..b", " 1.2"] {
-            assert_eq!(check_fwup_version(v), Err(FwupVersionError::Invalid(v.into())), "{v:?}");
+        for v in [
+            "",
+            "x",
+            "1.x",
+            "1..2",
+            "1.2.3.4",
+            "-1",
+            "1.2.3-",
+            "1.2.3-a..b",
+            " 1.2",
+        ] {
+            assert_eq!(
+                check_fwup_version(v),
+                Err(FwupVersionError::Invalid(v.into())),
+                "{v:?}"
+            );
         }
     }
 

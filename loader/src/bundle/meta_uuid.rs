@@ -98,12 +98,18 @@ impl MetaIds {
     /// archive.
     pub fn from_meta_conf(meta_conf: &[u8]) -> MetaIds {
         let bytes = uuid_bytes(meta_conf);
-        MetaIds { uuid: format_uuid(&bytes), nickname: nickname(bytes[0], bytes[1]) }
+        MetaIds {
+            uuid: format_uuid(&bytes),
+            nickname: nickname(bytes[0], bytes[1]),
+        }
     }
 
     /// An environment for `parse_conf`: the computed variables override
     /// `base` (fwup overwrites `FWUP_META_UUID` whatever the caller set).
-    pub fn env<'a>(&'a self, base: &'a dyn Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> + 'a {
+    pub fn env<'a>(
+        &'a self,
+        base: &'a dyn Fn(&str) -> Option<String>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| match name {
             FWUP_META_UUID => Some(self.uuid.clone()),
             FWUP_META_NICKNAME => Some(self.nickname.clone()),
@@ -133,7 +139,10 @@ pub fn check_declared_uuid(root: &Section, ids: &MetaIds) -> Result<(), MetaUuid
             super::conf::Value::List(items) => format!("{{{}}}", items.join(",")),
         };
         if declared != ids.uuid {
-            return Err(MetaUuidOverride { declared, computed: ids.uuid.clone() });
+            return Err(MetaUuidOverride {
+                declared,
+                computed: ids.uuid.clone(),
+            });
         }
     }
     Ok(())
@@ -142,8 +151,12 @@ pub fn check_declared_uuid(root: &Section, ids: &MetaIds) -> Result<(), MetaUuid
 /// The nickname of a printed UUID (from its first two bytes), or `None`
 /// when it does not start with four hex digits.
 pub fn nickname_for_uuid(uuid: &str) -> Option<String> {
-    let first = uuid.get(0..2).and_then(|h| u8::from_str_radix(h, 16).ok())?;
-    let second = uuid.get(2..4).and_then(|h| u8::from_str_radix(h, 16).ok())?;
+    let first = uuid
+        .get(0..2)
+        .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+    let second = uuid
+        .get(2..4)
+        .and_then(|h| u8::from_str_radix(h, 16).ok())?;
     Some(nickname(first, second))
 }
 
@@ -163,7 +176,14 @@ fn uuid_bytes(meta_conf: &[u8]) -> [u8; 16] {
 
 fn format_uuid(b: &[u8; 16]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn nickname(first: u8, second: u8) -> String {
@@ -196,7 +216,10 @@ mod tests {
         assert_eq!(sorted.len(), 256);
         assert_eq!(WORD_ROWS.len(), 51 * 25 + 3);
         // Spot checks published with fwup's list (NervesMOTD copies it).
-        assert_eq!((word(0), word(108), word(194), word(255)), ("act", "garlic", "raccoon", "zoo"));
+        assert_eq!(
+            (word(0), word(108), word(194), word(255)),
+            ("act", "garlic", "raccoon", "zoo")
+        );
     }
 
     #[test]
@@ -226,7 +249,9 @@ mod tests {
     #[test]
     fn env_overrides_the_callers_value() {
         let ids = MetaIds::from_meta_conf(b"x=1\n");
-        let base = |name: &str| (name == FWUP_META_UUID || name == "OTHER").then(|| "from-caller".to_string());
+        let base = |name: &str| {
+            (name == FWUP_META_UUID || name == "OTHER").then(|| "from-caller".to_string())
+        };
         let env = ids.env(&base);
         assert_eq!(env(FWUP_META_UUID), Some(ids.uuid.clone()));
         assert_eq!(env(FWUP_META_NICKNAME), Some(ids.nickname.clone()));
@@ -239,9 +264,15 @@ mod tests {
         let ids = MetaIds::from_meta_conf(b"x=1\n");
         let mut root = Section::default();
         assert_eq!(check_declared_uuid(&root, &ids), Ok(()));
-        root.options.push(("meta-uuid".into(), super::super::conf::Value::Scalar(ids.uuid.clone())));
+        root.options.push((
+            "meta-uuid".into(),
+            super::super::conf::Value::Scalar(ids.uuid.clone()),
+        ));
         assert_eq!(check_declared_uuid(&root, &ids), Ok(()));
-        root.options.push(("meta-uuid".into(), super::super::conf::Value::Scalar("0000".into())));
+        root.options.push((
+            "meta-uuid".into(),
+            super::super::conf::Value::Scalar("0000".into()),
+        ));
         let err = check_declared_uuid(&root, &ids).expect_err("overridden uuid");
         assert_eq!(err.declared, "0000");
     }

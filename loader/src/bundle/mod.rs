@@ -4,7 +4,9 @@
 pub mod conf;
 pub mod fwup_version;
 pub mod manifest;
+mod manifest_actions;
 pub mod manifest_build;
 mod manifest_calls;
+mod manifest_task;
 pub mod meta_uuid;
 pub mod parse;

@@ -62,7 +62,10 @@ pub enum ParseErrorKind {
     #[error("a string's escapes decode to bytes that are not UTF-8")]
     NotUtf8,
     #[error("found {found} where {expected} was expected")]
-    Unexpected { found: String, expected: &'static str },
+    Unexpected {
+        found: String,
+        expected: &'static str,
+    },
     #[error("`}}` without a matching `{{`")]
     UnmatchedCloseBrace,
     #[error("section {kind} \"{title}\" appears twice")]
@@ -76,7 +79,9 @@ pub enum ParseErrorKind {
 /// Parses `meta.conf` text. `env` answers `${VAR}` references; an unset
 /// variable expands to the empty string (or to its `:-default`).
 pub fn parse_conf(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Section, ParseError> {
-    let mut parser = Parser { lexer: Lexer::new(text, env) };
+    let mut parser = Parser {
+        lexer: Lexer::new(text, env),
+    };
     let mut root = Section::default();
     parser.body(&mut root, 0)?;
     Ok(root)
@@ -90,7 +95,9 @@ pub fn expand_vars(s: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
-        let Some(len) = rest[start + 2..].find('}') else { break };
+        let Some(len) = rest[start + 2..].find('}') else {
+            break;
+        };
         out.push_str(&rest[..start]);
         out.push_str(&lexer::lookup_var(&rest[start + 2..start + 2 + len], env));
         rest = &rest[start + 2 + len + 1..];
@@ -109,7 +116,13 @@ impl Parser<'_> {
     }
 
     fn unexpected(token: &Token, expected: &'static str) -> ParseError {
-        ParseError { line: token.line, kind: ParseErrorKind::Unexpected { found: token.kind.describe(), expected } }
+        ParseError {
+            line: token.line,
+            kind: ParseErrorKind::Unexpected {
+                found: token.kind.describe(),
+                expected,
+            },
+        }
     }
 
     /// Entries up to the closing `}` (or the end of input for the root).
@@ -120,7 +133,10 @@ impl Parser<'_> {
                 TokenKind::Str(name) => self.entry(section, name, depth)?,
                 TokenKind::CloseBrace if depth > 0 => return Ok(()),
                 TokenKind::CloseBrace => {
-                    return Err(ParseError { line: token.line, kind: ParseErrorKind::UnmatchedCloseBrace })
+                    return Err(ParseError {
+                        line: token.line,
+                        kind: ParseErrorKind::UnmatchedCloseBrace,
+                    })
                 }
                 TokenKind::End if depth == 0 => return Ok(()),
                 _ if depth > 0 => return Err(Self::unexpected(&token, "an option name or `}`")),
@@ -130,7 +146,12 @@ impl Parser<'_> {
     }
 
     /// What follows an option or section name.
-    fn entry(&mut self, section: &mut Section, name: String, depth: usize) -> Result<(), ParseError> {
+    fn entry(
+        &mut self,
+        section: &mut Section,
+        name: String,
+        depth: usize,
+    ) -> Result<(), ParseError> {
         let token = self.next()?;
         match token.kind {
             TokenKind::Equals => {
@@ -151,7 +172,10 @@ impl Parser<'_> {
             }
             TokenKind::OpenParen => {
                 let args = self.call_args()?;
-                call_function(section, name, args).map_err(|kind| ParseError { line: token.line, kind })?;
+                call_function(section, name, args).map_err(|kind| ParseError {
+                    line: token.line,
+                    kind,
+                })?;
             }
             _ => return Err(Self::unexpected(&token, "`=` after the option name")),
         }
@@ -167,11 +191,20 @@ impl Parser<'_> {
         depth: usize,
     ) -> Result<(), ParseError> {
         if depth + 1 > MAX_DEPTH {
-            return Err(ParseError { line, kind: ParseErrorKind::TooDeep });
+            return Err(ParseError {
+                line,
+                kind: ParseErrorKind::TooDeep,
+            });
         }
-        let existing = parent.sections.iter().position(|s| s.kind == kind && s.title == title);
+        let existing = parent
+            .sections
+            .iter()
+            .position(|s| s.kind == kind && s.title == title);
         match (existing, title) {
-            (Some(_), Some(title)) => Err(ParseError { line, kind: ParseErrorKind::DuplicateSection { kind, title } }),
+            (Some(_), Some(title)) => Err(ParseError {
+                line,
+                kind: ParseErrorKind::DuplicateSection { kind, title },
+            }),
             // A repeated untitled section continues the first one.
             (Some(index), None) => {
                 let mut section = std::mem::take(&mut parent.sections[index]);
@@ -180,7 +213,11 @@ impl Parser<'_> {
                 result
             }
             (None, title) => {
-                let mut section = Section { kind, title, ..Section::default() };
+                let mut section = Section {
+                    kind,
+                    title,
+                    ..Section::default()
+                };
                 self.body(&mut section, depth + 1)?;
                 parent.sections.push(section);
                 Ok(())
@@ -229,7 +266,12 @@ impl Parser<'_> {
             match token.kind {
                 TokenKind::Comma => {}
                 TokenKind::CloseParen => return Ok(args),
-                _ => return Err(Self::unexpected(&token, "`,` or `)` after a function argument")),
+                _ => {
+                    return Err(Self::unexpected(
+                        &token,
+                        "`,` or `)` after a function argument",
+                    ))
+                }
             }
         }
     }
@@ -256,13 +298,20 @@ fn append_option(section: &mut Section, key: String, value: Value) {
 
 /// What fwup's libconfuse callbacks do with a call: event handler
 /// functions and task requirements are appended to `funlist` / `reqlist`.
-fn call_function(section: &mut Section, name: String, args: Vec<String>) -> Result<(), ParseErrorKind> {
+fn call_function(
+    section: &mut Section,
+    name: String,
+    args: Vec<String>,
+) -> Result<(), ParseErrorKind> {
     let list = if HANDLER_KINDS.contains(&section.kind.as_str()) {
         "funlist"
     } else if section.kind == "task" && name.starts_with("require-") {
         "reqlist"
     } else {
-        return Err(ParseErrorKind::FunctionCall { name, context: section.to_string() });
+        return Err(ParseErrorKind::FunctionCall {
+            name,
+            context: section.to_string(),
+        });
     };
     let mut items = Vec::with_capacity(args.len() + 2);
     items.push((args.len() + 1).to_string());

@@ -64,7 +64,19 @@ impl TokenKind {
 fn ends_bare_string(b: u8) -> bool {
     matches!(
         b,
-        b' ' | b'\t' | b'\n' | b'\r' | b'#' | b'"' | b'\'' | b'=' | b'{' | b'}' | b'(' | b')' | b'+' | b','
+        b' ' | b'\t'
+            | b'\n'
+            | b'\r'
+            | b'#'
+            | b'"'
+            | b'\''
+            | b'='
+            | b'{'
+            | b'}'
+            | b'('
+            | b')'
+            | b'+'
+            | b','
             | b'*'
     )
 }
@@ -83,7 +95,13 @@ impl<'a> Lexer<'a> {
     pub fn new(text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         let bytes = text.as_bytes();
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        Lexer { src: &bytes[..end], pos: 0, line: 1, env, next_close: None }
+        Lexer {
+            src: &bytes[..end],
+            pos: 0,
+            line: 1,
+            env,
+            next_close: None,
+        }
     }
 
     fn peek_at(&self, offset: usize) -> Option<u8> {
@@ -91,7 +109,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn error(&self, kind: ParseErrorKind) -> ParseError {
-        ParseError { line: self.line, kind }
+        ParseError {
+            line: self.line,
+            kind,
+        }
     }
 
     /// Index of the first `}` at or after `from`.
@@ -101,7 +122,10 @@ impl<'a> Lexer<'a> {
             Some(None) => return None,
             _ => {}
         }
-        let found = self.src[from..].iter().position(|&b| b == b'}').map(|i| from + i);
+        let found = self.src[from..]
+            .iter()
+            .position(|&b| b == b'}')
+            .map(|i| from + i);
         self.next_close = Some(found);
         found
     }
@@ -109,7 +133,10 @@ impl<'a> Lexer<'a> {
     /// Advances over `len` bytes, counting the newlines in them.
     fn advance(&mut self, len: usize) {
         let end = (self.pos + len).min(self.src.len());
-        self.line += self.src[self.pos..end].iter().filter(|&&b| b == b'\n').count();
+        self.line += self.src[self.pos..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         self.pos = end;
     }
 
@@ -130,7 +157,10 @@ impl<'a> Lexer<'a> {
     pub fn next_token(&mut self) -> Result<Token, ParseError> {
         loop {
             let Some(b) = self.peek_at(0) else {
-                return Ok(Token { kind: TokenKind::End, line: self.line });
+                return Ok(Token {
+                    kind: TokenKind::End,
+                    line: self.line,
+                });
             };
             let line = self.line;
             let single = |kind| Ok(Token { kind, line });
@@ -155,8 +185,18 @@ impl<'a> Lexer<'a> {
                         _ => TokenKind::Comma,
                     });
                 }
-                b'"' => return self.double_quoted().map(|s| Token { kind: TokenKind::Str(s), line }),
-                b'\'' => return self.single_quoted().map(|s| Token { kind: TokenKind::Str(s), line }),
+                b'"' => {
+                    return self.double_quoted().map(|s| Token {
+                        kind: TokenKind::Str(s),
+                        line,
+                    })
+                }
+                b'\'' => {
+                    return self.single_quoted().map(|s| Token {
+                        kind: TokenKind::Str(s),
+                        line,
+                    })
+                }
                 b'$' if self.peek_at(1) == Some(b'{') => {
                     if let Some(close) = self.close_brace_from(self.pos + 2) {
                         let inner = self.text(self.pos + 2, close);
@@ -171,7 +211,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn skip_line_comment(&mut self) {
-        let len = self.src[self.pos..].iter().position(|&b| b == b'\n').unwrap_or(self.src.len() - self.pos);
+        let len = self.src[self.pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(self.src.len() - self.pos);
         self.advance(len);
     }
 
@@ -187,9 +230,15 @@ impl<'a> Lexer<'a> {
     fn bare_string(&mut self) -> Token {
         let line = self.line;
         let start = self.pos;
-        let len = self.src[start..].iter().position(|&b| ends_bare_string(b)).unwrap_or(self.src.len() - start);
+        let len = self.src[start..]
+            .iter()
+            .position(|&b| ends_bare_string(b))
+            .unwrap_or(self.src.len() - start);
         self.advance(len);
-        Token { kind: TokenKind::Str(self.text(start, start + len)), line }
+        Token {
+            kind: TokenKind::Str(self.text(start, start + len)),
+            line,
+        }
     }
 
     /// Decoded bytes of a quoted string become its value: cut at the first
@@ -202,7 +251,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn unterminated(start_line: usize) -> ParseError {
-        ParseError { line: start_line, kind: ParseErrorKind::UnterminatedString }
+        ParseError {
+            line: start_line,
+            kind: ParseErrorKind::UnterminatedString,
+        }
     }
 
     fn double_quoted(&mut self) -> Result<String, ParseError> {
@@ -218,17 +270,19 @@ impl<'a> Lexer<'a> {
                     self.advance(1);
                     return self.finish_string(out);
                 }
-                b'$' if self.peek_at(1) == Some(b'{') => match self.close_brace_from(self.pos + 2) {
-                    Some(close) => {
-                        let inner = self.text(self.pos + 2, close);
-                        out.extend_from_slice(self.lookup(&inner).as_bytes());
-                        self.advance(close + 1 - self.pos);
+                b'$' if self.peek_at(1) == Some(b'{') => {
+                    match self.close_brace_from(self.pos + 2) {
+                        Some(close) => {
+                            let inner = self.text(self.pos + 2, close);
+                            out.extend_from_slice(self.lookup(&inner).as_bytes());
+                            self.advance(close + 1 - self.pos);
+                        }
+                        None => {
+                            out.push(b'$');
+                            self.advance(1);
+                        }
                     }
-                    None => {
-                        out.push(b'$');
-                        self.advance(1);
-                    }
-                },
+                }
                 b'\\' if self.peek_at(1).is_none() => return Err(Self::unterminated(start_line)),
                 b'\\' => self.escape(&mut out)?,
                 _ => {
@@ -248,7 +302,9 @@ impl<'a> Lexer<'a> {
             return self.numeric_escape(out);
         }
         if next == b'x' {
-            let digits = (2..4).take_while(|&i| self.peek_at(i).is_some_and(|d| d.is_ascii_hexdigit())).count();
+            let digits = (2..4)
+                .take_while(|&i| self.peek_at(i).is_some_and(|d| d.is_ascii_hexdigit()))
+                .count();
             if digits > 0 {
                 let hex = self.text(self.pos + 2, self.pos + 2 + digits);
                 out.push(u8::from_str_radix(&hex, 16).unwrap_or_default());
@@ -279,14 +335,19 @@ impl<'a> Lexer<'a> {
     /// digits after `\` is an error, as flex prefers the longer
     /// `\\[0-9]+` match.
     fn numeric_escape(&mut self, out: &mut Vec<u8>) -> Result<(), ParseError> {
-        let digits = (1..).take_while(|&i| self.peek_at(i).is_some_and(|d| d.is_ascii_digit())).count();
-        let octal = (1..=3).take_while(|&i| self.peek_at(i).is_some_and(|d| (b'0'..=b'7').contains(&d))).count();
+        let digits = (1..)
+            .take_while(|&i| self.peek_at(i).is_some_and(|d| d.is_ascii_digit()))
+            .count();
+        let octal = (1..=3)
+            .take_while(|&i| self.peek_at(i).is_some_and(|d| (b'0'..=b'7').contains(&d)))
+            .count();
         let seq = self.text(self.pos, self.pos + 1 + digits);
         if octal == 0 || digits > octal {
             return Err(self.error(ParseErrorKind::BadEscape(seq)));
         }
         let value = u32::from_str_radix(&seq[1..], 8).unwrap_or(u32::MAX);
-        let byte = u8::try_from(value).map_err(|_| self.error(ParseErrorKind::OctalTooLarge(seq.clone())))?;
+        let byte = u8::try_from(value)
+            .map_err(|_| self.error(ParseErrorKind::OctalTooLarge(seq.clone())))?;
         out.push(byte);
         self.advance(1 + digits);
         Ok(())
@@ -327,7 +388,9 @@ impl<'a> Lexer<'a> {
 /// Resolves the inside of one `${…}` reference (see [`Lexer::lookup`]).
 pub(super) fn lookup_var(inner: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     match inner.split_once(':') {
-        Some((name, rest)) if rest.starts_with('-') => env(name).unwrap_or_else(|| rest[1..].to_string()),
+        Some((name, rest)) if rest.starts_with('-') => {
+            env(name).unwrap_or_else(|| rest[1..].to_string())
+        }
         _ => env(inner).unwrap_or_default(),
     }
 }

@@ -48,7 +48,9 @@ fn options_with_and_without_spaces() {
 
 #[test]
 fn comments_of_every_kind() {
-    let root = parse("# hash\na=1 # trailing\n// slashes\nb=2 // trailing\n/* multi\nline */ c=3 /**/ d=4\n");
+    let root = parse(
+        "# hash\na=1 # trailing\n// slashes\nb=2 // trailing\n/* multi\nline */ c=3 /**/ d=4\n",
+    );
     assert_eq!(root.options.len(), 4);
     assert_eq!(scalar(&root, "c"), "3");
     assert_eq!(scalar(&root, "d"), "4");
@@ -74,10 +76,19 @@ fn double_quoted_escapes() {
 #[test]
 fn bad_escapes_are_errors_with_line_numbers() {
     let e = err("a=1\ns=\"x\\8\"");
-    assert_eq!((e.line, e.kind), (2, ParseErrorKind::BadEscape("\\8".into())));
+    assert_eq!(
+        (e.line, e.kind),
+        (2, ParseErrorKind::BadEscape("\\8".into()))
+    );
     // Four digits: flex prefers `\\[0-9]+` over the 3-digit octal rule.
-    assert_eq!(err(r#"s="\0123""#).kind, ParseErrorKind::BadEscape("\\0123".into()));
-    assert_eq!(err(r#"s="\400""#).kind, ParseErrorKind::OctalTooLarge("\\400".into()));
+    assert_eq!(
+        err(r#"s="\0123""#).kind,
+        ParseErrorKind::BadEscape("\\0123".into())
+    );
+    assert_eq!(
+        err(r#"s="\400""#).kind,
+        ParseErrorKind::OctalTooLarge("\\400".into())
+    );
     assert_eq!(err(r#"s="\xff""#).kind, ParseErrorKind::NotUtf8);
 }
 
@@ -118,7 +129,13 @@ fn environment_in_bare_and_double_quoted_strings() {
 fn environment_only_expands_at_the_start_of_a_bare_token() {
     // `pre${A}` lexes as `pre$`, `{`, `A`, `}` like libconfuse does.
     let e = err("x=pre${A}\n");
-    assert_eq!(e.kind, ParseErrorKind::Unexpected { found: "`{`".into(), expected: "an option name" });
+    assert_eq!(
+        e.kind,
+        ParseErrorKind::Unexpected {
+            found: "`{`".into(),
+            expected: "an option name"
+        }
+    );
     // A bare `${…}` token can be a section title or an option name.
     let root = parse("task ${A} { }\n${A} = 1\n");
     assert_eq!(root.sections[0].title.as_deref(), Some("alpha"));
@@ -134,21 +151,34 @@ fn lists_and_append() {
     assert_eq!(list(&root, "m"), ["one", "two"]);
     assert_eq!(list(&root, "n"), ["solo"]);
     assert_eq!(err("l={a b}").line, 1);
-    assert_eq!(err("l={,}").kind, ParseErrorKind::Unexpected { found: "`,`".into(), expected: "a list value or `}`" });
+    assert_eq!(
+        err("l={,}").kind,
+        ParseErrorKind::Unexpected {
+            found: "`,`".into(),
+            expected: "a list value or `}`"
+        }
+    );
 }
 
 #[test]
 fn sections_titled_untitled_and_nested() {
-    let root = parse("mbr \"m\" {\n partition 0 { type=0x83 }\n}\ntask t { on-init { funlist={2,info,hi} } }\n");
+    let root = parse(
+        "mbr \"m\" {\n partition 0 { type=0x83 }\n}\ntask t { on-init { funlist={2,info,hi} } }\n",
+    );
     let mbr = root.child("mbr", "m").expect("mbr");
-    assert_eq!(mbr.child("partition", "0").and_then(|p| p.get("type")), Some(&Value::Scalar("0x83".into())));
+    assert_eq!(
+        mbr.child("partition", "0").and_then(|p| p.get("type")),
+        Some(&Value::Scalar("0x83".into()))
+    );
     let task = root.child("task", "t").expect("task");
     assert_eq!(task.children("on-init").count(), 1);
 }
 
 #[test]
 fn repeated_untitled_section_continues_the_first() {
-    let root = parse("task t {\n on-init { funlist={2,info,one} }\n on-init { funlist={2,info,two} }\n}\n");
+    let root = parse(
+        "task t {\n on-init { funlist={2,info,one} }\n on-init { funlist={2,info,two} }\n}\n",
+    );
     let task = root.child("task", "t").expect("task");
     let inits: Vec<_> = task.children("on-init").collect();
     assert_eq!(inits.len(), 1);
@@ -159,7 +189,13 @@ fn repeated_untitled_section_continues_the_first() {
 fn duplicate_titles_are_errors() {
     let e = err("task a {}\n\ntask \"a\" {}\n");
     assert_eq!(e.line, 3);
-    assert_eq!(e.kind, ParseErrorKind::DuplicateSection { kind: "task".into(), title: "a".into() });
+    assert_eq!(
+        e.kind,
+        ParseErrorKind::DuplicateSection {
+            kind: "task".into(),
+            title: "a".into()
+        }
+    );
 }
 
 #[test]
@@ -169,9 +205,15 @@ fn function_calls_become_funlist_and_reqlist_entries() {
          on-resource r { raw_write(2048) }\n}\n",
     );
     let task = root.child("task", "t").expect("task");
-    assert_eq!(list(task, "reqlist"), ["4", "require-uboot-variable", "env", "k", "v"]);
+    assert_eq!(
+        list(task, "reqlist"),
+        ["4", "require-uboot-variable", "env", "k", "v"]
+    );
     let init = task.children("on-init").next().expect("on-init");
-    assert_eq!(list(init, "funlist"), ["2", "info", "a b", "2", "mbr_write", "m"]);
+    assert_eq!(
+        list(init, "funlist"),
+        ["2", "info", "a b", "2", "mbr_write", "m"]
+    );
     let res = task.child("on-resource", "r").expect("on-resource");
     assert_eq!(list(res, "funlist"), ["2", "raw_write", "2048"]);
 
@@ -185,11 +227,35 @@ fn structural_errors_name_the_line() {
     assert_eq!(err("a=1\n}\n").kind, ParseErrorKind::UnmatchedCloseBrace);
     let e = err("a=1\nb 2");
     assert_eq!(e.line, 2);
-    assert_eq!(e.kind, ParseErrorKind::Unexpected { found: "end of file".into(), expected: "`{` to open the section" });
+    assert_eq!(
+        e.kind,
+        ParseErrorKind::Unexpected {
+            found: "end of file".into(),
+            expected: "`{` to open the section"
+        }
+    );
     let e = err("task t {\n a=1\n");
-    assert_eq!(e.kind, ParseErrorKind::Unexpected { found: "end of file".into(), expected: "an option name or `}`" });
-    assert_eq!(err("a=").kind, ParseErrorKind::Unexpected { found: "end of file".into(), expected: "a value" });
-    assert_eq!(err("a b c").kind, ParseErrorKind::Unexpected { found: "`c`".into(), expected: "`{` to open the section" });
+    assert_eq!(
+        e.kind,
+        ParseErrorKind::Unexpected {
+            found: "end of file".into(),
+            expected: "an option name or `}`"
+        }
+    );
+    assert_eq!(
+        err("a=").kind,
+        ParseErrorKind::Unexpected {
+            found: "end of file".into(),
+            expected: "a value"
+        }
+    );
+    assert_eq!(
+        err("a b c").kind,
+        ParseErrorKind::Unexpected {
+            found: "`c`".into(),
+            expected: "`{` to open the section"
+        }
+    );
     assert_eq!(err("=").line, 1);
     let msg = err("a=1\n\n\nb{{").to_string();
     assert!(msg.starts_with("meta.conf line 4: "), "{msg}");
@@ -208,7 +274,10 @@ fn input_ends_at_nul_and_stray_bytes_are_dropped() {
     let root = parse("a=1\0b=2");
     assert_eq!(root.options.len(), 1);
     let root = parse("a = 1 * + \r\nb=2");
-    assert_eq!((scalar(&root, "a"), scalar(&root, "b")), ("1".into(), "2".into()));
+    assert_eq!(
+        (scalar(&root, "a"), scalar(&root, "b")),
+        ("1".into(), "2".into())
+    );
 }
 
 #[test]
