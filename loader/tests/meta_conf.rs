@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use loader::bundle::conf::Section;
 use loader::bundle::manifest::{Action, Manifest, Requirement, Task};
+use loader::bundle::meta_conf::load_meta_conf;
 use loader::bundle::meta_uuid::{check_declared_uuid, nickname_for_uuid, MetaIds};
-use loader::bundle::parse::parse_conf;
 
 /// One corpus `meta.conf` and what it must decode to.
 struct Fixture {
@@ -64,20 +64,17 @@ fn read_fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Parses a fixture the way fwup applies it: `FWUP_META_UUID` from the
+/// Loads a fixture the way fwup applies it: `FWUP_META_UUID` from the
 /// bytes, the rest from `vars`.
 fn load(name: &str, vars: &[(&str, &str)]) -> (MetaIds, Section, Manifest) {
-    let bytes = read_fixture(name);
-    let ids = MetaIds::from_meta_conf(&bytes);
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let base = move |name: &str| vars.get(name).cloned();
-    let text = std::str::from_utf8(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let root = parse_conf(text, &ids.env(&base)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let manifest = Manifest::from_conf(&root).unwrap_or_else(|e| panic!("{name}: {e}"));
-    (ids, root, manifest)
+    let env = move |name: &str| vars.get(name).cloned();
+    let loaded =
+        load_meta_conf(&read_fixture(name), &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (loaded.ids, loaded.root, loaded.manifest)
 }
 
 fn task<'a>(m: &'a Manifest, name: &str) -> &'a Task {

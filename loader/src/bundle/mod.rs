@@ -8,5 +8,6 @@ mod manifest_actions;
 pub mod manifest_build;
 mod manifest_calls;
 mod manifest_task;
+pub mod meta_conf;
 pub mod meta_uuid;
 pub mod parse;
