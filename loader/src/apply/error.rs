@@ -13,8 +13,6 @@ pub enum ApplyError {
     Signature(String),
     #[error("meta.conf: {0}")]
     Manifest(String),
-    #[error("the bundle needs fwup {needed} features; this loader is compatible with fwup {have}")]
-    TooNew { needed: String, have: String },
     #[error("no task matches `{prefix}` (tasks in the bundle: {available}); a task's requirements may not be met by this disk")]
     NoTask { prefix: String, available: String },
     #[error("{what} requires --unsafe (the bundle runs host commands or writes host paths)")]
@@ -47,7 +45,6 @@ impl ApplyError {
             ApplyError::Corrupt(_) => "corrupt",
             ApplyError::Signature(_) => "signature",
             ApplyError::Manifest(_) => "manifest",
-            ApplyError::TooNew { .. } => "too-new",
             ApplyError::NoTask { .. } => "no-task",
             ApplyError::NeedsUnsafe { .. } => "needs-unsafe",
             ApplyError::Unsupported(_) => "unsupported",

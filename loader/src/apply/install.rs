@@ -13,7 +13,7 @@ use super::{select, ApplyOptions, Summary};
 use crate::bundle::manifest::{Manifest, Resource, Task};
 use crate::bundle::open::read_head;
 use crate::bundle::zip::ZipWalker;
-use crate::bundle::{meta_uuid, parse, signature};
+use crate::bundle::{meta_conf, signature};
 
 /// Source buffer: large reads keep syscalls and inflate calls few.
 const SOURCE_BUFFER: usize = 256 * 1024;
@@ -47,26 +47,10 @@ pub fn open_bundle<R: Read>(
         });
     }
 
-    let uuid = meta_uuid::meta_uuid(&head.meta_conf);
-    let text = std::str::from_utf8(&head.meta_conf)
-        .map_err(|_| ApplyError::Manifest("meta.conf is not UTF-8 text".into()))?;
-    let lookup = |name: &str| -> Option<String> {
-        match name {
-            "FWUP_META_UUID" => Some(uuid.clone()),
-            "FWUP_META_NICKNAME" => Some(meta_uuid::nickname(&uuid)),
-            _ => opts.vars.get(name).cloned(),
-        }
-    };
-    let root = parse::parse_conf(text, &lookup).map_err(|e| ApplyError::Manifest(e.to_string()))?;
-    let manifest = Manifest::from_conf(&root).map_err(|e| ApplyError::Manifest(e.to_string()))?;
-    if let Some(needed) = &manifest.require_fwup_version {
-        if !meta_uuid::fwup_version_compatible(needed) {
-            return Err(ApplyError::TooNew {
-                needed: needed.clone(),
-                have: crate::bundle::FWUP_COMPAT_VERSION.to_string(),
-            });
-        }
-    }
+    let vars = |name: &str| opts.vars.get(name).cloned();
+    let loaded = meta_conf::load_meta_conf(&head.meta_conf, &vars).map_err(|e| ApplyError::Manifest(e.to_string()))?;
+    let manifest = loaded.manifest;
+    let uuid = loaded.ids.uuid;
     for warning in &manifest.warnings {
         reporter.event(&Event::Warning { message: warning.clone() });
     }

@@ -21,6 +21,9 @@ pub struct Manifest {
     pub mbrs: Vec<Section>,
     pub gpts: Vec<Section>,
     pub uboot_envs: Vec<Section>,
+    /// Options fwup would ignore (unknown to fwup 1.16), one line each, so
+    /// a typo in a hand-made meta.conf does not pass unnoticed.
+    pub warnings: Vec<String>,
 }
 
 /// The `meta-*` options.

@@ -2,7 +2,15 @@
 //! signature.
 
 pub mod conf;
+pub mod fwup_version;
 pub mod manifest;
+mod manifest_actions;
+pub mod manifest_build;
+mod manifest_calls;
+mod manifest_task;
+pub mod meta_conf;
+pub mod meta_uuid;
 pub mod open;
+pub mod parse;
 pub mod signature;
 pub mod zip;
