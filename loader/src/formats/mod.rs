@@ -4,6 +4,8 @@
 //! They work on bytes or on a [`Medium`], never on paths, so the boot flow can
 //! read a disk's state before any task runs and tests can use plain buffers.
 
+pub mod fat;
+
 use std::io;
 
 /// Byte-addressed random-access storage: a disk, an image file, the engine's
