@@ -4,8 +4,8 @@
 
 use super::error::{corrupt, FatErrorKind, KindResult};
 use super::name::{
-    lfn_chars, lfn_entry, lfn_part_matches, numbered_name, parse_name, short_name_checksum, split_path,
-    EntryName, ATTR_LFN, DELETED, NS_LFN, NS_LOSS,
+    lfn_chars, lfn_entry, lfn_part_matches, numbered_name, parse_name, short_name_checksum,
+    split_path, EntryName, ATTR_LFN, DELETED, NS_LFN, NS_LOSS,
 };
 use super::volume::{FatType, Volume, SS};
 use crate::formats::Medium;
@@ -84,7 +84,12 @@ pub(crate) fn set_entry_cluster(fat_type: FatType, e: &mut [u8], clst: u32) {
 }
 
 impl Volume<'_> {
-    pub(crate) fn dir_sdi(&mut self, m: &mut dyn Medium, sclust: u32, ofs: u32) -> KindResult<DirPos> {
+    pub(crate) fn dir_sdi(
+        &mut self,
+        m: &mut dyn Medium,
+        sclust: u32,
+        ofs: u32,
+    ) -> KindResult<DirPos> {
         if ofs >= MAX_DIR || ofs % ENTRY != 0 {
             return Err(corrupt(format!("directory offset {ofs} out of range")));
         }
@@ -117,7 +122,12 @@ impl Volume<'_> {
         })
     }
 
-    fn dir_next(&mut self, m: &mut dyn Medium, pos: &mut DirPos, stretch: bool) -> KindResult<Step> {
+    fn dir_next(
+        &mut self,
+        m: &mut dyn Medium,
+        pos: &mut DirPos,
+        stretch: bool,
+    ) -> KindResult<Step> {
         let ofs = pos.dptr + ENTRY;
         if ofs >= MAX_DIR {
             return Ok(Step::End);
@@ -131,7 +141,10 @@ impl Volume<'_> {
             } else if (ofs / SS as u32) & (self.geo().csize - 1) == 0 {
                 let mut clst = self.get_fat(m, pos.clust)?;
                 if clst < 2 {
-                    return Err(corrupt(format!("directory cluster {} links to {clst}", pos.clust)));
+                    return Err(corrupt(format!(
+                        "directory cluster {} links to {clst}",
+                        pos.clust
+                    )));
                 }
                 if clst >= self.geo().n_fatent {
                     if !stretch {
@@ -211,7 +224,11 @@ impl Volume<'_> {
                 let by_long = ord == 0 && sum == short_name_checksum(&e);
                 let by_short = name.flags & NS_LOSS == 0 && e[..11] == name.sfn;
                 if by_long || by_short {
-                    return Ok(Some(Found { pos, blk_ofs, entry: e }));
+                    return Ok(Some(Found {
+                        pos,
+                        blk_ofs,
+                        entry: e,
+                    }));
                 }
                 ord = 0xFF;
                 blk_ofs = None;
@@ -223,7 +240,13 @@ impl Volume<'_> {
     }
 
     /// Finds `n` free consecutive entries, growing the directory if needed.
-    pub(crate) fn dir_alloc(&mut self, m: &mut dyn Medium, sclust: u32, n: u32, path: &str) -> KindResult<DirPos> {
+    pub(crate) fn dir_alloc(
+        &mut self,
+        m: &mut dyn Medium,
+        sclust: u32,
+        n: u32,
+        path: &str,
+    ) -> KindResult<DirPos> {
         let mut pos = self.dir_sdi(m, sclust, 0)?;
         let mut free = 0;
         loop {
@@ -269,7 +292,11 @@ impl Volume<'_> {
             }
             sfn = chosen.ok_or_else(|| FatErrorKind::ShortNameCollisions { path: path.into() })?;
         }
-        let n_lfn = if name.flags & NS_LFN != 0 { name.lfn_entries() } else { 0 };
+        let n_lfn = if name.flags & NS_LFN != 0 {
+            name.lfn_entries()
+        } else {
+            0
+        };
         let pos = self.dir_alloc(m, sclust, n_lfn as u32 + 1, path)?;
         if n_lfn > 0 {
             let sum = short_name_checksum(&sfn);

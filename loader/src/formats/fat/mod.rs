@@ -40,8 +40,8 @@ mod writer;
 pub use error::{FatError, FatErrorKind};
 pub use ops::{Attributes, InvalidAttributes};
 pub use query::DirEntry;
-pub use writer::{copy_between, FileWriter};
 pub use volume::FatType;
+pub use writer::{copy_between, FileWriter};
 
 use crate::formats::Medium;
 use volume::{AllocState, Geometry};

@@ -73,7 +73,9 @@ fn find_volume(m: &mut dyn Medium, offset: u64) -> KindResult<(u32, Sector)> {
     match boot_kind(&s) {
         BootKind::Fat => return Ok((0, s)),
         BootKind::Invalid => {
-            return Err(not_fat("no FAT boot sector (no jump instruction or 55 AA signature)"))
+            return Err(not_fat(
+                "no FAT boot sector (no jump instruction or 55 AA signature)",
+            ))
         }
         BootKind::OtherBoot => {}
     }
@@ -87,7 +89,9 @@ fn find_volume(m: &mut dyn Medium, offset: u64) -> KindResult<(u32, Sector)> {
             return Ok((start, vbr));
         }
     }
-    Err(not_fat("boot sector has a 55 AA signature but describes no FAT volume"))
+    Err(not_fat(
+        "boot sector has a 55 AA signature but describes no FAT volume",
+    ))
 }
 
 /// Reads and checks the boot sector; returns the layout and the allocation
@@ -107,11 +111,15 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
     }
     let csize = u32::from(s[13]);
     if csize == 0 || !csize.is_power_of_two() {
-        return Err(not_fat(format!("{csize} sectors per cluster is not a power of 2")));
+        return Err(not_fat(format!(
+            "{csize} sectors per cluster is not a power of 2"
+        )));
     }
     let n_rootdir = le16(&s, 17);
     if n_rootdir % (SS as u32 / 32) != 0 {
-        return Err(not_fat(format!("{n_rootdir} root entries do not fill whole sectors")));
+        return Err(not_fat(format!(
+            "{n_rootdir} root entries do not fill whole sectors"
+        )));
     }
     let mut tsect = le16(&s, 19);
     if tsect == 0 {
@@ -123,7 +131,9 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
     }
     let sysect = u64::from(nrsv) + u64::from(fsize) * u64::from(n_fats) + u64::from(n_rootdir / 16);
     if u64::from(tsect) < sysect {
-        return Err(not_fat(format!("{tsect} sectors cannot hold the {sysect} system sectors")));
+        return Err(not_fat(format!(
+            "{tsect} sectors cannot hold the {sysect} system sectors"
+        )));
     }
     let nclst = (tsect - sysect as u32) / csize;
     let fat_type = match nclst {
@@ -156,7 +166,9 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
         (fatbase + fsize * n_fats, bytes)
     };
     if u64::from(fsize) < needed_bytes.div_ceil(SS as u64) {
-        return Err(not_fat(format!("FAT of {fsize} sectors is too small for {nclst} clusters")));
+        return Err(not_fat(format!(
+            "FAT of {fsize} sectors is too small for {nclst} clusters"
+        )));
     }
     let mut alloc = AllocState {
         last_clst: UNKNOWN,

@@ -73,7 +73,10 @@ pub(crate) fn parse_name(segment: &[u8]) -> Result<EntryName, &'static str> {
         }
         lfn.push(wc);
     }
-    while lfn.last().is_some_and(|&c| c == u16::from(b' ') || c == u16::from(b'.')) {
+    while lfn
+        .last()
+        .is_some_and(|&c| c == u16::from(b' ') || c == u16::from(b'.'))
+    {
         lfn.pop();
     }
     if lfn.is_empty() {
@@ -86,7 +89,10 @@ pub(crate) fn parse_name(segment: &[u8]) -> Result<EntryName, &'static str> {
         flags |= NS_LOSS | NS_LFN;
     }
     // Position just after the last dot (0: no extension).
-    let dot = lfn.iter().rposition(|&c| c == u16::from(b'.')).map_or(0, |p| p + 1);
+    let dot = lfn
+        .iter()
+        .rposition(|&c| c == u16::from(b'.'))
+        .map_or(0, |p| p + 1);
 
     let mut sfn = [b' '; 11];
     let (mut i, mut ni, mut case) = (0usize, 8usize, 0u8);
@@ -204,7 +210,9 @@ pub(crate) fn numbered_name(sfn: &[u8; 11], lfn: &[u16], seq: u32) -> [u8; 11] {
 
 /// Checksum of a short name, stored in its long-name entries.
 pub(crate) fn short_name_checksum(sfn: &[u8]) -> u8 {
-    sfn.iter().take(11).fold(0u8, |sum, &b| sum.rotate_right(1).wrapping_add(b))
+    sfn.iter()
+        .take(11)
+        .fold(0u8, |sum, &b| sum.rotate_right(1).wrapping_add(b))
 }
 
 /// The `ord`-th (1-based) long-name entry of `lfn`.
@@ -279,7 +287,10 @@ mod tests {
         assert_eq!(sfn("BOOT"), ("BOOT       ".into(), 0));
         assert_eq!(sfn("Boot"), ("BOOT       ".into(), NS_LFN));
         assert_eq!(sfn("README.txt"), ("README  TXT".into(), NS_EXT));
-        assert_eq!(sfn("config-copy.txt"), ("CONFIG-CTXT".into(), NS_LOSS | NS_LFN));
+        assert_eq!(
+            sfn("config-copy.txt"),
+            ("CONFIG-CTXT".into(), NS_LOSS | NS_LFN)
+        );
         assert_eq!(sfn("a.b.c"), ("AB      C  ".into(), NS_LOSS | NS_LFN));
         assert_eq!(sfn("x+y"), ("X_Y        ".into(), NS_LOSS | NS_LFN));
     }

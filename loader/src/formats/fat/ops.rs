@@ -5,7 +5,10 @@
 use std::str::FromStr;
 
 use super::codepage::{oem_to_string, oem_to_unicode, to_upper, unicode_to_oem};
-use super::dir::{entry_cluster, set_entry_cluster, DirPos, ATTR_ARC, ATTR_DIR, ATTR_HID, ATTR_RDO, ATTR_SYS, ATTR_VOL};
+use super::dir::{
+    entry_cluster, set_entry_cluster, DirPos, ATTR_ARC, ATTR_DIR, ATTR_HID, ATTR_RDO, ATTR_SYS,
+    ATTR_VOL,
+};
 use super::error::{FatError, FatErrorKind, KindResult};
 use super::file::{OpenFile, OpenMode};
 use super::name::DELETED;
@@ -13,7 +16,6 @@ use super::volume::Volume;
 use super::writer::COPY_CHUNK;
 use super::{Fat, FAT_TIME};
 use crate::formats::Medium;
-
 
 /// The attributes `fat_attrib` sets (the others are left alone).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +50,9 @@ impl FromStr for Attributes {
 
 impl Attributes {
     fn bits(self) -> u8 {
-        u8::from(self.read_only) * ATTR_RDO + u8::from(self.hidden) * ATTR_HID + u8::from(self.system) * ATTR_SYS
+        u8::from(self.read_only) * ATTR_RDO
+            + u8::from(self.hidden) * ATTR_HID
+            + u8::from(self.system) * ATTR_SYS
     }
 }
 
@@ -74,9 +78,15 @@ impl Fat {
         self.run(m, |vol, m| {
             let look = vol.follow_path(m, path)?;
             let exists = || FatErrorKind::AlreadyExists { path: path.into() };
-            let Some(name) = look.name else { return Err(exists()) };
+            let Some(name) = look.name else {
+                return Err(exists());
+            };
             if let Some(found) = look.found {
-                return if found.attr() & ATTR_DIR != 0 { Ok(()) } else { Err(exists()) };
+                return if found.attr() & ATTR_DIR != 0 {
+                    Ok(())
+                } else {
+                    Err(exists())
+                };
             }
             let fat_type = vol.geo().fat_type;
             let dcl = vol.create_chain(m, 0)?.ok_or(FatErrorKind::VolumeFull)?;
@@ -110,12 +120,13 @@ impl Fat {
     /// an empty directory.
     pub fn rm(&mut self, m: &mut dyn Medium, path: &str, must_exist: bool) -> Result<(), FatError> {
         self.run(m, |vol, m| {
-            let look = match vol.follow_path(m, path) {
-                Err(FatErrorKind::NoSuchDirectory { .. } | FatErrorKind::NotADirectory { .. }) if !must_exist => {
-                    return Ok(())
-                }
-                other => other?,
-            };
+            let look =
+                match vol.follow_path(m, path) {
+                    Err(
+                        FatErrorKind::NoSuchDirectory { .. } | FatErrorKind::NotADirectory { .. },
+                    ) if !must_exist => return Ok(()),
+                    other => other?,
+                };
             if look.name.is_none() {
                 return Err(FatErrorKind::InvalidName {
                     path: path.into(),
@@ -123,13 +134,19 @@ impl Fat {
                 });
             }
             let Some(found) = look.found else {
-                return if must_exist { Err(FatErrorKind::NotFound { path: path.into() }) } else { Ok(()) };
+                return if must_exist {
+                    Err(FatErrorKind::NotFound { path: path.into() })
+                } else {
+                    Ok(())
+                };
             };
             if found.attr() & ATTR_RDO != 0 {
                 return Err(FatErrorKind::ReadOnly { path: path.into() });
             }
             let cluster = entry_cluster(vol.geo().fat_type, &found.entry);
-            if found.attr() & ATTR_DIR != 0 && vol.dir_walk(m, cluster, false, |_, _, _| true)?.is_some() {
+            if found.attr() & ATTR_DIR != 0
+                && vol.dir_walk(m, cluster, false, |_, _, _| true)?.is_some()
+            {
                 return Err(FatErrorKind::DirectoryNotEmpty { path: path.into() });
             }
             vol.dir_remove(m, &found)?;
@@ -142,7 +159,13 @@ impl Fat {
 
     /// `fat_mv` (`force` false: fails if `to` exists) and `fat_mv!` (true:
     /// removes `to` first, even if `from` then turns out to be missing).
-    pub fn mv(&mut self, m: &mut dyn Medium, from: &str, to: &str, force: bool) -> Result<(), FatError> {
+    pub fn mv(
+        &mut self,
+        m: &mut dyn Medium,
+        from: &str,
+        to: &str,
+        force: bool,
+    ) -> Result<(), FatError> {
         if force {
             self.rm(m, to, false)?;
         }
@@ -155,7 +178,9 @@ impl Fat {
             if old.name.is_none() {
                 return Err(invalid(from));
             }
-            let src = old.found.ok_or_else(|| FatErrorKind::NotFound { path: from.into() })?;
+            let src = old
+                .found
+                .ok_or_else(|| FatErrorKind::NotFound { path: from.into() })?;
             let new = vol.follow_path(m, to)?;
             let name = new.name.ok_or_else(|| invalid(to))?;
             if let Some(existing) = &new.found {
@@ -198,7 +223,12 @@ impl Fat {
     }
 
     /// `fat_attrib`: sets R, H and S to exactly `attributes`.
-    pub fn attrib(&mut self, m: &mut dyn Medium, path: &str, attributes: Attributes) -> Result<(), FatError> {
+    pub fn attrib(
+        &mut self,
+        m: &mut dyn Medium,
+        path: &str,
+        attributes: Attributes,
+    ) -> Result<(), FatError> {
         self.run(m, |vol, m| {
             let found = existing(vol, m, path)?;
             let mask = ATTR_RDO | ATTR_HID | ATTR_SYS;
@@ -210,7 +240,9 @@ impl Fat {
 
     /// `fat_touch`: creates an empty file if nothing has that name.
     pub fn touch(&mut self, m: &mut dyn Medium, path: &str) -> Result<(), FatError> {
-        self.run(m, |vol, m| OpenFile::open(vol, m, path, OpenMode::OpenAlways)?.sync(vol, m))
+        self.run(m, |vol, m| {
+            OpenFile::open(vol, m, path, OpenMode::OpenAlways)?.sync(vol, m)
+        })
     }
 
     /// `fat_setlabel`: like FatFs, only the root directory's label entry is
@@ -240,7 +272,9 @@ impl Fat {
     /// The label from the root directory (what FatFs reports), if any.
     pub fn label(&mut self, m: &mut dyn Medium) -> Result<Option<String>, FatError> {
         self.run(m, |vol, m| {
-            Ok(vol.dir_walk(m, 0, true, |_, _, _| true)?.map(|(_, e)| oem_to_string(&e[..11]).trim_end().to_string()))
+            Ok(vol
+                .dir_walk(m, 0, true, |_, _, _| true)?
+                .map(|(_, e)| oem_to_string(&e[..11]).trim_end().to_string()))
         })
     }
 }
@@ -254,7 +288,9 @@ fn existing(vol: &mut Volume, m: &mut dyn Medium, path: &str) -> KindResult<DirP
             reason: "the root directory has no attributes",
         });
     }
-    look.found.map(|f| f.pos).ok_or_else(|| FatErrorKind::NotFound { path: path.into() })
+    look.found
+        .map(|f| f.pos)
+        .ok_or_else(|| FatErrorKind::NotFound { path: path.into() })
 }
 
 /// The 11-byte label entry name FatFs makes from `label`.
@@ -269,7 +305,9 @@ fn label_field(label: &str) -> KindResult<[u8; 11]> {
     for (i, &b) in bytes[..end].iter().enumerate() {
         let c = unicode_to_oem(to_upper(oem_to_unicode(b))).unwrap_or(0);
         if c == 0 || b"+.,;=[]/*:<>|\\\"?\x7F".contains(&c) {
-            return Err(invalid("it contains one of + . , ; = [ ] / * : < > | \\ \" ?"));
+            return Err(invalid(
+                "it contains one of + . , ; = [ ] / * : < > | \\ \" ?",
+            ));
         }
         if i >= 11 {
             return Err(invalid("longer than 11 characters"));
@@ -281,4 +319,3 @@ fn label_field(label: &str) -> KindResult<[u8; 11]> {
     }
     Ok(field)
 }
-

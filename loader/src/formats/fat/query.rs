@@ -39,11 +39,24 @@ impl DirEntry {
                 bytes[0] = DELETED;
             }
             let text = oem_to_string(&bytes);
-            (if lower { text.to_ascii_lowercase() } else { text.clone() }, text)
+            (
+                if lower {
+                    text.to_ascii_lowercase()
+                } else {
+                    text.clone()
+                },
+                text,
+            )
         };
         let (body_lc, body) = field(0..8, e[12] & 0x08 != 0);
         let (ext_lc, ext) = field(8..11, e[12] & 0x10 != 0);
-        let join = |b: &str, x: &str| if x.is_empty() { b.to_string() } else { format!("{b}.{x}") };
+        let join = |b: &str, x: &str| {
+            if x.is_empty() {
+                b.to_string()
+            } else {
+                format!("{b}.{x}")
+            }
+        };
         DirEntry {
             name: lfn.map_or_else(|| join(&body_lc, &ext_lc), utf16_to_string),
             short_name: join(&body, &ext),
@@ -72,7 +85,12 @@ impl Fat {
     }
 
     /// Reads at most `max_len` bytes from the start of a file.
-    pub fn read_file(&mut self, m: &mut dyn Medium, path: &str, max_len: usize) -> Result<Vec<u8>, FatError> {
+    pub fn read_file(
+        &mut self,
+        m: &mut dyn Medium,
+        path: &str,
+        max_len: usize,
+    ) -> Result<Vec<u8>, FatError> {
         self.run(m, |vol, m| {
             let mut f = OpenFile::open(vol, m, path, OpenMode::Read)?;
             let mut buf = vec![0u8; max_len.min(f.len() as usize)];
@@ -87,7 +105,12 @@ impl Fat {
     /// more never does). fwup's carry-over between reads is reproduced as is,
     /// so a match straddling two reads of a file over 4 KiB can be missed
     /// exactly where fwup misses it.
-    pub fn file_contains(&mut self, m: &mut dyn Medium, path: &str, pattern: &[u8]) -> Result<bool, FatError> {
+    pub fn file_contains(
+        &mut self,
+        m: &mut dyn Medium,
+        path: &str,
+        pattern: &[u8],
+    ) -> Result<bool, FatError> {
         self.run(m, |vol, m| {
             let mut f = OpenFile::open(vol, m, path, OpenMode::Read)?;
             if pattern.len() >= SCAN_CHUNK {
@@ -143,7 +166,9 @@ impl Fat {
         let fat_type = self.fat_type();
         self.run(m, |vol, m| {
             let look = vol.follow_path(m, path)?;
-            let Some(found) = look.found else { return Ok(None) };
+            let Some(found) = look.found else {
+                return Ok(None);
+            };
             let mut hit = None;
             vol.dir_walk(m, look.dir, false, |pos: &DirPos, e, lfn| {
                 let same = pos.dptr == found.pos.dptr;
