@@ -90,7 +90,7 @@ impl Volume<'_> {
         sclust: u32,
         ofs: u32,
     ) -> KindResult<DirPos> {
-        if ofs >= MAX_DIR || ofs % ENTRY != 0 {
+        if ofs >= MAX_DIR || !ofs.is_multiple_of(ENTRY) {
             return Err(corrupt(format!("directory offset {ofs} out of range")));
         }
         let mut clst = sclust;
@@ -132,7 +132,7 @@ impl Volume<'_> {
         if ofs >= MAX_DIR {
             return Ok(Step::End);
         }
-        if ofs % SS as u32 == 0 {
+        if ofs.is_multiple_of(SS as u32) {
             let mut sect = pos.sect + 1;
             if pos.clust == 0 {
                 if ofs / ENTRY >= self.geo().n_rootdir {

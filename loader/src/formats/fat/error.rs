@@ -20,7 +20,7 @@ impl FatError {
 
 impl fmt::Display for FatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.offset % 512 == 0 {
+        if self.offset.is_multiple_of(512) {
             write!(f, "FAT at block {}: {}", self.offset / 512, self.kind)
         } else {
             write!(f, "FAT at byte offset {}: {}", self.offset, self.kind)

@@ -122,7 +122,7 @@ impl OpenFile {
         let cbytes = Self::cluster_bytes(vol);
         let mut done = 0usize;
         while done < want {
-            if self.fptr % cbytes == 0 {
+            if self.fptr.is_multiple_of(cbytes) {
                 self.clust = if self.fptr == 0 {
                     self.sclust
                 } else {
@@ -164,7 +164,7 @@ impl OpenFile {
         let mut rem = data;
         let mut full = false;
         while !rem.is_empty() {
-            if self.fptr % SS as u32 == 0 {
+            if self.fptr.is_multiple_of(SS as u32) {
                 let csect = (self.fptr / SS as u32) & (csize - 1);
                 if csect == 0 {
                     let next = if self.fptr == 0 && self.sclust != 0 {

@@ -53,7 +53,7 @@ pub(crate) fn plan(blocks: u64) -> KindResult<Layout> {
                 sectors * 2 + 4
             } else {
                 fat_type = FatType::Fat12;
-                (sectors * 3 + 1) / 2 + 3
+                (sectors * 3).div_ceil(2) + 3
             };
             (1, fat_bytes.div_ceil(SS as u32), N_ROOT * 32 / SS as u32)
         };
@@ -164,20 +164,16 @@ fn fsinfo_sector(l: &Layout) -> [u8; SS] {
 /// may mirror.
 pub(crate) fn format(m: &mut dyn Medium, offset: u64, blocks: u64) -> KindResult<Layout> {
     let l = plan(blocks)?;
-    let write = |m: &mut dyn Medium, sector: u32, data: &[u8]| {
-        let at = offset + u64::from(sector) * SS as u64;
-        m.write_at(at, data).map_err(|e| io_error(at, e))
-    };
-    write(m, l.sectors - 1, &[0xFF; SS])?;
+    let mut out = SectorWriter { m, offset };
+    out.write(l.sectors - 1, &[0xFF; SS])?;
     let boot = boot_sector(&l);
-    write(m, 0, &boot)?;
+    out.write(0, &boot)?;
     if l.fat_type == FatType::Fat32 {
         let fsinfo = fsinfo_sector(&l);
-        write(m, 6, &boot)?;
-        write(m, 7, &fsinfo)?;
-        write(m, 1, &fsinfo)?;
+        out.write(6, &boot)?;
+        out.write(7, &fsinfo)?;
+        out.write(1, &fsinfo)?;
     }
-    let zeros = vec![0u8; CLEAR_CHUNK_SECTORS as usize * SS];
     let mut first = [0u8; SS];
     match l.fat_type {
         FatType::Fat12 => first[0..4].copy_from_slice(&0x00FF_FFF8u32.to_le_bytes()),
@@ -197,29 +193,37 @@ pub(crate) fn format(m: &mut dyn Medium, offset: u64, blocks: u64) -> KindResult
     };
     let mut sector = l.reserved;
     for _ in 0..N_FATS {
-        write(m, sector, &first)?;
-        sector += 1;
-        sector = clear(m, &write, &zeros, sector, l.fat_sectors - 1)?;
+        out.write(sector, &first)?;
+        sector = out.zero(sector + 1, l.fat_sectors - 1)?;
     }
-    clear(m, &write, &zeros, sector, root)?;
+    out.zero(sector, root)?;
     Ok(l)
 }
 
-fn clear(
-    m: &mut dyn Medium,
-    write: &dyn Fn(&mut dyn Medium, u32, &[u8]) -> KindResult<()>,
-    zeros: &[u8],
-    mut sector: u32,
-    count: u32,
-) -> KindResult<u32> {
-    let mut left = count;
-    while left > 0 {
-        let n = left.min(CLEAR_CHUNK_SECTORS);
-        write(m, sector, &zeros[..n as usize * SS])?;
-        sector += n;
-        left -= n;
+/// Writes whole sectors of the volume being formatted.
+struct SectorWriter<'a> {
+    m: &'a mut dyn Medium,
+    offset: u64,
+}
+
+impl SectorWriter<'_> {
+    fn write(&mut self, sector: u32, data: &[u8]) -> KindResult<()> {
+        let at = self.offset + u64::from(sector) * SS as u64;
+        self.m.write_at(at, data).map_err(|e| io_error(at, e))
     }
-    Ok(sector)
+
+    /// Zeros `count` sectors from `sector`; returns the sector after them.
+    fn zero(&mut self, mut sector: u32, count: u32) -> KindResult<u32> {
+        let zeros = vec![0u8; CLEAR_CHUNK_SECTORS.min(count) as usize * SS];
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(CLEAR_CHUNK_SECTORS);
+            self.write(sector, &zeros[..n as usize * SS])?;
+            sector += n;
+            left -= n;
+        }
+        Ok(sector)
+    }
 }
 
 #[cfg(test)]

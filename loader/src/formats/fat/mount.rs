@@ -116,7 +116,7 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
         )));
     }
     let n_rootdir = le16(&s, 17);
-    if n_rootdir % (SS as u32 / 32) != 0 {
+    if !n_rootdir.is_multiple_of(SS as u32 / 32) {
         return Err(not_fat(format!(
             "{n_rootdir} root entries do not fill whole sectors"
         )));

@@ -81,6 +81,16 @@ pub struct FileWriter<'a> {
     offset: u64,
 }
 
+impl std::fmt::Debug for FileWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileWriter")
+            .field("path", &self.path)
+            .field("offset", &self.offset)
+            .field("len", &self.file.len())
+            .finish()
+    }
+}
+
 impl FileWriter<'_> {
     fn err(&self, kind: FatErrorKind) -> FatError {
         FatError::new(self.offset, kind)
