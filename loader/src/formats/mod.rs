@@ -4,6 +4,8 @@
 //! They work on bytes or on a [`Medium`], never on paths, so the boot flow can
 //! read a disk's state before any task runs and tests can use plain buffers.
 
+pub mod fat;
+
 use std::io;
 
 pub mod error;
@@ -27,7 +29,9 @@ pub trait Medium {
 impl Medium for Vec<u8> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         buf.fill(0);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let end = start.saturating_add(buf.len()).min(self.len());
         buf[..end - start].copy_from_slice(&self[start..end]);
         Ok(())
