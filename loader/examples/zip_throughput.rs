@@ -15,9 +15,7 @@ fn main() {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or("usage: zip_throughput BUNDLE.fw|-")?;
+    let path = std::env::args().nth(1).ok_or("usage: zip_throughput BUNDLE.fw|-")?;
     let source: Box<dyn Read> = if path == "-" {
         Box::new(std::io::stdin().lock())
     } else {

@@ -14,7 +14,11 @@ use crate::target::file::ImageFile;
 use crate::target::Target;
 
 #[derive(Parser)]
-#[command(name = "loader", version, about = "Install fwup .fw bundles onto disks and image files")]
+#[command(
+    name = "loader",
+    version,
+    about = "Install fwup .fw bundles onto disks and image files"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -122,7 +126,16 @@ pub fn main(cli: Cli) -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Apply { bundle, device, task, keys, allow_unsafe, allow_mounted, hold_limit, progress } => {
+        Command::Apply {
+            bundle,
+            device,
+            task,
+            keys,
+            allow_unsafe,
+            allow_mounted,
+            hold_limit,
+            progress,
+        } => {
             let mut opts = ApplyOptions::new(&task);
             opts.public_keys = keys.load()?;
             opts.allow_unsafe = allow_unsafe;
@@ -154,11 +167,15 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.public_keys = keys.load()?;
             opts.vars = process_vars();
             let mut reporter = reporter(Progress::Auto);
-            let opened = apply::open_bundle(open_source(&bundle)?, &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
+            let opened =
+                apply::open_bundle(open_source(&bundle)?, &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
             let signature = opened.signature.clone();
             let bytes = apply::verify_all(opened, reporter.as_mut()).map_err(|e| e.to_string())?;
             drop(reporter);
-            println!("{bundle}: OK ({} of resources verified; signature: {signature})", console::human(bytes));
+            println!(
+                "{bundle}: OK ({} of resources verified; signature: {signature})",
+                console::human(bytes)
+            );
             Ok(())
         }
     }
@@ -166,11 +183,15 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn open_target(device: &std::path::Path, allow_mounted: bool) -> Result<Box<dyn Target>, String> {
     use std::os::unix::fs::FileTypeExt;
-    let is_block = std::fs::metadata(device).map(|m| m.file_type().is_block_device()).unwrap_or(false);
+    let is_block = std::fs::metadata(device)
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false);
     if is_block {
-        crate::target::blockdev::BlockDevice::open(device, allow_mounted)
-            .map(|d| Box::new(d) as Box<dyn Target>)
-            .map_err(|e| format!("opening {}: {e}", device.display()))
+        let _ = allow_mounted;
+        Err(format!(
+            "{}: installing onto block devices arrives with the boot-flow merge",
+            device.display()
+        ))
     } else {
         ImageFile::open(device)
             .map(|f| Box::new(f) as Box<dyn Target>)

@@ -49,7 +49,11 @@ pub fn run<R: Read + Send + 'static>(source: R, json: bool) -> Result<(), String
     let or_dash = |s: Option<&str>| s.unwrap_or("-").to_string();
     println!("product:      {}", or_dash(view.product));
     println!("version:      {}", or_dash(view.version));
-    println!("platform:     {} / {}", or_dash(view.platform), or_dash(view.architecture));
+    println!(
+        "platform:     {} / {}",
+        or_dash(view.platform),
+        or_dash(view.architecture)
+    );
     println!("author:       {}", or_dash(view.author));
     println!("created:      {}", or_dash(view.creation_date));
     println!("uuid:         {}", view.uuid);
@@ -57,7 +61,10 @@ pub fn run<R: Read + Send + 'static>(source: R, json: bool) -> Result<(), String
     println!("tasks:");
     for t in &view.tasks {
         let unsafe_note = if t.needs_unsafe { ", needs --unsafe" } else { "" };
-        println!("  {:<24} {} guard(s), {} action(s){unsafe_note}", t.name, t.guards, t.actions);
+        println!(
+            "  {:<24} {} guard(s), {} action(s){unsafe_note}",
+            t.name, t.guards, t.actions
+        );
     }
     println!("resources:");
     for r in &view.resources {

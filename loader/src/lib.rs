@@ -3,8 +3,8 @@
 
 pub mod apply;
 pub mod bundle;
-pub mod formats;
-pub mod target;
-pub mod report;
 pub mod cli;
+pub mod formats;
 pub mod inspect;
+pub mod report;
+pub mod target;

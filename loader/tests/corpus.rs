@@ -69,7 +69,8 @@ fn options(case: &Case) -> ApplyOptions {
         match arg.as_str() {
             "-p" => {
                 let key = fixtures().join(args.next().unwrap());
-                opts.public_keys.push(PublicKey::from_file_or_base64(key.to_str().unwrap()).unwrap());
+                opts.public_keys
+                    .push(PublicKey::from_file_or_base64(key.to_str().unwrap()).unwrap());
             }
             "--unsafe" => opts.allow_unsafe = true,
             other => panic!("{}: unknown extra arg {other}", case.name),
@@ -91,9 +92,16 @@ fn prepare(case: &Case, dir: &Path, results: &HashMap<String, PathBuf>) -> PathB
     } else if case.before == "empty" {
         File::create(&dest).unwrap();
     } else if let Some(prev) = case.before.strip_prefix("result:") {
-        let src = results.get(prev).unwrap_or_else(|| panic!("{} needs the result of {prev}", case.name));
+        let src = results
+            .get(prev)
+            .unwrap_or_else(|| panic!("{} needs the result of {prev}", case.name));
         // cp keeps the file sparse.
-        let ok = Command::new("cp").arg("--sparse=always").arg(src).arg(&dest).status().unwrap();
+        let ok = Command::new("cp")
+            .arg("--sparse=always")
+            .arg(src)
+            .arg(&dest)
+            .status()
+            .unwrap();
         assert!(ok.success());
     } else {
         panic!("unknown destination {}", case.before);
@@ -103,7 +111,12 @@ fn prepare(case: &Case, dir: &Path, results: &HashMap<String, PathBuf>) -> PathB
 
 fn imgcompare(expected: &Path, actual: &Path) -> (bool, String) {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare");
-    let out = Command::new("python3").arg(tool).arg(expected).arg(actual).output().unwrap();
+    let out = Command::new("python3")
+        .arg(tool)
+        .arg(expected)
+        .arg(actual)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
@@ -158,5 +171,10 @@ fn corpus_cases_match_fwup() {
         }
         results.insert(case.name.clone(), dest);
     }
-    assert!(failures.is_empty(), "{} case(s) differ from fwup:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ from fwup:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -53,11 +53,7 @@ fn small_volume_is_fat12_and_readable_by_mtools() {
     let mut fat = fat::mkfs(&mut m, AT * 512, blocks).expect("mkfs");
     assert_eq!(fat.fat_type(), FatType::Fat12);
     let boot = m.read_range(AT * 512, 512);
-    assert_eq!(
-        &boot[54..62],
-        b"FAT12   ",
-        "fwup's FatFs names the type FAT12"
-    );
+    assert_eq!(&boot[54..62], b"FAT12   ", "fwup's FatFs names the type FAT12");
     fat.mkdir(&mut m, "/efi/boot").expect_err("parent missing");
     fat.mkdir(&mut m, "/efi").expect("mkdir");
     fat.mkdir(&mut m, "/efi/boot").expect("mkdir");
@@ -98,14 +94,8 @@ fn large_volume_is_fat32_with_growing_directories() {
     assert_eq!(listed.len(), 40);
     assert_eq!(listed[39].name, "Sub File Number 39.txt");
     drop(m);
-    assert_eq!(
-        mtype(&path, AT * 512, "/many/Sub File Number 39.txt"),
-        b"sub 39\n"
-    );
-    assert_eq!(
-        mtype(&path, AT * 512, "/Root File Number 7.txt"),
-        b"root 7\n"
-    );
+    assert_eq!(mtype(&path, AT * 512, "/many/Sub File Number 39.txt"), b"sub 39\n");
+    assert_eq!(mtype(&path, AT * 512, "/Root File Number 7.txt"), b"root 7\n");
     assert!(mdir(&path, AT * 512, "/").contains("Root File Number 39.txt"));
     assert_fsck_clean(&path, blocks);
 }
@@ -126,12 +116,7 @@ fn long_names_round_trip_through_mtools() {
         "dots.in.the.middle.tar.gz",
     ];
     for (i, name) in names.iter().enumerate() {
-        put(
-            &mut fat,
-            &mut m,
-            &format!("/{name}"),
-            format!("{i}").as_bytes(),
-        );
+        put(&mut fat, &mut m, &format!("/{name}"), format!("{i}").as_bytes());
     }
     let listed: Vec<String> = fat
         .list(&mut m, "/")
@@ -139,25 +124,13 @@ fn long_names_round_trip_through_mtools() {
         .into_iter()
         .map(|e| e.name)
         .collect();
-    let expected: Vec<String> = names
-        .iter()
-        .map(|n| n.trim_end_matches('.').to_string())
-        .collect();
+    let expected: Vec<String> = names.iter().map(|n| n.trim_end_matches('.').to_string()).collect();
     assert_eq!(listed, expected);
     // Names are found again whatever their case, like FatFs does.
-    assert_eq!(
-        fat.read_file(&mut m, "/mixedcase.TXT", 10).expect("read"),
-        b"1"
-    );
-    let upper = fat
-        .stat(&mut m, "/UPPER.TXT")
-        .expect("stat")
-        .expect("exists");
+    assert_eq!(fat.read_file(&mut m, "/mixedcase.TXT", 10).expect("read"), b"1");
+    let upper = fat.stat(&mut m, "/UPPER.TXT").expect("stat").expect("exists");
     assert_eq!(upper.short_name, "UPPER.TXT");
-    let lower = fat
-        .stat(&mut m, "/lower.txt")
-        .expect("stat")
-        .expect("exists");
+    let lower = fat.stat(&mut m, "/lower.txt").expect("stat").expect("exists");
     assert_eq!(
         (lower.name.as_str(), lower.short_name.as_str()),
         ("lower.txt", "LOWER.TXT")
@@ -165,10 +138,7 @@ fn long_names_round_trip_through_mtools() {
     drop(m);
     let listing = mdir(&path, AT * 512, "/");
     for name in &expected {
-        assert!(
-            listing.contains(name.as_str()),
-            "mdir lacks {name}:\n{listing}"
-        );
+        assert!(listing.contains(name.as_str()), "mdir lacks {name}:\n{listing}");
     }
     assert_eq!(mtype(&path, AT * 512, "/dots.in.the.middle.tar.gz"), b"6");
     assert_fsck_clean(&path, blocks);
@@ -181,12 +151,7 @@ fn colliding_short_names_get_numbered_then_hashed() {
     let (path, mut m) = image(dir.path(), blocks);
     let mut fat = fat::mkfs(&mut m, AT * 512, blocks).expect("mkfs");
     for i in 0..9 {
-        put(
-            &mut fat,
-            &mut m,
-            &format!("/configuration-{i}.json"),
-            &[b'0' + i],
-        );
+        put(&mut fat, &mut m, &format!("/configuration-{i}.json"), &[b'0' + i]);
     }
     let shorts: Vec<String> = fat
         .list(&mut m, "/")
@@ -213,11 +178,7 @@ fn colliding_short_names_get_numbered_then_hashed() {
     let mut unique = shorts.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(
-        unique.len(),
-        shorts.len(),
-        "short names must differ: {shorts:?}"
-    );
+    assert_eq!(unique.len(), shorts.len(), "short names must differ: {shorts:?}");
     drop(m);
     assert_eq!(mtype(&path, AT * 512, "/configuration-8.json"), b"8");
     assert_fsck_clean(&path, blocks);
@@ -243,10 +204,7 @@ fn file_over_many_fragmented_clusters_reads_back() {
         w.write(chunk).expect("write");
     }
     assert_eq!(w.finish().expect("finish"), big.len() as u64);
-    assert_eq!(
-        fat.read_file(&mut m, "/big.bin", usize::MAX).expect("read"),
-        big
-    );
+    assert_eq!(fat.read_file(&mut m, "/big.bin", usize::MAX).expect("read"), big);
     let entry = fat.stat(&mut m, "/big.bin").expect("stat").expect("exists");
     assert_eq!(entry.first_cluster, 4, "first hole (small1's two clusters)");
     drop(m);
@@ -291,15 +249,7 @@ fn twenty_mib_file_is_written_in_large_runs() {
         "20 MiB on FAT32 (1-sector clusters): {elapsed:?}, {} medium writes",
         m.writes
     );
-    assert!(
-        m.writes < 400,
-        "{} writes for 20 MiB: data should go in runs",
-        m.writes
-    );
+    assert!(m.writes < 400, "{} writes for 20 MiB: data should go in runs", m.writes);
     assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
-    assert_eq!(
-        fat.read_file(&mut disk, "/rootfs.img", usize::MAX)
-            .expect("read"),
-        data
-    );
+    assert_eq!(fat.read_file(&mut disk, "/rootfs.img", usize::MAX).expect("read"), data);
 }

@@ -33,23 +33,14 @@ fn errors_name_the_volume_and_the_missing_directory() {
     let err = fat
         .write_file(&mut m, "/boot/grub/grub.cfg")
         .expect_err("no /boot/grub");
-    assert_eq!(
-        err.to_string(),
-        "FAT at block 4096: /boot/grub: no such directory"
-    );
+    assert_eq!(err.to_string(), "FAT at block 4096: /boot/grub: no such directory");
     put(&mut fat, &mut m, "/boot/file", b"x");
     let err = fat
         .mkdir(&mut m, "/boot/file/sub")
         .expect_err("file is not a directory");
-    assert_eq!(
-        err.to_string(),
-        "FAT at block 4096: /boot/file: not a directory"
-    );
+    assert_eq!(err.to_string(), "FAT at block 4096: /boot/file: not a directory");
     let err = fat.write_file(&mut m, "/bad:name").expect_err("invalid");
-    assert!(
-        matches!(err.kind, FatErrorKind::InvalidName { .. }),
-        "{err}"
-    );
+    assert!(matches!(err.kind, FatErrorKind::InvalidName { .. }), "{err}");
 }
 
 #[test]
@@ -57,8 +48,7 @@ fn mounting_something_else_fails_clearly() {
     let mut zeros = vec![0u8; 1 << 20];
     let err = Fat::open(&mut zeros, 0).expect_err("no FAT");
     assert!(
-        err.to_string()
-            .starts_with("FAT at block 0: not a FAT filesystem"),
+        err.to_string().starts_with("FAT at block 0: not a FAT filesystem"),
         "{err}"
     );
     let mut mbr = vec![0u8; 1 << 20];
@@ -66,10 +56,7 @@ fn mounting_something_else_fails_clearly() {
     mbr[511] = 0xAA;
     mbr[446 + 8] = 1; // a partition at sector 1 that holds no FAT either
     assert!(matches!(
-        Fat::open(&mut mbr, 0)
-            .map(|_| ())
-            .expect_err("must fail")
-            .kind,
+        Fat::open(&mut mbr, 0).map(|_| ()).expect_err("must fail").kind,
         FatErrorKind::NotFat { .. }
     ));
     let err = fat::mkfs(&mut zeros, 0, 100).expect_err("too small");
@@ -100,29 +87,23 @@ fn mkdir_accepts_an_existing_directory_only() {
 #[test]
 fn rm_is_quiet_about_missing_files_unless_told() {
     let (mut m, mut fat) = volume();
-    fat.rm(&mut m, "/nope.txt", false)
-        .expect("fat_rm of a missing file");
+    fat.rm(&mut m, "/nope.txt", false).expect("fat_rm of a missing file");
     fat.rm(&mut m, "/no/such/dir/file", false)
         .expect("missing directory too");
     let err = fat.rm(&mut m, "/nope.txt", true).expect_err("fat_rm!");
-    assert_eq!(
-        err.to_string(),
-        "FAT at block 4096: /nope.txt: no such file"
-    );
+    assert_eq!(err.to_string(), "FAT at block 4096: /nope.txt: no such file");
     fat.mkdir(&mut m, "/d").expect("mkdir");
     put(&mut fat, &mut m, "/d/f", b"x");
     assert!(matches!(
         fat.rm(&mut m, "/d", false).expect_err("must fail").kind,
         FatErrorKind::DirectoryNotEmpty { .. }
     ));
-    fat.attrib(&mut m, "/d/f", "R".parse().expect("attrs"))
-        .expect("attrib");
+    fat.attrib(&mut m, "/d/f", "R".parse().expect("attrs")).expect("attrib");
     assert!(matches!(
         fat.rm(&mut m, "/d/f", false).expect_err("must fail").kind,
         FatErrorKind::ReadOnly { .. }
     ));
-    fat.attrib(&mut m, "/d/f", Attributes::default())
-        .expect("attrib");
+    fat.attrib(&mut m, "/d/f", Attributes::default()).expect("attrib");
     fat.rm(&mut m, "/d/f", true).expect("rm file");
     fat.rm(&mut m, "/d", true).expect("rm empty directory");
     assert!(fat.list(&mut m, "/").expect("list").is_empty());
@@ -137,38 +118,26 @@ fn mv_refuses_to_overwrite_and_mv_bang_does() {
     let (mut m, mut fat) = volume();
     put(&mut fat, &mut m, "/a.txt", b"aaa");
     put(&mut fat, &mut m, "/b.txt", b"bbb");
-    let err = fat
-        .mv(&mut m, "/a.txt", "/b.txt", false)
-        .expect_err("exists");
+    let err = fat.mv(&mut m, "/a.txt", "/b.txt", false).expect_err("exists");
     assert_eq!(err.to_string(), "FAT at block 4096: /b.txt: already exists");
     fat.mv(&mut m, "/a.txt", "/b.txt", true).expect("fat_mv!");
     assert_eq!(read(&mut fat, &mut m, "/b.txt"), b"aaa");
     assert!(!fat.exists(&mut m, "/a.txt").expect("exists"));
     // fwup removes the destination before it finds the source missing.
-    let err = fat
-        .mv(&mut m, "/gone.txt", "/b.txt", true)
-        .expect_err("no source");
+    let err = fat.mv(&mut m, "/gone.txt", "/b.txt", true).expect_err("no source");
     assert!(matches!(err.kind, FatErrorKind::NotFound { .. }));
     assert!(!fat.exists(&mut m, "/b.txt").expect("exists"));
     // A case-only rename, and moving a directory updates its "..".
     put(&mut fat, &mut m, "/c.txt", b"ccc");
-    fat.mv(&mut m, "/c.txt", "/C-Renamed.TXT", false)
-        .expect("rename");
-    assert_eq!(
-        fat.list(&mut m, "/").expect("list")[0].name,
-        "C-Renamed.TXT"
-    );
+    fat.mv(&mut m, "/c.txt", "/C-Renamed.TXT", false).expect("rename");
+    assert_eq!(fat.list(&mut m, "/").expect("list")[0].name, "C-Renamed.TXT");
     fat.mkdir(&mut m, "/x").expect("mkdir");
     fat.mkdir(&mut m, "/y").expect("mkdir");
     put(&mut fat, &mut m, "/y/inner", b"in");
     fat.mv(&mut m, "/y", "/x/y", false).expect("move directory");
     assert_eq!(read(&mut fat, &mut m, "/x/y/inner"), b"in");
     let volume = &m[AT as usize..];
-    let x = fat
-        .stat(&mut m.clone(), "/x")
-        .expect("stat")
-        .expect("x")
-        .first_cluster;
+    let x = fat.stat(&mut m.clone(), "/x").expect("stat").expect("x").first_cluster;
     let y = fat
         .stat(&mut m.clone(), "/x/y")
         .expect("stat")
@@ -189,9 +158,7 @@ fn cp_overwrites_and_copies_across_volumes() {
     fat.cp(&mut m, "/src.bin", "/dst.bin").expect("cp");
     assert_eq!(read(&mut fat, &mut m, "/dst.bin"), big);
     assert!(matches!(
-        fat.cp(&mut m, "/missing", "/x")
-            .expect_err("must fail")
-            .kind,
+        fat.cp(&mut m, "/missing", "/x").expect_err("must fail").kind,
         FatErrorKind::NotFound { .. }
     ));
     fat.mkdir(&mut m, "/dir").expect("mkdir");
@@ -202,9 +169,7 @@ fn cp_overwrites_and_copies_across_volumes() {
     fat.attrib(&mut m, "/dst.bin", "r".parse().expect("attrs"))
         .expect("attrib");
     assert!(matches!(
-        fat.cp(&mut m, "/src.bin", "/dst.bin")
-            .expect_err("must fail")
-            .kind,
+        fat.cp(&mut m, "/src.bin", "/dst.bin").expect_err("must fail").kind,
         FatErrorKind::ReadOnly { .. }
     ));
 
@@ -213,8 +178,7 @@ fn cp_overwrites_and_copies_across_volumes() {
     let mut other = fat::mkfs(&mut m, other_at, 4000).expect("mkfs a FAT12 volume");
     fat::copy_between(&mut m, &mut fat, "/src.bin", &mut other, "/copy.bin").expect("cross copy");
     assert_eq!(read(&mut other, &mut m, "/copy.bin"), big);
-    let err = fat::copy_between(&mut m, &mut fat, "/src.bin", &mut other, "/no/dir/x")
-        .expect_err("bad dest");
+    let err = fat::copy_between(&mut m, &mut fat, "/src.bin", &mut other, "/no/dir/x").expect_err("bad dest");
     assert!(
         err.to_string()
             .starts_with(&format!("FAT at block {}:", other_at / 512)),
@@ -234,12 +198,8 @@ fn write_truncates_and_refuses_read_only_files_and_directories() {
         (5, 2),
         "truncation frees and reuses the chain"
     );
-    fat.attrib(&mut m, "/f", "RHS".parse().expect("attrs"))
-        .expect("attrib");
-    assert_eq!(
-        fat.stat(&mut m, "/f").expect("stat").expect("f").attributes,
-        0x27
-    );
+    fat.attrib(&mut m, "/f", "RHS".parse().expect("attrs")).expect("attrib");
+    assert_eq!(fat.stat(&mut m, "/f").expect("stat").expect("f").attributes, 0x27);
     assert!(matches!(
         fat.write_file(&mut m, "/f").expect_err("ro").kind,
         FatErrorKind::ReadOnly { .. }
@@ -251,10 +211,7 @@ fn write_truncates_and_refuses_read_only_files_and_directories() {
     ));
     let empty = fat.write_file(&mut m, "/empty").expect("create");
     assert_eq!(empty.finish().expect("finish"), 0);
-    assert_eq!(
-        fat.stat(&mut m, "/empty").expect("stat").expect("e").size,
-        0
-    );
+    assert_eq!(fat.stat(&mut m, "/empty").expect("stat").expect("e").size, 0);
     assert!("RX".parse::<Attributes>().is_err());
 }
 
@@ -265,13 +222,7 @@ fn touch_creates_only_missing_files() {
     fat.touch(&mut m, "/keep").expect("touch existing");
     assert_eq!(read(&mut fat, &mut m, "/keep"), b"data");
     fat.touch(&mut m, "/new").expect("touch new");
-    assert_eq!(
-        fat.stat(&mut m, "/new")
-            .expect("stat")
-            .expect("new")
-            .attributes,
-        0x20
-    );
+    assert_eq!(fat.stat(&mut m, "/new").expect("stat").expect("new").attributes, 0x20);
     fat.mkdir(&mut m, "/d").expect("mkdir");
     assert!(matches!(
         fat.touch(&mut m, "/d").expect_err("must fail").kind,
@@ -287,10 +238,7 @@ fn touch_creates_only_missing_files() {
 fn label_goes_only_into_the_root_directory() {
     let (mut m, mut fat) = volume();
     fat.set_label(&mut m, "zoo boot").expect("label");
-    assert_eq!(
-        fat.label(&mut m).expect("label").as_deref(),
-        Some("ZOO BOOT")
-    );
+    assert_eq!(fat.label(&mut m).expect("label").as_deref(), Some("ZOO BOOT"));
     assert_eq!(
         &m[AT as usize + 43..AT as usize + 54],
         b"NO NAME    ",
@@ -318,9 +266,7 @@ fn guards_see_files_the_way_fwup_does() {
     assert!(!fat.exists(&mut m, "/missing/cfg").expect("missing"));
     assert!(!fat.exists(&mut m, "/in*valid").expect("invalid name"));
     assert!(fat.file_contains(&mut m, "/cfg", b"name=x").expect("scan"));
-    assert!(fat
-        .file_contains(&mut m, "/cfg", b"")
-        .expect("empty pattern matches"));
+    assert!(fat.file_contains(&mut m, "/cfg", b"").expect("empty pattern matches"));
     assert!(!fat
         .file_contains(&mut m, "/cfg", &[b'a'; 4096])
         .expect("too long never matches"));
@@ -338,8 +284,7 @@ fn full_volume_and_full_root_directory_are_reported() {
 
     let (mut m, mut fat) = volume();
     for i in 0..512 {
-        fat.touch(&mut m, &format!("/F{i}"))
-            .expect("room for 512 entries");
+        fat.touch(&mut m, &format!("/F{i}")).expect("room for 512 entries");
     }
     let err = fat.touch(&mut m, "/F512").expect_err("root is full");
     assert_eq!(
@@ -376,11 +321,7 @@ fn last_sector_tail_holds_what_fatfs_leaves_there() {
     w.finish().expect("finish");
     // FatFs reuses its sector buffer without clearing it: bytes 188..512 of
     // the second sector still hold the first sector's bytes 188..512.
-    let first = fat
-        .stat(&mut m, "/chunked")
-        .expect("stat")
-        .expect("f")
-        .first_cluster;
+    let first = fat.stat(&mut m, "/chunked").expect("stat").expect("f").first_cluster;
     let at = AT as usize + (1 + 2 * 33 + 32 + (first as usize - 2)) * 512;
     assert_eq!(&m[at..at + 512], &data[..512]);
     assert_eq!(&m[at + 512..at + 700], &data[512..]);
@@ -394,22 +335,11 @@ fn a_kept_mount_allocates_after_the_last_cluster_like_fwup() {
     put(&mut fat, &mut m, "/b", b"b");
     fat.rm(&mut m, "/a", true).expect("rm");
     put(&mut fat, &mut m, "/c", b"c");
-    let c = fat
-        .stat(&mut m, "/c")
-        .expect("stat")
-        .expect("c")
-        .first_cluster;
+    let c = fat.stat(&mut m, "/c").expect("stat").expect("c").first_cluster;
     assert_eq!(c, 4, "next-fit after /b, not /a's freed cluster 2");
     let mut fresh = Fat::open(&mut m, AT).expect("remount");
     put(&mut fresh, &mut m, "/d", b"d");
-    assert_eq!(
-        fresh
-            .stat(&mut m, "/d")
-            .expect("stat")
-            .expect("d")
-            .first_cluster,
-        2
-    );
+    assert_eq!(fresh.stat(&mut m, "/d").expect("stat").expect("d").first_cluster, 2);
 }
 
 #[test]

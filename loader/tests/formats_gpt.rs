@@ -18,11 +18,7 @@ fn gpt_on_a_1gib_disk_matches_fwup() {
     let written = gpt::encode(&gpt_spec(), Some(ONE_GIB_BLOCKS)).unwrap();
     assert_eq!(written.len(), 2);
     assert_eq!(written[0].0, 0);
-    assert_bytes(
-        "03-complete primary GPT",
-        &region("03-complete", 0, 34),
-        &written[0].1,
-    );
+    assert_bytes("03-complete primary GPT", &region("03-complete", 0, 34), &written[0].1);
     assert_eq!(written[1].0, (ONE_GIB_BLOCKS - 33) * BLOCK);
     assert_bytes(
         "03-complete backup GPT",
@@ -58,10 +54,7 @@ fn gpt_reader_reads_back_what_was_written_and_falls_back_to_the_backup() {
     disk.write_all(&gpt::encode(&spec, Some(ONE_GIB_BLOCKS)).unwrap());
 
     let table = gpt::read(&mut disk, Some(ONE_GIB_BLOCKS)).unwrap();
-    assert_eq!(
-        table.disk_guid.to_string(),
-        "b1d4f5a0-0000-4c6f-8a6f-6c6f61646572"
-    );
+    assert_eq!(table.disk_guid.to_string(), "b1d4f5a0-0000-4c6f-8a6f-6c6f61646572");
     assert_eq!(
         (table.first_usable_lba, table.last_usable_lba),
         (34, ONE_GIB_BLOCKS - 34)
@@ -83,8 +76,7 @@ fn gpt_reader_reads_back_what_was_written_and_falls_back_to_the_backup() {
     disk.write_at_block(1, &[0u8; 512]);
     let err = gpt::read(&mut disk, None).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("GPT header at block 1: no \"EFI PART\""),
+        err.to_string().contains("GPT header at block 1: no \"EFI PART\""),
         "{err}"
     );
     let backup = gpt::read(&mut disk, Some(ONE_GIB_BLOCKS)).unwrap();
@@ -98,10 +90,7 @@ fn gpt_reader_rejects_a_corrupt_entry_array() {
     disk.write_all(&gpt::encode(&gpt_spec(), None).unwrap());
     disk.write_at_block(2, &[0x55; 512]);
     let err = gpt::read(&mut disk, None).unwrap_err();
-    assert!(
-        err.to_string().contains("entry array CRC32 mismatch"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("entry array CRC32 mismatch"), "{err}");
 }
 
 #[test]
@@ -123,15 +112,11 @@ fn gpt_layout_errors_name_the_partitions() {
     });
     let err = gpt::GptSpec::from_section(&s).unwrap_err().to_string();
     assert!(
-        err.contains(
-            "partitions \"1\" (blocks 35328..635328) and \"2\" (blocks 559616..1083904) overlap"
-        ),
+        err.contains("partitions \"1\" (blocks 35328..635328) and \"2\" (blocks 559616..1083904) overlap"),
         "{err}"
     );
 
-    let s = edited("03-x86_64-ab-gpt", "gpt", "gpt", |s| {
-        set(s, "1", "expand", "true")
-    });
+    let s = edited("03-x86_64-ab-gpt", "gpt", "gpt", |s| set(s, "1", "expand", "true"));
     let err = gpt::GptSpec::from_section(&s).unwrap_err().to_string();
     assert!(err.contains("only the last partition may expand"), "{err}");
 
@@ -147,9 +132,7 @@ fn gpt_layout_errors_name_the_partitions() {
 
 #[test]
 fn gpt_boot_option_sets_the_legacy_bootable_flag() {
-    let s = edited("03-x86_64-ab-gpt", "gpt", "gpt", |s| {
-        set(s, "1", "boot", "true")
-    });
+    let s = edited("03-x86_64-ab-gpt", "gpt", "gpt", |s| set(s, "1", "boot", "true"));
     let spec = gpt::GptSpec::from_section(&s).unwrap();
     assert_eq!(spec.partitions[1].flags, gpt::LEGACY_BIOS_BOOTABLE);
 }

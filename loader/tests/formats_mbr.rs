@@ -19,11 +19,7 @@ fn mbr_on_a_1gib_disk_matches_fwup_and_expands_p4() {
     let sectors = mbr::encode(&mbr_spec("02-x86_64-ab-mbr", "mbr"), Some(ONE_GIB_BLOCKS)).unwrap();
     assert_eq!(sectors.len(), 1);
     assert_eq!(sectors[0].0, 0);
-    assert_bytes(
-        "02-complete MBR",
-        &region("02-complete", 0, 1),
-        &sectors[0].1,
-    );
+    assert_bytes("02-complete MBR", &region("02-complete", 0, 1), &sectors[0].1);
 
     let mut disk = SparseDisk::new();
     disk.write_all(&sectors);
@@ -55,11 +51,7 @@ fn mbr_with_logical_partitions_writes_fwups_ebrs() {
     for device in [Some(32768), None] {
         let sectors = mbr::encode(&spec, device).unwrap();
         let offsets: Vec<u64> = sectors.iter().map(|s| s.0).collect();
-        assert_eq!(
-            offsets,
-            [0, 22528 * BLOCK, 22529 * BLOCK],
-            "device {device:?}"
-        );
+        assert_eq!(offsets, [0, 22528 * BLOCK, 22529 * BLOCK], "device {device:?}");
         assert_bytes("06 MBR", &region("06-complete", 0, 1), &sectors[0].1);
         assert_bytes("06 first EBR", &ebrs[..512], &sectors[1].1);
         assert_bytes("06 second EBR", &ebrs[512..], &sectors[2].1);
@@ -106,18 +98,14 @@ fn mbr_reader_follows_the_ebr_chain_with_linux_numbering() {
     // require-partition-offset(2, 18432) reads slot 2 of the MBR; guards
     // hold the disk as a `dyn Medium`.
     let dyn_disk: &mut dyn Medium = &mut disk;
-    assert_eq!(
-        mbr::read_primary_slots(dyn_disk).unwrap()[2].block_offset,
-        18432
-    );
+    assert_eq!(mbr::read_primary_slots(dyn_disk).unwrap()[2].block_offset, 18432);
 }
 
 #[test]
 fn mbr_reader_refuses_a_disk_without_a_table() {
     let err = mbr::read_partitions(&mut SparseDisk::new()).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("MBR at block 0: no 55 AA boot signature"),
+        err.to_string().contains("MBR at block 0: no 55 AA boot signature"),
         "{err}"
     );
 }
@@ -133,16 +121,19 @@ fn overlapping_mbr_partitions_are_refused_naming_both() {
         set(s, "2", "block-offset", "559000")
     });
     let err = mbr_error(&s, Some(ONE_GIB_BLOCKS));
-    assert_eq!(err, "mbr \"mbr\": partitions \"1\" (blocks 35328..559616) and \"2\" (blocks 559000..1083288) overlap");
+    assert_eq!(
+        err,
+        "mbr \"mbr\": partitions \"1\" (blocks 35328..559616) and \"2\" (blocks 559000..1083288) overlap"
+    );
 }
 
 #[test]
 fn mbr_partition_past_the_device_end_is_refused() {
-    let err = mbr_error(
-        section(&meta_conf("02-x86_64-ab-mbr"), "mbr", "mbr"),
-        Some(1_000_000),
+    let err = mbr_error(section(&meta_conf("02-x86_64-ab-mbr"), "mbr", "mbr"), Some(1_000_000));
+    assert_eq!(
+        err,
+        "mbr \"mbr\": partition \"2\" (blocks 559616..1083904) does not fit on the 1000000-block device"
     );
-    assert_eq!(err, "mbr \"mbr\": partition \"2\" (blocks 559616..1083904) does not fit on the 1000000-block device");
 }
 
 #[test]
@@ -152,14 +143,8 @@ fn more_than_four_partitions_need_an_extended_partition() {
         set(s, "3", "block-count", "2048");
     });
     let err = mbr_error(&s, None);
-    assert!(
-        err.contains("partition \"5\" needs an extended partition"),
-        "{err}"
-    );
-    assert!(
-        err.contains("partition 3 must have type 0x0f or 0x05"),
-        "{err}"
-    );
+    assert!(err.contains("partition \"5\" needs an extended partition"), "{err}");
+    assert!(err.contains("partition 3 must have type 0x0f or 0x05"), "{err}");
 }
 
 #[test]
@@ -174,17 +159,14 @@ fn logical_partition_outside_the_extended_one_is_refused() {
 
 #[test]
 fn mbr_options_are_checked_with_their_names() {
-    let s = edited("02-x86_64-ab-mbr", "mbr", "mbr", |s| {
-        set(s, "0", "type", "256")
-    });
+    let s = edited("02-x86_64-ab-mbr", "mbr", "mbr", |s| set(s, "0", "type", "256"));
     assert_eq!(
         mbr_error(&s, None),
         "mbr \"mbr\" partition \"0\": option `type`: 256 is not between 0 and 255"
     );
 
     let s = edited("02-x86_64-ab-mbr", "mbr", "mbr", |s| {
-        s.options
-            .push(("bootstrap-code".into(), Value::Scalar("eb63".into())))
+        s.options.push(("bootstrap-code".into(), Value::Scalar("eb63".into())))
     });
     assert!(mbr_error(&s, None).contains("option `bootstrap-code`: must be exactly 440 bytes"));
 
@@ -208,9 +190,7 @@ fn logical_partitions_must_be_numbered_without_gaps() {
 
 #[test]
 fn mbr_expand_before_the_last_partition_overlaps_it() {
-    let s = edited("02-x86_64-ab-mbr", "mbr", "mbr", |s| {
-        set(s, "1", "expand", "true")
-    });
+    let s = edited("02-x86_64-ab-mbr", "mbr", "mbr", |s| set(s, "1", "expand", "true"));
     let err = mbr_error(&s, Some(ONE_GIB_BLOCKS));
     assert!(
         err.contains("partitions \"1\" (blocks 35328..2097152) and \"2\""),

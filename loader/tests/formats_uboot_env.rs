@@ -15,9 +15,8 @@ fn env_spec(bundle: &str, name: &str) -> UbootEnvSpec {
 
 /// `${NAME}` → value, as fwup expands meta.conf strings at apply time.
 fn expand(text: &str, vars: &[(&str, &str)]) -> String {
-    vars.iter().fold(text.to_string(), |t, (k, v)| {
-        t.replace(&format!("${{{k}}}"), v)
-    })
+    vars.iter()
+        .fold(text.to_string(), |t, (k, v)| t.replace(&format!("${{{k}}}"), v))
 }
 
 /// Runs the `uboot_*` actions of every handler of `task`, in file order,
@@ -32,9 +31,7 @@ fn run_uboot_actions(disk: &mut SparseDisk, bundle: &str, task: &str, vars: &[(&
         let mut items = funlist.iter().map(|s| expand(s, vars));
         while let Some(argc) = items.next() {
             let argv: Vec<String> = items.by_ref().take(argc.parse().unwrap()).collect();
-            let spec = || {
-                UbootEnvSpec::from_section(section(&conf, "uboot-environment", &argv[1])).unwrap()
-            };
+            let spec = || UbootEnvSpec::from_section(section(&conf, "uboot-environment", &argv[1])).unwrap();
             match argv[0].as_str() {
                 "uboot_clearenv" => uboot_env::clear(disk, &spec()).unwrap(),
                 "uboot_setenv" => uboot_env::setenv(disk, &spec(), &argv[2], &argv[3]).unwrap(),
@@ -64,10 +61,7 @@ const V2_UUID: &str = "05011c1d-1b61-57f2-6f8b-b2e6a5e6c009";
 #[test]
 fn complete_task_writes_fwups_environment() {
     let mut disk = SparseDisk::new();
-    let vars = [
-        ("NERVES_SERIAL_NUMBER", "LT-0001"),
-        ("FWUP_META_UUID", V1_UUID),
-    ];
+    let vars = [("NERVES_SERIAL_NUMBER", "LT-0001"), ("FWUP_META_UUID", V1_UUID)];
     run_uboot_actions(&mut disk, "02-x86_64-ab-mbr", "complete", &vars);
     assert_region(&mut disk, "02-complete", 2048, 16);
 
@@ -98,19 +92,11 @@ fn upgrade_to_b_rewrites_the_environment_like_fwup() {
 #[test]
 fn redundant_environment_alternates_copies_like_fwup() {
     let mut disk = SparseDisk::new();
-    run_uboot_actions(
-        &mut disk,
-        "06-actions-zoo",
-        "complete",
-        &[("ZOO_SERIAL", "Z-42")],
-    );
+    run_uboot_actions(&mut disk, "06-actions-zoo", "complete", &[("ZOO_SERIAL", "Z-42")]);
     assert_region(&mut disk, "06-complete", 256, 32);
     // Flags 5 (primary) and 6 (secondary, newest).
     assert_eq!(
-        (
-            disk.bytes(256 * BLOCK + 4, 1)[0],
-            disk.bytes(272 * BLOCK + 4, 1)[0]
-        ),
+        (disk.bytes(256 * BLOCK + 4, 1)[0], disk.bytes(272 * BLOCK + 4, 1)[0]),
         (5, 6)
     );
     let spec = env_spec("06-actions-zoo", "env");
@@ -139,10 +125,7 @@ fn redundant_read_falls_back_to_the_older_valid_copy() {
     // The next write replaces the broken copy, flag 5 + 1.
     uboot_env::setenv(&mut disk, &spec, "k", "v").unwrap();
     assert_eq!(disk.bytes(272 * BLOCK + 4, 1)[0], 6);
-    assert_eq!(
-        uboot_env::read(&mut disk, &spec).unwrap().get("k"),
-        Some("v")
-    );
+    assert_eq!(uboot_env::read(&mut disk, &spec).unwrap().get("k"), Some("v"));
 }
 
 #[test]
@@ -154,10 +137,7 @@ fn signed_flag_comparison_matches_fwup() {
     let new: UbootEnv = [("copy", "secondary")].into_iter().collect();
     disk.write_at_block(256, &uboot_env::encode(&spec, &old, 0x7f).unwrap());
     disk.write_at_block(272, &uboot_env::encode(&spec, &new, 0x80).unwrap());
-    assert_eq!(
-        uboot_env::read(&mut disk, &spec).unwrap().get("copy"),
-        Some("primary")
-    );
+    assert_eq!(uboot_env::read(&mut disk, &spec).unwrap().get("copy"), Some("primary"));
 
     // The write replaces the copy that was not read, counting up from 0x7f.
     let primary_before = disk.bytes(256 * BLOCK, spec.size());
@@ -178,17 +158,12 @@ fn blank_environment_is_invalid_and_recover_rewrites_it() {
         let err = uboot_env::read(&mut disk, &spec).unwrap_err();
         assert!(err.is_invalid_env(), "{err}");
         assert!(
-            err.to_string().starts_with(&format!(
-                "U-Boot environment at block {}",
-                spec.block_offset
-            )),
+            err.to_string()
+                .starts_with(&format!("U-Boot environment at block {}", spec.block_offset)),
             "{err}"
         );
         let err = uboot_env::setenv(&mut disk, &spec, "a", "1").unwrap_err();
-        assert!(
-            err.is_invalid_env(),
-            "setenv on a blank env must fail like fwup: {err}"
-        );
+        assert!(err.is_invalid_env(), "setenv on a blank env must fail like fwup: {err}");
 
         assert!(uboot_env::recover(&mut disk, &spec).unwrap());
         assert!(uboot_env::read(&mut disk, &spec).unwrap().is_empty());
@@ -224,20 +199,13 @@ fn clearenv_resets_both_copies_to_flag_one() {
 
 fn with_option(bundle: &str, name: &str, key: &str, value: &str) -> Section {
     let mut s = section(&meta_conf(bundle), "uboot-environment", name).clone();
-    s.options
-        .push((key.to_string(), Value::Scalar(value.to_string())));
+    s.options.push((key.to_string(), Value::Scalar(value.to_string())));
     s
 }
 
 #[test]
 fn environment_that_does_not_fit_is_refused() {
-    let spec = UbootEnvSpec::from_section(&with_option(
-        "02-x86_64-ab-mbr",
-        "uboot-env",
-        "block-count",
-        "1",
-    ))
-    .unwrap();
+    let spec = UbootEnvSpec::from_section(&with_option("02-x86_64-ab-mbr", "uboot-env", "block-count", "1")).unwrap();
     let mut disk = SparseDisk::new();
     uboot_env::clear(&mut disk, &spec).unwrap();
     uboot_env::setenv(&mut disk, &spec, "a", &"x".repeat(400)).unwrap();
@@ -260,10 +228,7 @@ fn environment_that_does_not_fit_is_refused() {
     );
     // Nothing was written: the old value is still there.
     assert_eq!(
-        uboot_env::read(&mut disk, &spec)
-            .unwrap()
-            .get("a")
-            .map(str::len),
+        uboot_env::read(&mut disk, &spec).unwrap().get("a").map(str::len),
         Some(400)
     );
 }
@@ -279,10 +244,7 @@ fn spec_errors_name_the_option() {
         err(with_option("06-actions-zoo", "env", "block-count", "65535")),
         "uboot-environment \"env\": option `block-count`: 65535 must be below 65535"
     );
-    assert!(
-        err(with_option("06-actions-zoo", "env", "block-count", "0"))
-            .contains("must be at least 1")
-    );
+    assert!(err(with_option("06-actions-zoo", "env", "block-count", "0")).contains("must be at least 1"));
 }
 
 #[test]
@@ -295,10 +257,7 @@ fn guards_read_through_a_dyn_medium() {
     let env = uboot_env::read(dyn_disk, &spec).unwrap();
     assert_eq!(env.get("nerves_serial_number"), Some("LT-0001"));
     let ranges = spec.byte_ranges();
-    assert_eq!(
-        (ranges.len(), &ranges[0]),
-        (1, &(2048 * BLOCK..2064 * BLOCK))
-    );
+    assert_eq!((ranges.len(), &ranges[0]), (1, &(2048 * BLOCK..2064 * BLOCK)));
     assert_eq!(
         env_spec("06-actions-zoo", "env").byte_ranges(),
         [256 * BLOCK..272 * BLOCK, 272 * BLOCK..288 * BLOCK]
@@ -309,9 +268,7 @@ fn guards_read_through_a_dyn_medium() {
 fn values_that_are_not_utf8_survive_a_rewrite() {
     let spec = env_spec("02-x86_64-ab-mbr", "uboot-env");
     let mut disk = SparseDisk::new();
-    let env: UbootEnv = [(b"raw".as_slice(), b"\xff\x01".as_slice())]
-        .into_iter()
-        .collect();
+    let env: UbootEnv = [(b"raw".as_slice(), b"\xff\x01".as_slice())].into_iter().collect();
     uboot_env::write(&mut disk, &spec, &env).unwrap();
     uboot_env::setenv(&mut disk, &spec, "other", "1").unwrap();
     let env = uboot_env::read(&mut disk, &spec).unwrap();

@@ -67,13 +67,9 @@ fn read_fixture(name: &str) -> Vec<u8> {
 /// Loads a fixture the way fwup applies it: `FWUP_META_UUID` from the
 /// bytes, the rest from `vars`.
 fn load(name: &str, vars: &[(&str, &str)]) -> (MetaIds, Section, Manifest) {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let env = move |name: &str| vars.get(name).cloned();
-    let loaded =
-        load_meta_conf(&read_fixture(name), &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let loaded = load_meta_conf(&read_fixture(name), &env).unwrap_or_else(|e| panic!("{name}: {e}"));
     (loaded.ids, loaded.root, loaded.manifest)
 }
 
@@ -115,9 +111,7 @@ fn raw_write(block_offset: u64) -> Action {
 }
 
 fn actions_of(t: &Task, resource: &str) -> Vec<Action> {
-    t.handler(resource)
-        .map(|h| h.actions.clone())
-        .unwrap_or_default()
+    t.handler(resource).map(|h| h.actions.clone()).unwrap_or_default()
 }
 
 #[test]
@@ -126,35 +120,20 @@ fn meta_uuids_match_the_corpus_readme() {
         let ids = MetaIds::from_meta_conf(&read_fixture(name));
         assert_eq!(ids.uuid, uuid, "{name}");
         // The nickname is a pure function of the UUID's first two bytes.
-        assert_eq!(
-            Some(ids.nickname.clone()),
-            nickname_for_uuid(uuid),
-            "{name}"
-        );
-        assert_eq!(
-            ids,
-            MetaIds::from_meta_conf(&read_fixture(name)),
-            "{name}: stable"
-        );
+        assert_eq!(Some(ids.nickname.clone()), nickname_for_uuid(uuid), "{name}");
+        assert_eq!(ids, MetaIds::from_meta_conf(&read_fixture(name)), "{name}: stable");
     }
 }
 
 #[test]
 fn every_corpus_meta_conf_builds_with_the_expected_shape() {
     for Fixture {
-        name,
-        resources,
-        tasks,
-        ..
+        name, resources, tasks, ..
     } in CORPUS
     {
         let (ids, root, m) = load(name, &[]);
         assert_eq!(m.resources.len(), resources, "{name}: resources");
-        let got: Vec<(&str, usize)> = m
-            .tasks
-            .iter()
-            .map(|t| (t.name.as_str(), action_count(t)))
-            .collect();
+        let got: Vec<(&str, usize)> = m.tasks.iter().map(|t| (t.name.as_str(), action_count(t))).collect();
         assert_eq!(got, tasks, "{name}: tasks and action counts");
         assert!(m.warnings.is_empty(), "{name}: {:?}", m.warnings);
         assert_eq!(check_declared_uuid(&root, &ids), Ok(()), "{name}");
@@ -171,12 +150,7 @@ fn minimal_bundle_decodes_exactly() {
     assert_eq!(m.resources[0].blake2b_256[..4], [0x9b, 0x7a, 0x4e, 0x69]);
     assert_eq!(m.mbrs.len(), 1);
     let t = task(&m, "complete");
-    assert_eq!(
-        t.on_init,
-        [Action::MbrWrite {
-            mbr: "mbr-a".into()
-        }]
-    );
+    assert_eq!(t.on_init, [Action::MbrWrite { mbr: "mbr-a".into() }]);
     assert_eq!(actions_of(t, "payload.bin"), [raw_write(2048)]);
     // The tampered copy differs in exactly the edited offset.
     let (_, _, tampered) = load("04-signed-tampered-meta", &[]);
@@ -192,20 +166,13 @@ fn ab_bundle_expands_the_uuid_and_the_environment() {
     assert_eq!(ids.uuid, "86554711-16f9-51d0-23df-2ef3b18fa4bf");
     assert_eq!(m.require_fwup_version.as_deref(), Some("0.15.0"));
     let complete = task(&m, "complete");
-    let uuid_set = setenv(
-        "uboot-env",
-        "a.nerves_fw_uuid",
-        "86554711-16f9-51d0-23df-2ef3b18fa4bf",
-    );
+    let uuid_set = setenv("uboot-env", "a.nerves_fw_uuid", "86554711-16f9-51d0-23df-2ef3b18fa4bf");
     assert_eq!(complete.on_init.last(), Some(&uuid_set));
     assert!(complete
         .on_init
         .contains(&setenv("uboot-env", "nerves_serial_number", "LT-0001")));
     assert_eq!(complete.on_finish[2], memset(1608191, 1, 0xff));
-    assert_eq!(
-        complete.handler("rootfs.img").map(|h| h.delta_source),
-        Some(false)
-    );
+    assert_eq!(complete.handler("rootfs.img").map(|h| h.delta_source), Some(false));
 
     let up_a = task(&m, "upgrade.a");
     assert_eq!(up_a.requirements.len(), 3);
@@ -215,10 +182,7 @@ fn ab_bundle_expands_the_uuid_and_the_environment() {
         value: "b".into(),
     };
     assert_eq!(up_a.requirements[0], active_b);
-    assert_eq!(
-        up_a.handler("rootfs.img").map(|h| h.delta_source),
-        Some(true)
-    );
+    assert_eq!(up_a.handler("rootfs.img").map(|h| h.delta_source), Some(true));
     let trim_a = Action::Trim {
         block_offset: 35328,
         block_count: 524288,
@@ -237,10 +201,7 @@ fn gpt_bundle_keeps_its_gpt_section() {
     assert_eq!(m.gpts.len(), 1);
     assert_eq!(m.gpts[0].title.as_deref(), Some("gpt"));
     assert_eq!(m.gpts[0].children("partition").count(), 4);
-    assert_eq!(
-        task(&m, "complete").on_init[0],
-        Action::GptWrite { gpt: "gpt".into() }
-    );
+    assert_eq!(task(&m, "complete").on_init[0], Action::GptWrite { gpt: "gpt".into() });
     assert_eq!(m.uboot_envs.len(), 1);
 }
 
@@ -267,10 +228,7 @@ fn actions_zoo_decodes_exactly() {
     let resource = |name: &str| m.resources.iter().find(|r| r.name == name).expect(name);
     let sparse = resource("sparse.img");
     assert_eq!(sparse.sparse_map, [65536, 983040, 65536, 983040]);
-    assert_eq!(
-        (sparse.stored_len(), sparse.expanded_len()),
-        (131072, 2097152)
-    );
+    assert_eq!((sparse.stored_len(), sparse.expanded_len()), (131072, 2097152));
     assert_eq!(resource("/extra.bin").archive_path(), "extra.bin");
 
     let t = task(&m, "complete");
@@ -283,10 +241,7 @@ fn actions_zoo_decodes_exactly() {
         to: to.into(),
     };
     // 4-argument fat_cp copies inside one volume, 5 arguments across two.
-    assert_eq!(
-        t.on_finish[..2],
-        [cp(2048, "config.bak"), cp(10240, "config-copy.txt")]
-    );
+    assert_eq!(t.on_finish[..2], [cp(2048, "config.bak"), cp(10240, "config-copy.txt")]);
     let mv = Action::FatMv {
         block_offset: 2048,
         from: "config.old".into(),
@@ -300,9 +255,7 @@ fn actions_zoo_decodes_exactly() {
         must_exist: false,
     };
     assert!(t.on_finish.contains(&rm));
-    assert!(t
-        .on_finish
-        .contains(&Action::UbootRecover { env: "env".into() }));
+    assert!(t.on_finish.contains(&Action::UbootRecover { env: "env".into() }));
     let notes = Action::FatWrite {
         block_offset: 2048,
         path: "notes.txt".into(),
@@ -326,11 +279,6 @@ fn actions_zoo_decodes_exactly() {
         }]
     );
     let unsafe_task = task(&m, "unsafe");
-    assert_eq!(
-        unsafe_task.on_init,
-        [Action::Execute {
-            command: "true".into()
-        }]
-    );
+    assert_eq!(unsafe_task.on_init, [Action::Execute { command: "true".into() }]);
     assert!(unsafe_task.on_init[0].is_unsafe());
 }

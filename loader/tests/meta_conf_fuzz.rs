@@ -118,10 +118,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, donors: &[Vec<u8>]) {
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[test]
@@ -129,19 +126,12 @@ fn mutated_corpus_meta_confs_never_panic() {
     let dir = format!("{}/tests/fixtures/meta-conf", env!("CARGO_MANIFEST_DIR"));
     let donors: Vec<Vec<u8>> = FIXTURES
         .iter()
-        .map(|name| {
-            std::fs::read(format!("{dir}/{name}.meta.conf"))
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-        })
+        .map(|name| std::fs::read(format!("{dir}/{name}.meta.conf")).unwrap_or_else(|e| panic!("{name}: {e}")))
         .collect();
     let seed = env_number("META_CONF_FUZZ_SEED", 0x5eed_1e55_c0ff_ee11);
     let rounds = env_number("META_CONF_FUZZ_ROUNDS", 1500);
     let mut rng = Rng(seed | 1);
-    let env = |name: &str| {
-        name.len()
-            .is_multiple_of(2)
-            .then(|| format!("v{{{name}}}\"\\"))
-    };
+    let env = |name: &str| name.len().is_multiple_of(2).then(|| format!("v{{{name}}}\"\\"));
     let (mut cases, mut parsed, mut built) = (0u64, 0u64, 0u64);
 
     for original in &donors {
@@ -175,10 +165,7 @@ fn mutated_corpus_meta_confs_never_panic() {
         }
     }
     // The mutations must reach the builder, not only the lexer.
-    assert!(
-        parsed * 10 > cases,
-        "only {parsed} of {cases} mutated inputs parsed"
-    );
+    assert!(parsed * 10 > cases, "only {parsed} of {cases} mutated inputs parsed");
     assert!(
         built * 40 > cases,
         "only {built} of {cases} mutated inputs built a manifest"

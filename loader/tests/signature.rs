@@ -6,8 +6,7 @@ mod zip_support;
 use std::io::Read;
 
 use loader::bundle::signature::{
-    generate_keypair, sign, verify, KeyError, PublicKey, SignatureError, SignatureStatus,
-    SigningKey,
+    generate_keypair, sign, verify, KeyError, PublicKey, SignatureError, SignatureStatus, SigningKey,
 };
 use loader::bundle::zip::ZipWalker;
 use zip_support::{fixture, read_fixture};
@@ -17,15 +16,10 @@ fn head(bundle: &str) -> (Vec<u8>, Option<Vec<u8>>) {
     let zip = read_fixture(bundle);
     let mut walker = ZipWalker::new(&zip[..]);
     let mut signature = None;
-    while let Some(mut entry) = walker
-        .next_entry()
-        .unwrap_or_else(|e| panic!("{bundle}: {e}"))
-    {
+    while let Some(mut entry) = walker.next_entry().unwrap_or_else(|e| panic!("{bundle}: {e}")) {
         let name = entry.name().to_string();
         let mut data = Vec::new();
-        entry
-            .read_to_end(&mut data)
-            .unwrap_or_else(|e| panic!("{bundle}: {e}"));
+        entry.read_to_end(&mut data).unwrap_or_else(|e| panic!("{bundle}: {e}"));
         match name.as_str() {
             "meta.conf.ed25519" => signature = Some(data),
             "meta.conf" => return (data, signature),
@@ -36,8 +30,7 @@ fn head(bundle: &str) -> (Vec<u8>, Option<Vec<u8>>) {
 }
 
 fn public(name: &str) -> PublicKey {
-    PublicKey::from_file_or_base64(&fixture(name).to_string_lossy())
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    PublicKey::from_file_or_base64(&fixture(name).to_string_lossy()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn private(name: &str) -> SigningKey {
@@ -48,10 +41,7 @@ fn private(name: &str) -> SigningKey {
 fn good_key_verifies_the_signed_bundle() {
     let (meta, sig) = head("04-signed.fw");
     let status = verify(&meta, sig.as_deref(), &[public("keys/test-key.pub")]);
-    assert_eq!(
-        status.ok(),
-        Some(SignatureStatus::Verified { key_index: 0 })
-    );
+    assert_eq!(status.ok(), Some(SignatureStatus::Verified { key_index: 0 }));
 }
 
 #[test]
@@ -82,10 +72,7 @@ fn tampered_meta_conf_fails_with_the_right_key() {
     assert_ne!(meta, original);
     let status = verify(&meta, sig.as_deref(), &[public("keys/test-key.pub")]);
     let text = status.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        text.starts_with("meta.conf fails signature verification"),
-        "{text}"
-    );
+    assert!(text.starts_with("meta.conf fails signature verification"), "{text}");
 }
 
 #[test]
@@ -115,10 +102,7 @@ fn without_keys_signed_and_unsigned_bundles_are_told_apart() {
         Some(SignatureStatus::SignedNotChecked)
     );
     let (meta, _) = head("01-minimal-raw.fw");
-    assert_eq!(
-        verify(&meta, None, &[]).ok(),
-        Some(SignatureStatus::Unsigned)
-    );
+    assert_eq!(verify(&meta, None, &[]).ok(), Some(SignatureStatus::Unsigned));
 }
 
 #[test]
@@ -133,8 +117,7 @@ fn fwup_private_key_signs_to_the_bundles_signature() {
 fn key_files_roundtrip_byte_for_byte() {
     for name in ["keys/test-key", "keys/wrong-key"] {
         let pub_text = std::fs::read_to_string(fixture(&format!("{name}.pub"))).unwrap_or_default();
-        let priv_text =
-            std::fs::read_to_string(fixture(&format!("{name}.priv"))).unwrap_or_default();
+        let priv_text = std::fs::read_to_string(fixture(&format!("{name}.priv"))).unwrap_or_default();
         assert_eq!(public(&format!("{name}.pub")).to_base64(), pub_text);
         assert_eq!(private(&format!("{name}.priv")).to_base64(), priv_text);
     }
@@ -150,15 +133,11 @@ fn generated_pair_signs_verifies_and_survives_its_files() {
     std::fs::write(&priv_path, signing.to_base64()).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&pub_path, public_key.to_base64()).unwrap_or_else(|e| panic!("{e}"));
     // fwup's sizes: 88 and 44 characters, no newline.
-    assert_eq!(
-        std::fs::metadata(&priv_path).map(|m| m.len()).ok(),
-        Some(88)
-    );
+    assert_eq!(std::fs::metadata(&priv_path).map(|m| m.len()).ok(), Some(88));
     assert_eq!(std::fs::metadata(&pub_path).map(|m| m.len()).ok(), Some(44));
 
     let reloaded = SigningKey::from_file(&priv_path).unwrap_or_else(|e| panic!("{e}"));
-    let reloaded_pub = PublicKey::from_file_or_base64(&pub_path.to_string_lossy())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let reloaded_pub = PublicKey::from_file_or_base64(&pub_path.to_string_lossy()).unwrap_or_else(|e| panic!("{e}"));
     let meta = b"meta-product = \"demo\"\n";
     let sig = sign(meta, &reloaded);
     assert_eq!(
@@ -178,8 +157,7 @@ fn cli_argument_may_be_a_path_or_the_base64_itself() {
     let missing = PublicKey::from_file_or_base64("/etc/loader/keys/release.pub");
     let message = missing.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        message
-            .starts_with("/etc/loader/keys/release.pub: no such file, and not a base64 public key"),
+        message.starts_with("/etc/loader/keys/release.pub: no such file, and not a base64 public key"),
         "{message}"
     );
 }
@@ -188,10 +166,7 @@ fn cli_argument_may_be_a_path_or_the_base64_itself() {
 fn private_key_given_as_public_key_gets_a_hint() {
     let text = std::fs::read_to_string(fixture("keys/test-key.priv")).unwrap_or_default();
     let err = PublicKey::parse(&text).err();
-    assert!(
-        matches!(err, Some(KeyError::WrongLength { got: 64, .. })),
-        "{err:?}"
-    );
+    assert!(matches!(err, Some(KeyError::WrongLength { got: 64, .. })), "{err:?}");
     let message = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("pass the .pub file"), "{message}");
 }

@@ -60,12 +60,8 @@ fn bundle_02_has_the_entries_the_corpus_readme_lists() {
         ]
     );
     // The resource bytes are the input files fwup zipped.
-    let rootfs =
-        std::fs::read(zip_support::fixture("inputs/rootfs-v1.squashfs")).unwrap_or_default();
-    assert!(
-        entries[3].1 == rootfs,
-        "data/rootfs.img is inputs/rootfs-v1.squashfs"
-    );
+    let rootfs = std::fs::read(zip_support::fixture("inputs/rootfs-v1.squashfs")).unwrap_or_default();
+    assert!(entries[3].1 == rootfs, "data/rootfs.img is inputs/rootfs-v1.squashfs");
 }
 
 #[test]
@@ -86,9 +82,7 @@ fn signed_bundle_starts_with_a_stored_signature_whose_size_is_in_the_header() {
         (Some(64), Some(64))
     );
     let mut sig = Vec::new();
-    entry
-        .read_to_end(&mut sig)
-        .unwrap_or_else(|e| panic!("{e}"));
+    entry.read_to_end(&mut sig).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sig.len(), 64);
     let Ok(Some(meta)) = walker.next_entry() else {
         panic!("no meta.conf")
@@ -113,9 +107,7 @@ fn first_error(zip: &[u8]) -> (Vec<String>, ZipError) {
             Ok(Some(mut entry)) => {
                 let name = entry.name().to_string();
                 if let Err(e) = io::copy(&mut entry, &mut io::sink()) {
-                    let typed = ZipError::from_io(&e)
-                        .map(|z| z.to_string())
-                        .unwrap_or_default();
+                    let typed = ZipError::from_io(&e).map(|z| z.to_string()).unwrap_or_default();
                     assert_eq!(typed, e.to_string(), "the io::Error wraps the typed error");
                     match e.into_inner().map(|inner| inner.downcast::<ZipError>()) {
                         Some(Ok(typed)) => return (done, *typed),
@@ -207,9 +199,7 @@ fn python_zipfile_bundle_without_descriptors_walks() {
     let (Some(rootfs), Some(original)) = (rootfs, original) else {
         panic!("rootfs.img missing")
     };
-    let differing: Vec<usize> = (0..rootfs.len())
-        .filter(|&i| rootfs[i] != original[i])
-        .collect();
+    let differing: Vec<usize> = (0..rootfs.len()).filter(|&i| rootfs[i] != original[i]).collect();
     assert_eq!(differing, [40000], "exactly the corrupted byte differs");
 }
 
@@ -248,8 +238,5 @@ fn bytes_consumed_tracks_headers_and_stops_at_the_central_directory() {
     // central directory at 100494 (+4 for its signature, read to see it).
     assert_eq!(offsets, [0, 377]);
     assert_eq!(walker.bytes_consumed(), 100494 + 4);
-    assert!(
-        matches!(walker.next_entry(), Ok(None)),
-        "the walk stays finished"
-    );
+    assert!(matches!(walker.next_entry(), Ok(None)), "the walk stays finished");
 }

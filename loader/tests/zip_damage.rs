@@ -36,19 +36,13 @@ fn central_directory_start(zip: &[u8]) -> usize {
         .rev()
         .find(|&i| zip[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
         .unwrap_or_else(|| panic!("no end record"));
-    u32::from_le_bytes([
-        zip[eocd + 16],
-        zip[eocd + 17],
-        zip[eocd + 18],
-        zip[eocd + 19],
-    ]) as usize
+    u32::from_le_bytes([zip[eocd + 16], zip[eocd + 17], zip[eocd + 18], zip[eocd + 19]]) as usize
 }
 
 /// Walks without letting a panic escape, so the test can say which input
 /// caused it.
 fn walk_guarded(zip: &[u8], what: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    catch_unwind(AssertUnwindSafe(|| walk_all(zip)))
-        .unwrap_or_else(|_| panic!("the walker panicked on {what}"))
+    catch_unwind(AssertUnwindSafe(|| walk_all(zip))).unwrap_or_else(|_| panic!("the walker panicked on {what}"))
 }
 
 /// The typed error of a walk, for checking the kind.
@@ -81,15 +75,9 @@ fn every_cut_before_the_central_directory_is_a_truncation() {
         let cuts = (1..200.min(needed)).chain((0..150).map(|_| 1 + rng.below(needed - 1)));
         for cut in cuts {
             let what = format!("{name} cut at {cut}");
-            assert!(
-                walk_guarded(&zip[..cut], &what).is_err(),
-                "{what}: walk succeeded"
-            );
+            assert!(walk_guarded(&zip[..cut], &what).is_err(), "{what}: walk succeeded");
             let err = typed_error(&zip[..cut]);
-            assert!(
-                err.as_ref().is_some_and(ZipError::is_truncation),
-                "{what}: {err:?}"
-            );
+            assert!(err.as_ref().is_some_and(ZipError::is_truncation), "{what}: {err:?}");
         }
         // Cutting inside the central directory loses nothing we read.
         assert!(walk_guarded(&zip[..needed], name).is_ok());
@@ -125,10 +113,7 @@ fn bit_flips_give_an_error_or_the_original_data() {
             }
         }
         // Most of a bundle is entry data, where a flip must be caught.
-        assert!(
-            errors > same * 4,
-            "{name}: only {errors} of 300 flips detected"
-        );
+        assert!(errors > same * 4, "{name}: only {errors} of 300 flips detected");
     }
 }
 

@@ -49,10 +49,7 @@ fn build(layout: Layout) -> Vec<u8> {
 
 fn expect_roundtrip(layout: Layout) {
     let walked = walk_all(&build(layout)).unwrap_or_else(|e| panic!("{layout:?}: {e}"));
-    let expected: Vec<(String, Vec<u8>)> = contents()
-        .into_iter()
-        .map(|(n, d)| (n.to_string(), d))
-        .collect();
+    let expected: Vec<(String, Vec<u8>)> = contents().into_iter().map(|(n, d)| (n.to_string(), d)).collect();
     assert_eq!(walked, expected, "{layout:?}");
 }
 
@@ -64,10 +61,7 @@ fn every_writer_layout_roundtrips() {
             descriptor_signature: false,
             ..FWUP
         },
-        Layout {
-            zip64: true,
-            ..FWUP
-        },
+        Layout { zip64: true, ..FWUP },
         Layout {
             zip64: true,
             descriptor_signature: false,
@@ -131,23 +125,14 @@ fn mixed_layouts_in_one_archive() {
 
 #[test]
 fn empty_stored_entry_with_descriptor_is_an_empty_file() {
-    let layout = Layout {
-        deflate: false,
-        ..FWUP
-    };
+    let layout = Layout { deflate: false, ..FWUP };
     let zip = ZipBuilder::new().add("data/empty", b"", layout).finish();
-    assert_eq!(
-        walk_all(&zip),
-        Ok(vec![("data/empty".to_string(), Vec::new())])
-    );
+    assert_eq!(walk_all(&zip), Ok(vec![("data/empty".to_string(), Vec::new())]));
 }
 
 #[test]
 fn stored_entry_sized_only_by_its_descriptor_is_refused_clearly() {
-    let layout = Layout {
-        deflate: false,
-        ..FWUP
-    };
+    let layout = Layout { deflate: false, ..FWUP };
     for signature in [true, false] {
         let zip = ZipBuilder::new()
             .add(
@@ -187,13 +172,8 @@ fn bad_crc_in_the_descriptor_names_the_entry_and_both_values() {
 
 #[test]
 fn bad_crc_in_a_plain_header_is_caught_too() {
-    let zip = ZipBuilder::new()
-        .add_with_crc("a", b"hello", PLAIN_STORED, 1)
-        .finish();
-    assert!(walk_all(&zip)
-        .err()
-        .unwrap_or_default()
-        .contains("bad CRC-32"));
+    let zip = ZipBuilder::new().add_with_crc("a", b"hello", PLAIN_STORED, 1).finish();
+    assert!(walk_all(&zip).err().unwrap_or_default().contains("bad CRC-32"));
 }
 
 #[test]
@@ -254,10 +234,7 @@ fn dropped_entries_are_skipped_and_still_checked() {
 #[test]
 fn partly_read_entry_is_finished_by_next_entry() {
     let data = noise(100_000, 9);
-    let bytes = ZipBuilder::new()
-        .add("a", &data, FWUP)
-        .add("b", b"bee", FWUP)
-        .finish();
+    let bytes = ZipBuilder::new().add("a", &data, FWUP).add("b", b"bee", FWUP).finish();
     let mut walker = ZipWalker::new(&bytes[..]);
     let Ok(Some(mut a)) = walker.next_entry() else {
         panic!("a")
@@ -281,10 +258,7 @@ fn garbage_input_is_not_a_zip() {
         err,
         "not a ZIP archive: the bundle starts with 3c 21 44 4f (`<!DO`) instead of a ZIP local file header (`PK\\x03\\x04`)"
     );
-    assert_eq!(
-        walk_all(b"").err().unwrap_or_default(),
-        "the bundle is empty (0 bytes)"
-    );
+    assert_eq!(walk_all(b"").err().unwrap_or_default(), "the bundle is empty (0 bytes)");
     assert!(walk_all(b"PK")
         .err()
         .unwrap_or_default()
@@ -323,15 +297,10 @@ fn empty_archive_has_no_entries() {
 
 #[test]
 fn unsupported_methods_and_encryption_are_refused() {
-    let mut bytes = ZipBuilder::new()
-        .add("data/x", b"abc", PLAIN_STORED)
-        .finish();
+    let mut bytes = ZipBuilder::new().add("data/x", b"abc", PLAIN_STORED).finish();
     bytes[8] = 14; // LZMA
     let err = walk_all(&bytes).err().unwrap_or_default();
-    assert_eq!(
-        err,
-        "ZIP entry `data/x`: compression method 14 (LZMA) is not supported"
-    );
+    assert_eq!(err, "ZIP entry `data/x`: compression method 14 (LZMA) is not supported");
     bytes[8] = 0;
     bytes[6] |= 1; // encrypted
     let err = walk_all(&bytes).err().unwrap_or_default();
@@ -347,10 +316,7 @@ fn deflate_stream_longer_than_the_header_size_is_corrupt() {
     let csize = u32::from_le_bytes([bytes[18], bytes[19], bytes[20], bytes[21]]);
     bytes[18..22].copy_from_slice(&(csize - 10).to_le_bytes());
     let err = walk_all(&bytes).err().unwrap_or_default();
-    assert!(
-        err.starts_with("ZIP entry `a`: corrupt deflate data"),
-        "{err}"
-    );
+    assert!(err.starts_with("ZIP entry `a`: corrupt deflate data"), "{err}");
     assert!(err.contains("does not end within"), "{err}");
 }
 
@@ -375,10 +341,7 @@ fn source_errors_are_reported_with_their_offset() {
     let err = zip_support::walk_reader(FailAfter(&bytes[..9000]))
         .err()
         .unwrap_or_default();
-    assert_eq!(
-        err,
-        "reading the bundle at byte 9000: connection reset by peer"
-    );
+    assert_eq!(err, "reading the bundle at byte 9000: connection reset by peer");
 }
 
 #[test]

@@ -5,7 +5,6 @@ use super::error::{ApplyError, BoxError};
 use super::events::{Event, Reporter, Stage};
 use super::exec;
 use super::overlay::Overlay;
-use super::sink::DataSink;
 use super::ApplyOptions;
 use crate::bundle::manifest::{Action, Manifest, Resource, Task};
 use crate::formats::{fat, gpt, mbr, uboot_env, BLOCK_SIZE};
@@ -29,7 +28,15 @@ impl<'a> Runner<'a> {
         reporter: &'a mut dyn Reporter,
     ) -> Self {
         let total_bytes = manifest.resources.iter().map(Resource::stored_len).sum();
-        Runner { manifest, task, overlay, opts, reporter, resource_bytes: 0, total_bytes }
+        Runner {
+            manifest,
+            task,
+            overlay,
+            opts,
+            reporter,
+            resource_bytes: 0,
+            total_bytes,
+        }
     }
 
     /// Streamed writes into U-Boot environments are held too, not only the
@@ -56,16 +63,15 @@ impl<'a> Runner<'a> {
         self.reporter.event(&Event::Warning { message });
     }
 
-    pub fn progress(&mut self, bytes: u64) {
-        self.resource_bytes += bytes;
-        self.reporter.event(&Event::Progress { done: self.resource_bytes, total: self.total_bytes });
-    }
-
     pub fn run_actions(&mut self, stage: Stage, actions: &[Action]) -> Result<(), ApplyError> {
         for action in actions {
             self.run_action(action).map_err(|e| match e {
                 Failure::Apply(e) => e,
-                Failure::Other(source) => ApplyError::Action { stage, action: describe(action), source },
+                Failure::Other(source) => ApplyError::Action {
+                    stage,
+                    action: describe(action),
+                    source,
+                },
             })?;
         }
         Ok(())
@@ -88,17 +94,27 @@ impl<'a> Runner<'a> {
     pub fn commit(self) -> Result<u64, ApplyError> {
         self.reporter.event(&Event::Stage { stage: Stage::Commit });
         let target = self.overlay.target().describe();
-        self.overlay.commit().map_err(|source| ApplyError::Target { target, source })
+        self.overlay
+            .commit()
+            .map_err(|source| ApplyError::Target { target, source })
     }
 
     fn run_action(&mut self, action: &Action) -> Result<(), Failure> {
         let m = &mut self.overlay;
         match action {
-            Action::RawMemset { block_offset, block_count, value } => {
+            Action::RawMemset {
+                block_offset,
+                block_count,
+                value,
+            } => {
                 m.fill_streamed(block_offset * BLOCK_SIZE, block_count * BLOCK_SIZE, *value)?;
             }
             Action::MbrWrite { mbr: name } => {
-                let section = self.manifest.mbrs.iter().find(|s| s.title.as_deref() == Some(name.as_str()));
+                let section = self
+                    .manifest
+                    .mbrs
+                    .iter()
+                    .find(|s| s.title.as_deref() == Some(name.as_str()));
                 let section = section.ok_or_else(|| other(format!("no mbr section named `{name}`")))?;
                 let spec = mbr::MbrSpec::from_section(section).map_err(boxed)?;
                 let blocks = m.target().size().map(|s| s / BLOCK_SIZE);
@@ -108,7 +124,11 @@ impl<'a> Runner<'a> {
                 }
             }
             Action::GptWrite { gpt: name } => {
-                let section = self.manifest.gpts.iter().find(|s| s.title.as_deref() == Some(name.as_str()));
+                let section = self
+                    .manifest
+                    .gpts
+                    .iter()
+                    .find(|s| s.title.as_deref() == Some(name.as_str()));
                 let section = section.ok_or_else(|| other(format!("no gpt section named `{name}`")))?;
                 let spec = gpt::GptSpec::from_section(section).map_err(boxed)?;
                 let blocks = m.target().size().map(|s| s / BLOCK_SIZE);
@@ -117,7 +137,10 @@ impl<'a> Runner<'a> {
                     crate::formats::Medium::write_at(m, offset, &bytes)?;
                 }
             }
-            Action::Trim { block_offset, block_count } => {
+            Action::Trim {
+                block_offset,
+                block_count,
+            } => {
                 m.trim(block_offset * BLOCK_SIZE, block_count * BLOCK_SIZE)?;
             }
             Action::UbootClearenv { env } => {
@@ -136,28 +159,54 @@ impl<'a> Runner<'a> {
                 let spec = self.env_spec(env)?;
                 uboot_env::recover(&mut self.overlay, &spec).map_err(boxed)?;
             }
-            Action::FatMkfs { block_offset, block_count } => {
+            Action::FatMkfs {
+                block_offset,
+                block_count,
+            } => {
                 fat::mkfs(m, block_offset * BLOCK_SIZE, *block_count).map_err(boxed)?;
             }
-            Action::FatMkdir { block_offset, path } => fat_vol(m, *block_offset)?.mkdir(path).map_err(boxed)?,
-            Action::FatRm { block_offset, path, must_exist } => {
-                fat_vol(m, *block_offset)?.rm(path, *must_exist).map_err(boxed)?
+            Action::FatMkdir { block_offset, path } => fat_vol(m, *block_offset)?.mkdir(m, path).map_err(boxed)?,
+            Action::FatRm {
+                block_offset,
+                path,
+                must_exist,
+            } => fat_vol(m, *block_offset)?.rm(m, path, *must_exist).map_err(boxed)?,
+            Action::FatMv {
+                block_offset,
+                from,
+                to,
+                force,
+            } => fat_vol(m, *block_offset)?.mv(m, from, to, *force).map_err(boxed)?,
+            Action::FatCp {
+                from_offset,
+                from,
+                to_offset,
+                to,
+            } => {
+                let mut src = fat_vol(m, *from_offset)?;
+                if from_offset == to_offset {
+                    src.cp(m, from, to).map_err(boxed)?
+                } else {
+                    let mut dst = fat_vol(m, *to_offset)?;
+                    fat::copy_between(m, &mut src, from, &mut dst, to).map_err(boxed)?
+                }
             }
-            Action::FatMv { block_offset, from, to, force } => {
-                fat_vol(m, *block_offset)?.mv(from, to, *force).map_err(boxed)?
+            Action::FatAttrib {
+                block_offset,
+                path,
+                attrib,
+            } => {
+                let attributes: fat::Attributes = attrib.parse().map_err(boxed)?;
+                fat_vol(m, *block_offset)?.attrib(m, path, attributes).map_err(boxed)?
             }
-            Action::FatCp { from_offset, from, to_offset, to } => {
-                fat::copy(m, from_offset * BLOCK_SIZE, from, to_offset * BLOCK_SIZE, to).map_err(boxed)?
-            }
-            Action::FatAttrib { block_offset, path, attrib } => {
-                fat_vol(m, *block_offset)?.attrib(path, attrib).map_err(boxed)?
-            }
-            Action::FatTouch { block_offset, path } => fat_vol(m, *block_offset)?.touch(path).map_err(boxed)?,
+            Action::FatTouch { block_offset, path } => fat_vol(m, *block_offset)?.touch(m, path).map_err(boxed)?,
             Action::FatSetlabel { block_offset, label } => {
-                fat_vol(m, *block_offset)?.set_label(label).map_err(boxed)?
+                fat_vol(m, *block_offset)?.set_label(m, label).map_err(boxed)?
             }
             Action::Info { message } => {
-                self.reporter.event(&Event::Info { message: message.clone() });
+                self.reporter.event(&Event::Info {
+                    message: message.clone(),
+                });
             }
             Action::Error { message } => return Err(Failure::Apply(ApplyError::Requested(message.clone()))),
             Action::Execute { command } => {
@@ -176,34 +225,45 @@ impl<'a> Runner<'a> {
     }
 
     fn env_spec(&self, name: &str) -> Result<uboot_env::UbootEnvSpec, Failure> {
-        let section = self.manifest.uboot_envs.iter().find(|s| s.title.as_deref() == Some(name));
+        let section = self
+            .manifest
+            .uboot_envs
+            .iter()
+            .find(|s| s.title.as_deref() == Some(name));
         let section = section.ok_or_else(|| other(format!("no uboot-environment named `{name}`")))?;
         uboot_env::UbootEnvSpec::from_section(section).map_err(boxed)
     }
 
-    pub fn open_sink(&mut self, resource: &Resource, action: &Action) -> Result<DataSink, ApplyError> {
-        DataSink::open(self, resource, action).map_err(|e| ApplyError::Action {
-            stage: Stage::Resources,
-            action: describe(action),
-            source: e,
-        })
-    }
-
-    pub fn feed(&mut self, sink: &mut DataSink, data: &[u8]) -> Result<(), ApplyError> {
-        sink.write(&mut self.overlay, data).map_err(|e| sink.error(e))
-    }
-
-    pub fn close_sink(&mut self, sink: DataSink) -> Result<(), ApplyError> {
-        let describe = sink.describe();
-        sink.finish(&mut self.overlay).map_err(|source| ApplyError::Action {
-            stage: Stage::Resources,
-            action: describe,
-            source,
-        })
+    /// Splits the runner for a resource's data phase: the sink borrows the
+    /// overlay while progress goes to the reporter.
+    pub fn data_phase(&mut self) -> (&mut Overlay<'a>, Progress<'_>) {
+        let progress = Progress {
+            reporter: &mut *self.reporter,
+            done: &mut self.resource_bytes,
+            total: self.total_bytes,
+        };
+        (&mut self.overlay, progress)
     }
 }
 
-fn fat_vol<'m>(m: &'m mut Overlay<'_>, block_offset: u64) -> Result<fat::Fat<'m, Overlay<'_>>, Failure> {
+/// Progress counting for the data phase.
+pub struct Progress<'r> {
+    reporter: &'r mut dyn Reporter,
+    done: &'r mut u64,
+    total: u64,
+}
+
+impl Progress<'_> {
+    pub fn add(&mut self, bytes: u64) {
+        *self.done += bytes;
+        self.reporter.event(&Event::Progress {
+            done: *self.done,
+            total: self.total,
+        });
+    }
+}
+
+fn fat_vol(m: &mut Overlay<'_>, block_offset: u64) -> Result<fat::Fat, Failure> {
     fat::Fat::open(m, block_offset * BLOCK_SIZE).map_err(boxed)
 }
 
@@ -233,25 +293,59 @@ pub fn describe(action: &Action) -> String {
     use Action::*;
     match action {
         RawWrite { block_offset, .. } => format!("raw_write({block_offset})"),
-        RawMemset { block_offset, block_count, value } => format!("raw_memset({block_offset}, {block_count}, {value:#x})"),
+        RawMemset {
+            block_offset,
+            block_count,
+            value,
+        } => format!("raw_memset({block_offset}, {block_count}, {value:#x})"),
         MbrWrite { mbr } => format!("mbr_write({mbr})"),
         GptWrite { gpt } => format!("gpt_write({gpt})"),
-        Trim { block_offset, block_count } => format!("trim({block_offset}, {block_count})"),
+        Trim {
+            block_offset,
+            block_count,
+        } => format!("trim({block_offset}, {block_count})"),
         UbootClearenv { env } => format!("uboot_clearenv({env})"),
         UbootSetenv { env, name, .. } => format!("uboot_setenv({env}, {name})"),
         UbootUnsetenv { env, name } => format!("uboot_unsetenv({env}, {name})"),
         UbootRecover { env } => format!("uboot_recover({env})"),
-        FatMkfs { block_offset, block_count } => format!("fat_mkfs({block_offset}, {block_count})"),
+        FatMkfs {
+            block_offset,
+            block_count,
+        } => format!("fat_mkfs({block_offset}, {block_count})"),
         FatWrite { block_offset, path } => format!("fat_write({block_offset}, \"{path}\")"),
         FatMkdir { block_offset, path } => format!("fat_mkdir({block_offset}, \"{path}\")"),
-        FatRm { block_offset, path, must_exist } => {
-            format!("fat_rm{}({block_offset}, \"{path}\")", if *must_exist { "!" } else { "" })
+        FatRm {
+            block_offset,
+            path,
+            must_exist,
+        } => {
+            format!(
+                "fat_rm{}({block_offset}, \"{path}\")",
+                if *must_exist { "!" } else { "" }
+            )
         }
-        FatMv { block_offset, from, to, force } => {
-            format!("fat_mv{}({block_offset}, \"{from}\", \"{to}\")", if *force { "!" } else { "" })
+        FatMv {
+            block_offset,
+            from,
+            to,
+            force,
+        } => {
+            format!(
+                "fat_mv{}({block_offset}, \"{from}\", \"{to}\")",
+                if *force { "!" } else { "" }
+            )
         }
-        FatCp { from_offset, from, to_offset, to } => format!("fat_cp({from_offset}, \"{from}\", {to_offset}, \"{to}\")"),
-        FatAttrib { block_offset, path, attrib } => format!("fat_attrib({block_offset}, \"{path}\", \"{attrib}\")"),
+        FatCp {
+            from_offset,
+            from,
+            to_offset,
+            to,
+        } => format!("fat_cp({from_offset}, \"{from}\", {to_offset}, \"{to}\")"),
+        FatAttrib {
+            block_offset,
+            path,
+            attrib,
+        } => format!("fat_attrib({block_offset}, \"{path}\", \"{attrib}\")"),
         FatTouch { block_offset, path } => format!("fat_touch({block_offset}, \"{path}\")"),
         FatSetlabel { block_offset, label } => format!("fat_setlabel({block_offset}, \"{label}\")"),
         Info { .. } => "info".into(),

@@ -31,7 +31,11 @@ pub enum ApplyError {
     #[error("{0}")]
     Requested(String),
     #[error("{stage}: {action}: {source}")]
-    Action { stage: Stage, action: String, source: BoxError },
+    Action {
+        stage: Stage,
+        action: String,
+        source: BoxError,
+    },
     #[error("the install would hold back too much data: {0}")]
     HoldLimit(String),
     #[error("writing {target}: {source}")]

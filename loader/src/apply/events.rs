@@ -38,14 +38,33 @@ impl std::fmt::Display for Stage {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Stage { stage: Stage },
-    Bundle { product: String, version: String, uuid: String, signature: String },
-    Task { task: String },
-    Resource { name: String, bytes: u64 },
-    Progress { done: u64, total: u64 },
+    Stage {
+        stage: Stage,
+    },
+    Bundle {
+        product: String,
+        version: String,
+        uuid: String,
+        signature: String,
+    },
+    Task {
+        task: String,
+    },
+    Resource {
+        name: String,
+        bytes: u64,
+    },
+    Progress {
+        done: u64,
+        total: u64,
+    },
     /// `info()` actions and notable facts.
-    Info { message: String },
-    Warning { message: String },
+    Info {
+        message: String,
+    },
+    Warning {
+        message: String,
+    },
 }
 
 /// Receives events. Implementations must be cheap: progress arrives often.

@@ -9,14 +9,23 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// `execute(CMD)` and `require-execute(CMD)`: `sh -c CMD`, success = exit 0.
 pub fn run_shell(command: &str) -> io::Result<bool> {
-    let status = Command::new("/bin/sh").arg("-c").arg(command).stdin(Stdio::null()).status()?;
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .status()?;
     Ok(status.success())
 }
 
 /// Where `path_write`/`pipe_write` send resource bytes.
 pub enum HostSink {
     Path(File),
-    Pipe { child: Child, stdin: Option<ChildStdin>, command: String, pos: u64 },
+    Pipe {
+        child: Child,
+        stdin: Option<ChildStdin>,
+        command: String,
+        pos: u64,
+    },
 }
 
 impl HostSink {
@@ -25,15 +34,26 @@ impl HostSink {
     }
 
     pub fn pipe(command: &str) -> io::Result<Self> {
-        let mut child = Command::new("/bin/sh").arg("-c").arg(command).stdin(Stdio::piped()).spawn()?;
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .spawn()?;
         let stdin = child.stdin.take();
-        Ok(HostSink::Pipe { child, stdin, command: command.to_string(), pos: 0 })
+        Ok(HostSink::Pipe {
+            child,
+            stdin,
+            command: command.to_string(),
+            pos: 0,
+        })
     }
 
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             HostSink::Path(f) => f.write_all(data),
-            HostSink::Pipe { stdin: Some(s), pos, .. } => {
+            HostSink::Pipe {
+                stdin: Some(s), pos, ..
+            } => {
                 *pos += data.len() as u64;
                 s.write_all(data)
             }
@@ -45,7 +65,12 @@ impl HostSink {
     pub fn finish(self) -> io::Result<()> {
         match self {
             HostSink::Path(f) => f.sync_all(),
-            HostSink::Pipe { mut child, stdin, command, .. } => {
+            HostSink::Pipe {
+                mut child,
+                stdin,
+                command,
+                ..
+            } => {
                 drop(stdin);
                 let status = child.wait()?;
                 if status.success() {

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use super::actions::Runner;
+use super::actions::{describe, Runner};
 use super::error::ApplyError;
 use super::events::{Event, Reporter, Stage};
 use super::overlay::Overlay;
@@ -52,7 +52,9 @@ pub fn open_bundle<R: Read>(
     let manifest = loaded.manifest;
     let uuid = loaded.ids.uuid;
     for warning in &manifest.warnings {
-        reporter.event(&Event::Warning { message: warning.clone() });
+        reporter.event(&Event::Warning {
+            message: warning.clone(),
+        });
     }
     reporter.event(&Event::Bundle {
         product: manifest.meta.product.clone().unwrap_or_default(),
@@ -60,7 +62,12 @@ pub fn open_bundle<R: Read>(
         uuid: uuid.clone(),
         signature: status.to_string(),
     });
-    Ok(OpenedBundle { manifest, uuid, signature: status.to_string(), walker })
+    Ok(OpenedBundle {
+        manifest,
+        uuid,
+        signature: status.to_string(),
+        walker,
+    })
 }
 
 pub fn run<R: Read + Send + 'static>(
@@ -69,12 +76,21 @@ pub fn run<R: Read + Send + 'static>(
     opts: &ApplyOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<Summary, ApplyError> {
-    let OpenedBundle { manifest, uuid, signature, walker } = bundle;
+    let OpenedBundle {
+        manifest,
+        uuid,
+        signature,
+        walker,
+    } = bundle;
     let mut overlay = Overlay::new(target, opts.hold_limit);
 
-    reporter.event(&Event::Stage { stage: Stage::SelectTask });
+    reporter.event(&Event::Stage {
+        stage: Stage::SelectTask,
+    });
     let task = select::choose_task(&manifest, &opts.task, &mut overlay, opts.allow_unsafe)?;
-    reporter.event(&Event::Task { task: task.name.clone() });
+    reporter.event(&Event::Task {
+        task: task.name.clone(),
+    });
     select::validate_task(&manifest, task, opts)?;
 
     let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
@@ -120,7 +136,9 @@ fn stream_install<R: Read + Send + 'static>(
         match stream.next() {
             Msg::Entry(path) => {
                 let Some(resource) = manifest.resources.iter().find(|r| r.archive_path() == path) else {
-                    runner.warn(format!("the bundle has an entry `{path}` that meta.conf does not declare; skipped"));
+                    runner.warn(format!(
+                        "the bundle has an entry `{path}` that meta.conf does not declare; skipped"
+                    ));
                     skip_entry(&mut stream)?;
                     continue;
                 };
@@ -137,7 +155,10 @@ fn stream_install<R: Read + Send + 'static>(
     drop(stream);
     for handler in &task.on_resource {
         if !seen.contains(&handler.resource.as_str()) {
-            return Err(ApplyError::MissingResource { name: handler.resource.clone(), task: task.name.clone() });
+            return Err(ApplyError::MissingResource {
+                name: handler.resource.clone(),
+                task: task.name.clone(),
+            });
         }
     }
 
@@ -166,47 +187,80 @@ fn stream_resource(
     resource: &Resource,
     stream: &mut EntryStream,
 ) -> Result<(), ApplyError> {
-    runner.event(Event::Resource { name: resource.name.clone(), bytes: resource.stored_len() });
+    runner.event(Event::Resource {
+        name: resource.name.clone(),
+        bytes: resource.stored_len(),
+    });
     let actions = task.handler(&resource.name).map(|h| &h.actions[..]).unwrap_or(&[]);
     let data_at = actions.iter().position(|a| a.consumes_data());
     let (before, rest) = actions.split_at(data_at.unwrap_or(actions.len()));
     runner.run_actions(Stage::Resources, before)?;
 
-    let mut sink = match rest.first() {
-        Some(action) => Some(runner.open_sink(resource, action)?),
-        None => None,
-    };
-    let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
-    let mut got = 0u64;
-    loop {
-        match stream.next() {
-            Msg::Data(buf) => {
-                hasher.update(&buf);
-                if let Some(sink) = sink.as_mut() {
-                    runner.feed(sink, &buf)?;
+    {
+        // The data phase: the sink borrows the overlay, progress the reporter.
+        let (overlay, mut progress) = runner.data_phase();
+        let mut volume = None;
+        let mut sink = match rest.first() {
+            Some(action) => Some(
+                DataSink::open(overlay, &mut volume, resource, action).map_err(|source| ApplyError::Action {
+                    stage: Stage::Resources,
+                    action: describe(action),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let sink_error = |sink: &DataSink, source| ApplyError::Action {
+            stage: Stage::Resources,
+            action: sink.label().to_string(),
+            source,
+        };
+        let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
+        let mut got = 0u64;
+        loop {
+            match stream.next() {
+                Msg::Data(buf) => {
+                    hasher.update(&buf);
+                    if let Some(sink) = sink.as_mut() {
+                        sink.write(&buf).map_err(|e| sink_error(sink, e))?;
+                    }
+                    got += buf.len() as u64;
+                    progress.add(buf.len() as u64);
+                    stream.recycle(buf);
                 }
-                got += buf.len() as u64;
-                runner.progress(buf.len() as u64);
-                stream.recycle(buf);
+                Msg::EntryEnd => break,
+                Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
+                Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
             }
-            Msg::EntryEnd => break,
-            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
-            Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
         }
-    }
-    if got != resource.stored_len() {
-        return Err(ApplyError::LengthMismatch { name: resource.name.clone(), got, expected: resource.stored_len() });
-    }
-    if hasher.finalize().as_bytes() != resource.blake2b_256 {
-        return Err(ApplyError::HashMismatch { name: resource.name.clone() });
-    }
-    if let Some(sink) = sink {
-        runner.close_sink(sink)?;
+        if got != resource.stored_len() {
+            return Err(ApplyError::LengthMismatch {
+                name: resource.name.clone(),
+                got,
+                expected: resource.stored_len(),
+            });
+        }
+        if hasher.finalize().as_bytes() != resource.blake2b_256 {
+            return Err(ApplyError::HashMismatch {
+                name: resource.name.clone(),
+            });
+        }
+        if let Some(sink) = sink {
+            let label = sink.label().to_string();
+            sink.finish().map_err(|source| ApplyError::Action {
+                stage: Stage::Resources,
+                action: label,
+                source,
+            })?;
+        }
     }
     if let Some((_, after)) = rest.split_first() {
         let again = after.iter().filter(|a| a.consumes_data()).count();
         if again > 0 {
-            return Err(ApplyError::DataReadTwice { name: resource.name.clone(), count: again + 1 });
+            return Err(ApplyError::DataReadTwice {
+                name: resource.name.clone(),
+                count: again + 1,
+            });
         }
         runner.run_actions(Stage::Resources, after)?;
     }
@@ -252,7 +306,9 @@ pub fn verify_all<R: Read + Send + 'static>(
                     });
                 }
                 if hasher.finalize().as_bytes() != resource.blake2b_256 {
-                    return Err(ApplyError::HashMismatch { name: resource.name.clone() });
+                    return Err(ApplyError::HashMismatch {
+                        name: resource.name.clone(),
+                    });
                 }
                 seen.push(resource.name.clone());
             }
@@ -265,7 +321,10 @@ pub fn verify_all<R: Read + Send + 'static>(
     for task in &manifest.tasks {
         for h in &task.on_resource {
             if !seen.contains(&h.resource) {
-                return Err(ApplyError::MissingResource { name: h.resource.clone(), task: task.name.clone() });
+                return Err(ApplyError::MissingResource {
+                    name: h.resource.clone(),
+                    task: task.name.clone(),
+                });
             }
         }
     }

@@ -15,10 +15,10 @@
 //! Any failure before step 5 runs `on-error`, drops the overlay and leaves a
 //! disk that boots whatever it booted before (or nothing new).
 
+mod actions;
 pub mod error;
 pub mod events;
 mod exec;
-mod actions;
 mod install;
 pub mod overlay;
 mod pipeline;

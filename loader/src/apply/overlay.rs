@@ -51,13 +51,23 @@ impl<'t> Overlay<'t> {
         if let Some(size) = target.size() {
             protected.push(size.saturating_sub(MIB)..size);
         }
-        Overlay { target, pages: BTreeMap::new(), protected, limit }
+        Overlay {
+            target,
+            pages: BTreeMap::new(),
+            protected,
+            limit,
+        }
     }
 
     /// Holds every later write to `range` (a U-Boot environment, a FAT
     /// volume, an EBR).
     pub fn protect(&mut self, range: Range<u64>) {
-        if range.start < range.end && !self.protected.iter().any(|r| r.start <= range.start && range.end <= r.end) {
+        if range.start < range.end
+            && !self
+                .protected
+                .iter()
+                .any(|r| r.start <= range.start && range.end <= r.end)
+        {
             self.protected.push(range);
         }
     }
@@ -204,7 +214,7 @@ impl<'t> Overlay<'t> {
         let mut written = 0u64;
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
-        let mut flush = |target: &mut dyn Target, start: u64, buf: &mut Vec<u8>| -> io::Result<u64> {
+        let flush = |target: &mut dyn Target, start: u64, buf: &mut Vec<u8>| -> io::Result<u64> {
             if buf.is_empty() {
                 return Ok(0);
             }

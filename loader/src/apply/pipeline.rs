@@ -38,13 +38,17 @@ impl EntryStream {
         let handle = std::thread::Builder::new()
             .name("bundle-reader".into())
             .spawn(move || read_entries(walker, tx, spare))?;
-        Ok(EntryStream { rx, recycle, handle: Some(handle) })
+        Ok(EntryStream {
+            rx,
+            recycle,
+            handle: Some(handle),
+        })
     }
 
     pub fn next(&mut self) -> Msg {
-        self.rx.recv().unwrap_or_else(|_| {
-            Msg::Failed(io::Error::other("the bundle reader stopped unexpectedly"))
-        })
+        self.rx
+            .recv()
+            .unwrap_or_else(|_| Msg::Failed(io::Error::other("the bundle reader stopped unexpectedly")))
     }
 
     /// Hands a consumed buffer back to the reader.

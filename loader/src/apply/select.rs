@@ -17,12 +17,19 @@ pub fn choose_task<'m>(
     allow_unsafe: bool,
 ) -> Result<&'m Task, ApplyError> {
     for task in manifest.tasks.iter().filter(|t| t.name.starts_with(prefix)) {
-        if task.requirements.iter().all(|r| requirement_met(manifest, r, disk, allow_unsafe)) {
+        if task
+            .requirements
+            .iter()
+            .all(|r| requirement_met(manifest, r, disk, allow_unsafe))
+        {
             return Ok(task);
         }
     }
     let available: Vec<&str> = manifest.tasks.iter().map(|t| t.name.as_str()).collect();
-    Err(ApplyError::NoTask { prefix: prefix.to_string(), available: available.join(", ") })
+    Err(ApplyError::NoTask {
+        prefix: prefix.to_string(),
+        available: available.join(", "),
+    })
 }
 
 /// A guard that cannot be evaluated (unreadable env, no FAT) is "not met",
@@ -30,23 +37,34 @@ pub fn choose_task<'m>(
 pub fn requirement_met(manifest: &Manifest, req: &Requirement, disk: &mut dyn Medium, allow_unsafe: bool) -> bool {
     match req {
         // fwup compares raw MBR slot N (0-3), used or not.
-        Requirement::PartitionOffset { partition, block_offset } => mbr::read_primary_slots(disk)
+        Requirement::PartitionOffset {
+            partition,
+            block_offset,
+        } => mbr::read_primary_slots(disk)
             .ok()
             .and_then(|slots| slots.into_iter().nth(*partition as usize))
             .is_some_and(|p| p.block_offset == *block_offset),
-        Requirement::FatFileExists { block_offset, path } => {
-            fat::Fat::open(disk, block_offset * BLOCK_SIZE).is_ok_and(|mut f| f.exists(path))
-        }
-        Requirement::FatFileMatch { block_offset, path, pattern } => {
-            fat::Fat::open(disk, block_offset * BLOCK_SIZE)
-                .and_then(|mut f| f.read_file(path, 1 << 20))
-                .is_ok_and(|data| contains(&data, pattern.as_bytes()))
-        }
+        Requirement::FatFileExists { block_offset, path } => fat::Fat::open(disk, block_offset * BLOCK_SIZE)
+            .and_then(|mut f| f.exists(disk, path))
+            .unwrap_or(false),
+        Requirement::FatFileMatch {
+            block_offset,
+            path,
+            pattern,
+        } => fat::Fat::open(disk, block_offset * BLOCK_SIZE)
+            .and_then(|mut f| f.file_contains(disk, path, pattern.as_bytes()))
+            .unwrap_or(false),
         Requirement::UbootVariable { env, name, value } => {
-            let Some(section) = manifest.uboot_envs.iter().find(|s| s.title.as_deref() == Some(env.as_str())) else {
+            let Some(section) = manifest
+                .uboot_envs
+                .iter()
+                .find(|s| s.title.as_deref() == Some(env.as_str()))
+            else {
                 return false;
             };
-            let Ok(spec) = uboot_env::UbootEnvSpec::from_section(section) else { return false };
+            let Ok(spec) = uboot_env::UbootEnvSpec::from_section(section) else {
+                return false;
+            };
             uboot_env::read(disk, &spec).is_ok_and(|vars| vars.get(name) == Some(value.as_str()))
         }
         Requirement::PathOnDevice { path, device } => path_on_device(path, device),
@@ -55,14 +73,12 @@ pub fn requirement_met(manifest: &Manifest, req: &Requirement, disk: &mut dyn Me
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// The filesystem holding `path` lives on block device `device` (or one of
 /// its partitions).
 fn path_on_device(path: &str, device: &str) -> bool {
-    let (Ok(p), Ok(d)) = (std::fs::metadata(path), std::fs::metadata(device)) else { return false };
+    let (Ok(p), Ok(d)) = (std::fs::metadata(path), std::fs::metadata(device)) else {
+        return false;
+    };
     if !d.file_type().is_block_device() {
         return false;
     }
@@ -110,7 +126,10 @@ pub fn validate_task(manifest: &Manifest, task: &Task, opts: &ApplyOptions) -> R
     for handler in &task.on_resource {
         let readers = handler.actions.iter().filter(|a| a.consumes_data()).count();
         if readers > 1 {
-            return Err(ApplyError::DataReadTwice { name: handler.resource.clone(), count: readers });
+            return Err(ApplyError::DataReadTwice {
+                name: handler.resource.clone(),
+                count: readers,
+            });
         }
         let Some(resource) = manifest.resources.iter().find(|r| r.name == handler.resource) else {
             return Err(ApplyError::Manifest(format!(

@@ -1,75 +1,93 @@
 //! Where a resource's bytes go: the data-consuming actions (`raw_write`,
-//! `fat_write`, `path_write`, `pipe_write`), with sparse resources expanded.
+//! `fat_write`, `path_write`, `pipe_write`), with sparse resources expanded
+//! the way fwup expands them.
 
-use super::actions::{describe, Runner};
+use super::actions::describe;
 use super::error::{ApplyError, BoxError};
-use super::events::Stage;
 use super::exec::HostSink;
 use super::overlay::Overlay;
 use crate::bundle::manifest::{Action, Resource};
 use crate::formats::{fat, BLOCK_SIZE};
 
-pub struct DataSink {
-    kind: Kind,
+/// A sink for one resource's data, borrowing the overlay for as long as the
+/// data streams.
+pub struct DataSink<'s, 'o> {
+    kind: Kind<'s, 'o>,
     runs: SparseRuns,
     label: String,
 }
 
-enum Kind {
+enum Kind<'s, 'o> {
     /// `raw_write`: bytes at `dest`, each data run padded to a whole block
     /// with zeros (fwup writes whole blocks however inflate chunks the data).
-    Raw { dest: u64 },
-    Fat { offset: u64, path: String },
+    Raw {
+        overlay: &'s mut Overlay<'o>,
+        dest: u64,
+    },
+    Fat(fat::FileWriter<'s>),
     Host(HostSink),
 }
 
-impl DataSink {
-    pub fn open(runner: &mut Runner<'_>, resource: &Resource, action: &Action) -> Result<Self, BoxError> {
+impl<'s, 'o> DataSink<'s, 'o> {
+    /// `volume` is storage for the FAT handle the writer borrows.
+    pub fn open(
+        overlay: &'s mut Overlay<'o>,
+        volume: &'s mut Option<fat::Fat>,
+        resource: &Resource,
+        action: &Action,
+    ) -> Result<Self, BoxError> {
         let kind = match action {
-            Action::RawWrite { block_offset, cipher: None } => Kind::Raw { dest: block_offset * BLOCK_SIZE },
+            Action::RawWrite {
+                block_offset,
+                cipher: None,
+            } => Kind::Raw {
+                overlay,
+                dest: block_offset * BLOCK_SIZE,
+            },
             Action::RawWrite { cipher: Some(_), .. } => {
-                return Err(Box::new(ApplyError::Unsupported("raw_write with a dm-crypt cipher".into())))
+                return Err(Box::new(ApplyError::Unsupported(
+                    "raw_write with a dm-crypt cipher".into(),
+                )))
             }
             Action::FatWrite { block_offset, path } => {
-                let offset = block_offset * BLOCK_SIZE;
-                // fwup truncates first: the file exists (empty) even if the
-                // resource is empty.
-                fat::Fat::open(&mut runner.overlay, offset)?.truncate(path)?;
-                Kind::Fat { offset, path: path.clone() }
+                // Created or truncated now: fwup leaves an empty file even
+                // for an empty resource.
+                let vol = volume.insert(fat::Fat::open(overlay, block_offset * BLOCK_SIZE)?);
+                Kind::Fat(vol.write_file(overlay, path)?)
             }
             Action::PathWrite { path } => Kind::Host(HostSink::path(path)?),
             Action::PipeWrite { command } => Kind::Host(HostSink::pipe(command)?),
             other => return Err(format!("{} does not read resource data", describe(other)).into()),
         };
-        Ok(DataSink { kind, runs: SparseRuns::new(&resource.sparse_map), label: describe(action) })
+        Ok(DataSink {
+            kind,
+            runs: SparseRuns::new(&resource.sparse_map),
+            label: describe(action),
+        })
     }
 
-    pub fn describe(&self) -> String {
-        self.label.clone()
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
-    pub fn error(&self, source: BoxError) -> ApplyError {
-        ApplyError::Action { stage: Stage::Resources, action: self.label.clone(), source }
-    }
-
-    pub fn write(&mut self, overlay: &mut Overlay<'_>, mut data: &[u8]) -> Result<(), BoxError> {
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), BoxError> {
         while !data.is_empty() {
             let (offset, room, run_end) = self.runs.next_piece()?;
             let n = room.min(data.len() as u64) as usize;
-            self.put(overlay, offset, &data[..n])?;
+            self.put(offset, &data[..n])?;
             self.runs.advance(n as u64);
             if n as u64 == room {
-                self.run_ended(overlay, run_end)?;
+                self.run_ended(run_end)?;
             }
             data = &data[n..];
         }
         Ok(())
     }
 
-    fn put(&mut self, overlay: &mut Overlay<'_>, offset: u64, data: &[u8]) -> Result<(), BoxError> {
+    fn put(&mut self, offset: u64, data: &[u8]) -> Result<(), BoxError> {
         match &mut self.kind {
-            Kind::Raw { dest } => overlay.write_streamed(*dest + offset, data)?,
-            Kind::Fat { offset: vol, path } => fat::Fat::open(overlay, *vol)?.pwrite(path, offset, data)?,
+            Kind::Raw { overlay, dest } => overlay.write_streamed(*dest + offset, data)?,
+            Kind::Fat(writer) => writer.write_at(offset, data)?,
             Kind::Host(sink) => sink.write_at(offset, data)?,
         }
         Ok(())
@@ -77,39 +95,40 @@ impl DataSink {
 
     /// A data run ended at `end` (expanded offset): pad a raw write to the
     /// block boundary.
-    fn run_ended(&mut self, overlay: &mut Overlay<'_>, end: u64) -> Result<(), BoxError> {
-        if let Kind::Raw { dest } = self.kind {
+    fn run_ended(&mut self, end: u64) -> Result<(), BoxError> {
+        if let Kind::Raw { overlay, dest } = &mut self.kind {
             let pad = (BLOCK_SIZE - end % BLOCK_SIZE) % BLOCK_SIZE;
             if pad > 0 {
-                overlay.write_streamed(dest + end, &vec![0u8; pad as usize])?;
+                overlay.write_streamed(*dest + end, &vec![0u8; pad as usize])?;
             }
         }
         Ok(())
     }
 
     /// After the last byte: give a resource that ends in a hole its full
-    /// length, as fwup does.
-    pub fn finish(mut self, overlay: &mut Overlay<'_>) -> Result<(), BoxError> {
-        let size = self.runs.expanded_len();
+    /// length, as fwup does, and close the file or pipe.
+    pub fn finish(self) -> Result<(), BoxError> {
+        let size = self.runs.expanded;
         let hole = self.runs.ending_hole();
-        match &mut self.kind {
-            Kind::Raw { dest } if hole > 0 => {
-                let n = hole.min(BLOCK_SIZE);
-                overlay.write_streamed(*dest + size - n, &vec![0u8; n as usize])?;
-            }
-            Kind::Raw { .. } => {}
-            Kind::Fat { offset, path } => {
+        match self.kind {
+            Kind::Raw { overlay, dest } => {
                 if hole > 0 {
-                    fat::Fat::open(overlay, *offset)?.pwrite(path, size, &[])?;
+                    let n = hole.min(BLOCK_SIZE);
+                    overlay.write_streamed(dest + size - n, &vec![0u8; n as usize])?;
                 }
             }
-            Kind::Host(_) => {}
-        }
-        if let Kind::Host(mut sink) = self.kind {
-            if hole > 0 {
-                sink.write_at(size - 1, &[0])?;
+            Kind::Fat(mut writer) => {
+                if hole > 0 {
+                    writer.write_at(size, &[])?;
+                }
+                writer.finish()?;
             }
-            sink.finish()?;
+            Kind::Host(mut sink) => {
+                if hole > 0 {
+                    sink.write_at(size - 1, &[0])?;
+                }
+                sink.finish()?;
+            }
         }
         Ok(())
     }
@@ -134,7 +153,12 @@ impl SparseRuns {
             }
             at += len;
         }
-        SparseRuns { runs, expanded: at, index: 0, within: 0 }
+        SparseRuns {
+            runs,
+            expanded: at,
+            index: 0,
+            within: 0,
+        }
     }
 
     /// (expanded offset, bytes left in this run, run end).
@@ -153,14 +177,36 @@ impl SparseRuns {
         }
     }
 
-    fn expanded_len(&self) -> u64 {
-        self.expanded
-    }
-
     fn ending_hole(&self) -> u64 {
         match self.runs.last() {
             Some((start, len)) => self.expanded - start - len,
             None => self.expanded,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SparseRuns;
+
+    #[test]
+    fn sparse_runs_map_data_offsets_to_expanded_offsets() {
+        let mut runs = SparseRuns::new(&[65536, 983040, 65536, 983040]);
+        assert_eq!(runs.next_piece().unwrap(), (0, 65536, 65536));
+        runs.advance(65536);
+        assert_eq!(runs.next_piece().unwrap(), (1048576, 65536, 1114112));
+        runs.advance(1000);
+        assert_eq!(runs.next_piece().unwrap(), (1049576, 64536, 1114112));
+        runs.advance(64536);
+        assert!(runs.next_piece().is_err());
+        assert_eq!(runs.ending_hole(), 983040);
+        assert_eq!(runs.expanded, 2 << 20);
+    }
+
+    #[test]
+    fn plain_resource_is_one_run_without_hole() {
+        let runs = SparseRuns::new(&[100000]);
+        assert_eq!(runs.next_piece().unwrap(), (0, 100000, 100000));
+        assert_eq!(runs.ending_hole(), 0);
     }
 }

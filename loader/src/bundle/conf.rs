@@ -37,11 +37,7 @@ pub struct ValueError {
 impl Section {
     /// The last value set for `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Subsections of one kind, in file order.

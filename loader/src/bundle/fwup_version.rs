@@ -14,10 +14,7 @@ pub const FWUP_COMPAT_VERSION: &str = "1.16.0";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FwupVersionError {
     #[error("this bundle requires fwup {required} or newer; the loader is compatible with fwup {supported}")]
-    TooNew {
-        required: String,
-        supported: &'static str,
-    },
+    TooNew { required: String, supported: &'static str },
     #[error("require-fwup-version `{0}` is not a version number like 1.2.3")]
     Invalid(String),
 }
@@ -108,10 +105,8 @@ fn compare_pre(a: &[String], b: &[String]) -> Ordering {
 /// Accepts a bundle whose `require-fwup-version` is at most
 /// [`FWUP_COMPAT_VERSION`].
 pub fn check_fwup_version(required: &str) -> Result<(), FwupVersionError> {
-    let wanted = FwupVersion::parse(required)
-        .ok_or_else(|| FwupVersionError::Invalid(required.to_string()))?;
-    let ours = FwupVersion::parse(FWUP_COMPAT_VERSION)
-        .ok_or(FwupVersionError::Invalid(FWUP_COMPAT_VERSION.into()))?;
+    let wanted = FwupVersion::parse(required).ok_or_else(|| FwupVersionError::Invalid(required.to_string()))?;
+    let ours = FwupVersion::parse(FWUP_COMPAT_VERSION).ok_or(FwupVersionError::Invalid(FWUP_COMPAT_VERSION.into()))?;
     if wanted <= ours {
         Ok(())
     } else {
@@ -154,22 +149,8 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        for v in [
-            "",
-            "x",
-            "1.x",
-            "1..2",
-            "1.2.3.4",
-            "-1",
-            "1.2.3-",
-            "1.2.3-a..b",
-            " 1.2",
-        ] {
-            assert_eq!(
-                check_fwup_version(v),
-                Err(FwupVersionError::Invalid(v.into())),
-                "{v:?}"
-            );
+        for v in ["", "x", "1.x", "1..2", "1.2.3.4", "-1", "1.2.3-", "1.2.3-a..b", " 1.2"] {
+            assert_eq!(check_fwup_version(v), Err(FwupVersionError::Invalid(v.into())), "{v:?}");
         }
     }
 

@@ -243,10 +243,7 @@ impl Action {
     pub fn consumes_data(&self) -> bool {
         matches!(
             self,
-            Action::RawWrite { .. }
-                | Action::FatWrite { .. }
-                | Action::PathWrite { .. }
-                | Action::PipeWrite { .. }
+            Action::RawWrite { .. } | Action::FatWrite { .. } | Action::PathWrite { .. } | Action::PipeWrite { .. }
         )
     }
 

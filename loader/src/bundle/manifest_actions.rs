@@ -3,8 +3,7 @@
 
 use super::manifest::Action;
 use super::manifest_calls::{
-    arity, in_range, invalid, needs_resource, number, offset, reference, Call, CallError, Declared,
-    Event,
+    arity, in_range, invalid, needs_resource, number, offset, reference, Call, CallError, Declared, Event,
 };
 
 /// `raw_memset` counts are limited to what fits a signed 32-bit byte count.
@@ -13,11 +12,7 @@ const MAX_MEMSET_BLOCKS: u64 = i32::MAX as u64 / 512;
 const MAX_TRIM_BLOCKS: u64 = i64::MAX as u64 / 512;
 
 /// Decodes one `funlist` call.
-pub(super) fn decode_action(
-    call: Call<'_>,
-    event: Event<'_>,
-    declared: &Declared<'_>,
-) -> Result<Action, CallError> {
+pub(super) fn decode_action(call: Call<'_>, event: Event<'_>, declared: &Declared<'_>) -> Result<Action, CallError> {
     let name = call.name;
     let s = |i: usize| call.args.get(i).cloned().unwrap_or_default();
     Ok(match name {
@@ -28,10 +23,7 @@ pub(super) fn decode_action(
             };
             let block_offset = offset(first, name)?;
             let cipher = RawWriteOptions::parse(options)?.cipher;
-            Action::RawWrite {
-                block_offset,
-                cipher,
-            }
+            Action::RawWrite { block_offset, cipher }
         }
         "raw_memset" => {
             let a = arity(&call, &[3], "a block offset, count, and value")?;
@@ -42,31 +34,20 @@ pub(super) fn decode_action(
                     1..=MAX_MEMSET_BLOCKS,
                     "raw_memset requires a positive integer block count",
                 )?,
-                value: in_range(
-                    &a[2],
-                    0..=255,
-                    "raw_memset requires value to be between 0 and 255",
-                )?
-                .try_into()
-                .unwrap_or(u8::MAX),
+                value: in_range(&a[2], 0..=255, "raw_memset requires value to be between 0 and 255")?
+                    .try_into()
+                    .unwrap_or(u8::MAX),
             }
         }
         "fat_mkfs" => {
             let a = arity(&call, &[2], "a block offset and block count")?;
             Action::FatMkfs {
                 block_offset: offset(&a[0], name)?,
-                block_count: number(
-                    &a[1],
-                    "fat_mkfs requires a non-negative integer block count",
-                )?,
+                block_count: number(&a[1], "fat_mkfs requires a non-negative integer block count")?,
             }
         }
         "fat_attrib" => {
-            let a = arity(
-                &call,
-                &[3],
-                "a block offset, filename, and attributes (SHR)",
-            )?;
+            let a = arity(&call, &[3], "a block offset, filename, and attributes (SHR)")?;
             if !a[2].chars().all(|c| "SHRshr".contains(c)) {
                 return invalid(format!(
                     "fat_attrib only supports R, H, and S attributes, not `{}`",
@@ -81,11 +62,7 @@ pub(super) fn decode_action(
         }
         "fat_write" => {
             let resource = needs_resource(&call, event)?;
-            let a = arity(
-                &call,
-                &[1, 2],
-                "a block offset and optionally a destination filename",
-            )?;
+            let a = arity(&call, &[1, 2], "a block offset and optionally a destination filename")?;
             // Without a filename the resource is written under its own name.
             let path = a.get(1).cloned().unwrap_or_else(|| resource.to_string());
             Action::FatWrite {
@@ -169,19 +146,12 @@ pub(super) fn decode_action(
             let a = arity(&call, &[2], "a block offset and count")?;
             Action::Trim {
                 block_offset: offset(&a[0], name)?,
-                block_count: in_range(
-                    &a[1],
-                    1..=MAX_TRIM_BLOCKS,
-                    "trim requires a positive block count",
-                )?,
+                block_count: in_range(&a[1], 1..=MAX_TRIM_BLOCKS, "trim requires a positive block count")?,
             }
         }
         "uboot_clearenv" | "uboot_recover" | "uboot_setenv" | "uboot_unsetenv" => {
             let (counts, usage): (&[usize], &str) = match name {
-                "uboot_setenv" => (
-                    &[3],
-                    "a uboot-environment reference, variable name and value",
-                ),
+                "uboot_setenv" => (&[3], "a uboot-environment reference, variable name and value"),
                 "uboot_unsetenv" => (&[2], "a uboot-environment reference and a variable name"),
                 _ => (&[1], "a uboot-environment reference"),
             };
@@ -236,14 +206,8 @@ impl RawWriteOptions {
             match option.split_once('=') {
                 Some(("cipher", value)) => cipher = Some(value.to_string()),
                 Some(("secret", _)) => secret = Some(()),
-                Some(_) => {
-                    return invalid(format!("unexpected parameter to raw_write: `{option}`"))
-                }
-                None => {
-                    return invalid(format!(
-                        "expecting '=' in optional raw_write parameter `{option}`"
-                    ))
-                }
+                Some(_) => return invalid(format!("unexpected parameter to raw_write: `{option}`")),
+                None => return invalid(format!("expecting '=' in optional raw_write parameter `{option}`")),
             }
         }
         if cipher.is_some() != secret.is_some() {

@@ -54,9 +54,7 @@ pub enum ManifestError {
     FwupVersion(#[from] FwupVersionError),
     #[error("meta.conf: unknown section `{kind}` in {parent}")]
     UnknownSection { parent: String, kind: String },
-    #[error(
-        "meta.conf: a `{kind}` section in {parent} needs a name, as in `{kind} \"NAME\" {{ … }}`"
-    )]
+    #[error("meta.conf: a `{kind}` section in {parent} needs a name, as in `{kind} \"NAME\" {{ … }}`")]
     MissingTitle { parent: String, kind: String },
     #[error("meta.conf: `{kind}` in {parent} takes no name, found \"{title}\"")]
     UnexpectedTitle {
@@ -126,11 +124,9 @@ impl Manifest {
                 return Err(duplicate("meta.conf", section, title));
             }
             match kind {
-                "file-resource" => {
-                    manifest
-                        .resources
-                        .push(read_resource(section, title, &mut manifest.warnings)?)
-                }
+                "file-resource" => manifest
+                    .resources
+                    .push(read_resource(section, title, &mut manifest.warnings)?),
                 "mbr" => manifest.mbrs.push(section.clone()),
                 "gpt" => manifest.gpts.push(section.clone()),
                 "uboot-environment" => manifest.uboot_envs.push(section.clone()),
@@ -139,31 +135,14 @@ impl Manifest {
         }
 
         let declared = Declared {
-            mbrs: manifest
-                .mbrs
-                .iter()
-                .filter_map(|s| s.title.as_deref())
-                .collect(),
-            gpts: manifest
-                .gpts
-                .iter()
-                .filter_map(|s| s.title.as_deref())
-                .collect(),
-            uboot_envs: manifest
-                .uboot_envs
-                .iter()
-                .filter_map(|s| s.title.as_deref())
-                .collect(),
+            mbrs: manifest.mbrs.iter().filter_map(|s| s.title.as_deref()).collect(),
+            gpts: manifest.gpts.iter().filter_map(|s| s.title.as_deref()).collect(),
+            uboot_envs: manifest.uboot_envs.iter().filter_map(|s| s.title.as_deref()).collect(),
         };
         let resources: HashSet<&str> = manifest.resources.iter().map(|r| r.name.as_str()).collect();
         let mut tasks = Vec::new();
         for section in root.children("task") {
-            tasks.push(read_task(
-                section,
-                &declared,
-                &resources,
-                &mut manifest.warnings,
-            )?);
+            tasks.push(read_task(section, &declared, &resources, &mut manifest.warnings)?);
         }
         manifest.tasks = tasks;
         Ok(manifest)
@@ -187,12 +166,7 @@ fn read_meta(root: &Section) -> Result<Meta, ValueError> {
 }
 
 /// Notes options that fwup would silently ignore.
-pub(super) fn warn_unknown_options(
-    section: &Section,
-    known: &[&str],
-    location: &str,
-    warnings: &mut Vec<String>,
-) {
+pub(super) fn warn_unknown_options(section: &Section, known: &[&str], location: &str, warnings: &mut Vec<String>) {
     for (key, _) in &section.options {
         if !known.contains(&key.as_str()) {
             warnings.push(format!("{location}: unknown option `{key}` ignored"));
@@ -217,13 +191,10 @@ pub(super) fn duplicate(parent: &str, section: &Section, title: &str) -> Manifes
 
 /// The name of a section that must have one.
 pub(super) fn titled<'a>(section: &'a Section, parent: &str) -> Result<&'a str, ManifestError> {
-    section
-        .title
-        .as_deref()
-        .ok_or_else(|| ManifestError::MissingTitle {
-            parent: parent.to_string(),
-            kind: section.kind.clone(),
-        })
+    section.title.as_deref().ok_or_else(|| ManifestError::MissingTitle {
+        parent: parent.to_string(),
+        kind: section.kind.clone(),
+    })
 }
 
 /// An integer as libconfuse reads `CFG_INT` options: `0x` hex, `0b`
@@ -235,11 +206,7 @@ pub(super) fn conf_int(text: &str) -> Option<u64> {
     }
 }
 
-fn read_resource(
-    section: &Section,
-    name: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Resource, ManifestError> {
+fn read_resource(section: &Section, name: &str, warnings: &mut Vec<String>) -> Result<Resource, ManifestError> {
     let problem = |problem: String| ManifestError::Resource {
         resource: name.to_string(),
         problem,
@@ -256,17 +223,13 @@ fn read_resource(
     };
     let mut sparse_map = lengths
         .iter()
-        .map(|text| {
-            conf_int(text).ok_or_else(|| problem(format!("length `{text}` is not a byte count")))
-        })
+        .map(|text| conf_int(text).ok_or_else(|| problem(format!("length `{text}` is not a byte count"))))
         .collect::<Result<Vec<u64>, _>>()?;
     if sparse_map.is_empty() {
         // libconfuse's default for a missing `length`: an empty resource.
         sparse_map.push(0);
     }
-    let total = sparse_map
-        .iter()
-        .try_fold(0u64, |sum, &n| sum.checked_add(n));
+    let total = sparse_map.iter().try_fold(0u64, |sum, &n| sum.checked_add(n));
     if total.is_none_or(|t| t > i64::MAX as u64) {
         return Err(problem(
             "length adds up to more than a 64-bit file offset can hold".into(),
@@ -276,11 +239,8 @@ fn read_resource(
     let hex = section
         .str("blake2b-256")?
         .ok_or_else(|| problem("no blake2b-256 hash".into()))?;
-    let blake2b_256 = decode_hash(hex).ok_or_else(|| {
-        problem(format!(
-            "blake2b-256 `{hex}` is not 64 lower-case hex digits"
-        ))
-    })?;
+    let blake2b_256 =
+        decode_hash(hex).ok_or_else(|| problem(format!("blake2b-256 `{hex}` is not 64 lower-case hex digits")))?;
     Ok(Resource {
         name: name.to_string(),
         sparse_map,
@@ -291,11 +251,7 @@ fn read_resource(
 /// fwup compares its lower-case hex digest with the stored text, so only
 /// lower-case digits can ever match.
 fn decode_hash(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
     let mut out = [0u8; 32];

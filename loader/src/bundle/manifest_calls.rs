@@ -60,9 +60,7 @@ pub(super) fn split_calls<'a>(list: &'a [String], what: &str) -> Result<Vec<Call
     while let Some((argc_text, after)) = rest.split_first() {
         let argc = parse_u64(argc_text)
             .filter(|n| (1..=MAX_ARGC).contains(n))
-            .ok_or_else(|| {
-                format!("{what} entry `{argc_text}` is not an argument count from 1 to {MAX_ARGC}")
-            })?;
+            .ok_or_else(|| format!("{what} entry `{argc_text}` is not an argument count from 1 to {MAX_ARGC}"))?;
         let argc = usize::try_from(argc).unwrap_or(usize::MAX);
         if after.len() < argc {
             let name = after.first().map_or("", String::as_str);
@@ -72,9 +70,7 @@ pub(super) fn split_calls<'a>(list: &'a [String], what: &str) -> Result<Vec<Call
             ));
         }
         let (call, tail) = after.split_at(argc);
-        let (name, args) = call
-            .split_first()
-            .map_or(("", &[][..]), |(n, a)| (n.as_str(), a));
+        let (name, args) = call.split_first().map_or(("", &[][..]), |(n, a)| (n.as_str(), a));
         calls.push(Call { name, args });
         rest = tail;
     }
@@ -87,11 +83,7 @@ pub(super) fn number(arg: &str, what: &str) -> Result<u64, CallError> {
 }
 
 /// A number inside `range`.
-pub(super) fn in_range(
-    arg: &str,
-    range: std::ops::RangeInclusive<u64>,
-    what: &str,
-) -> Result<u64, CallError> {
+pub(super) fn in_range(arg: &str, range: std::ops::RangeInclusive<u64>, what: &str) -> Result<u64, CallError> {
     number(arg, what).and_then(|n| {
         if range.contains(&n) {
             Ok(n)
@@ -103,19 +95,11 @@ pub(super) fn in_range(
 
 /// A block offset argument of function `name`.
 pub(super) fn offset(arg: &str, name: &str) -> Result<u64, CallError> {
-    number(
-        arg,
-        &format!("{name} requires a non-negative integer block offset"),
-    )
+    number(arg, &format!("{name} requires a non-negative integer block offset"))
 }
 
 /// A reference to a declared `mbr`, `gpt` or `uboot-environment`.
-pub(super) fn reference(
-    name: &str,
-    kind: &str,
-    declared: &[&str],
-    fun: &str,
-) -> Result<String, CallError> {
+pub(super) fn reference(name: &str, kind: &str, declared: &[&str], fun: &str) -> Result<String, CallError> {
     if declared.contains(&name) {
         Ok(name.to_string())
     } else {
@@ -126,11 +110,7 @@ pub(super) fn reference(
 }
 
 /// `args` must have one of the `counts`; `usage` is fwup's wording.
-pub(super) fn arity<'a>(
-    call: &Call<'a>,
-    counts: &[usize],
-    usage: &str,
-) -> Result<&'a [String], CallError> {
+pub(super) fn arity<'a>(call: &Call<'a>, counts: &[usize], usage: &str) -> Result<&'a [String], CallError> {
     if counts.contains(&call.args.len()) {
         Ok(call.args)
     } else {
@@ -151,10 +131,7 @@ pub(super) fn needs_resource<'a>(call: &Call<'_>, event: Event<'a>) -> Result<&'
 }
 
 /// Decodes one `reqlist` call.
-pub(super) fn decode_requirement(
-    call: Call<'_>,
-    declared: &Declared<'_>,
-) -> Result<Requirement, CallError> {
+pub(super) fn decode_requirement(call: Call<'_>, declared: &Declared<'_>) -> Result<Requirement, CallError> {
     let name = call.name;
     let s = |i: usize| call.args.get(i).cloned().unwrap_or_default();
     Ok(match name {
@@ -178,11 +155,7 @@ pub(super) fn decode_requirement(
             }
         }
         "require-fat-file-match" => {
-            let a = arity(
-                &call,
-                &[3],
-                "a FAT FS block offset, a filename, and a pattern",
-            )?;
+            let a = arity(&call, &[3], "a FAT FS block offset, a filename, and a pattern")?;
             Requirement::FatFileMatch {
                 block_offset: offset(&a[0], name)?,
                 path: s(1),
@@ -190,11 +163,7 @@ pub(super) fn decode_requirement(
             }
         }
         "require-uboot-variable" => {
-            let a = arity(
-                &call,
-                &[3],
-                "a uboot-environment reference, variable name, and value",
-            )?;
+            let a = arity(&call, &[3], "a uboot-environment reference, variable name, and value")?;
             let env = reference(&a[0], "uboot-environment", &declared.uboot_envs, name)?;
             Requirement::UbootVariable {
                 env,

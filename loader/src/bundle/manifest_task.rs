@@ -10,9 +10,7 @@ use std::collections::HashSet;
 use super::conf::{Section, Value};
 use super::manifest::{Action, Requirement, ResourceHandler, Task};
 use super::manifest_actions::decode_action;
-use super::manifest_build::{
-    conf_int, duplicate, titled, unknown_section, warn_unknown_options, ManifestError,
-};
+use super::manifest_build::{conf_int, duplicate, titled, unknown_section, warn_unknown_options, ManifestError};
 use super::manifest_calls::{decode_requirement, split_calls, CallError, Declared, Event};
 
 const TASK_OPTIONS: [&str; 4] = [
@@ -52,12 +50,8 @@ pub(super) fn read_task(
     match section.str("require-partition1-offset")? {
         None | Some("-1") => {}
         Some(text) => {
-            let block_offset = conf_int(text).ok_or_else(|| {
-                section.bad(
-                    "require-partition1-offset",
-                    &format!("`{text}` is not a block offset"),
-                )
-            })?;
+            let block_offset = conf_int(text)
+                .ok_or_else(|| section.bad("require-partition1-offset", &format!("`{text}` is not a block offset")))?;
             task.requirements.push(Requirement::PartitionOffset {
                 partition: 1,
                 block_offset,
@@ -68,11 +62,10 @@ pub(super) fn read_task(
     section.bool("verify-on-the-fly")?;
 
     let reqlist = as_list(section.get("reqlist"));
-    let calls =
-        split_calls(reqlist, "reqlist").map_err(|problem| ManifestError::BadRequirement {
-            task: name.to_string(),
-            problem,
-        })?;
+    let calls = split_calls(reqlist, "reqlist").map_err(|problem| ManifestError::BadRequirement {
+        task: name.to_string(),
+        problem,
+    })?;
     for call in calls {
         let requirement = decode_requirement(call, declared).map_err(|e| match e {
             CallError::Unknown(n) => ManifestError::UnknownRequirement {
@@ -115,20 +108,14 @@ pub(super) fn read_task(
         }
         let event = Event::Resource(resource);
         let actions = read_handler(&[sub], name, event, declared, warnings)?;
-        let delta_source = sub
-            .options
-            .iter()
-            .any(|(k, _)| k.starts_with("delta-source-"));
+        let delta_source = sub.options.iter().any(|(k, _)| k.starts_with("delta-source-"));
         task.on_resource.push(ResourceHandler {
             resource: resource.to_string(),
             actions,
             delta_source,
         });
     }
-    for (kind, event) in EVENT_KINDS
-        .iter()
-        .zip([Event::Init, Event::Finish, Event::Error])
-    {
+    for (kind, event) in EVENT_KINDS.iter().zip([Event::Init, Event::Finish, Event::Error]) {
         // A repeated `on-init { }` is the same section to libconfuse.
         let sections: Vec<&Section> = section.children(kind).collect();
         let actions = read_handler(&sections, name, event, declared, warnings)?;

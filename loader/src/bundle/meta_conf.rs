@@ -47,10 +47,7 @@ pub enum MetaConfError {
 /// Decodes `meta.conf` as stored in the archive. `env` is the process
 /// environment (or the loader's variables); `FWUP_META_UUID` and
 /// `FWUP_META_NICKNAME` are always the computed ones.
-pub fn load_meta_conf(
-    bytes: &[u8],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<MetaConf, MetaConfError> {
+pub fn load_meta_conf(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<MetaConf, MetaConfError> {
     if !(MIN_META_CONF_LEN..MAX_META_CONF_LEN).contains(&bytes.len()) {
         return Err(MetaConfError::Size { size: bytes.len() });
     }
@@ -59,11 +56,7 @@ pub fn load_meta_conf(
     let root = parse_conf(text, &ids.env(env))?;
     check_declared_uuid(&root, &ids)?;
     let manifest = Manifest::from_conf(&root)?;
-    Ok(MetaConf {
-        ids,
-        root,
-        manifest,
-    })
+    Ok(MetaConf { ids, root, manifest })
 }
 
 #[cfg(test)]
@@ -77,8 +70,7 @@ mod tests {
     #[test]
     fn the_uuid_reaches_the_actions() {
         let loaded = load_meta_conf(CONF.as_bytes(), &|_| Some("from-env".into())).expect("loads");
-        let Some(Action::UbootSetenv { value, .. }) = loaded.manifest.tasks[0].on_init.first()
-        else {
+        let Some(Action::UbootSetenv { value, .. }) = loaded.manifest.tasks[0].on_init.first() else {
             panic!("{:?}", loaded.manifest.tasks[0].on_init);
         };
         assert_eq!(value, &loaded.ids.uuid);
@@ -88,10 +80,7 @@ mod tests {
     #[test]
     fn refusals() {
         let none = |_: &str| None;
-        assert_eq!(
-            load_meta_conf(b"", &none).err(),
-            Some(MetaConfError::Size { size: 0 })
-        );
+        assert_eq!(load_meta_conf(b"", &none).err(), Some(MetaConfError::Size { size: 0 }));
         let big = vec![b'#'; MAX_META_CONF_LEN];
         assert_eq!(
             load_meta_conf(&big, &none).err(),
@@ -100,10 +89,7 @@ mod tests {
             })
         );
         let latin1 = b"meta-author=\"J\xfcrgen\"\n";
-        assert_eq!(
-            load_meta_conf(latin1, &none).err(),
-            Some(MetaConfError::NotUtf8(14))
-        );
+        assert_eq!(load_meta_conf(latin1, &none).err(), Some(MetaConfError::NotUtf8(14)));
         let forged = format!("meta-uuid=1234\n{CONF}");
         let err = load_meta_conf(forged.as_bytes(), &none).expect_err("forged uuid");
         assert!(matches!(err, MetaConfError::UuidOverride(_)), "{err}");

@@ -106,10 +106,7 @@ impl MetaIds {
 
     /// An environment for `parse_conf`: the computed variables override
     /// `base` (fwup overwrites `FWUP_META_UUID` whatever the caller set).
-    pub fn env<'a>(
-        &'a self,
-        base: &'a dyn Fn(&str) -> Option<String>,
-    ) -> impl Fn(&str) -> Option<String> + 'a {
+    pub fn env<'a>(&'a self, base: &'a dyn Fn(&str) -> Option<String>) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| match name {
             FWUP_META_UUID => Some(self.uuid.clone()),
             FWUP_META_NICKNAME => Some(self.nickname.clone()),
@@ -151,12 +148,8 @@ pub fn check_declared_uuid(root: &Section, ids: &MetaIds) -> Result<(), MetaUuid
 /// The nickname of a printed UUID (from its first two bytes), or `None`
 /// when it does not start with four hex digits.
 pub fn nickname_for_uuid(uuid: &str) -> Option<String> {
-    let first = uuid
-        .get(0..2)
-        .and_then(|h| u8::from_str_radix(h, 16).ok())?;
-    let second = uuid
-        .get(2..4)
-        .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+    let first = uuid.get(0..2).and_then(|h| u8::from_str_radix(h, 16).ok())?;
+    let second = uuid.get(2..4).and_then(|h| u8::from_str_radix(h, 16).ok())?;
     Some(nickname(first, second))
 }
 
@@ -249,9 +242,7 @@ mod tests {
     #[test]
     fn env_overrides_the_callers_value() {
         let ids = MetaIds::from_meta_conf(b"x=1\n");
-        let base = |name: &str| {
-            (name == FWUP_META_UUID || name == "OTHER").then(|| "from-caller".to_string())
-        };
+        let base = |name: &str| (name == FWUP_META_UUID || name == "OTHER").then(|| "from-caller".to_string());
         let env = ids.env(&base);
         assert_eq!(env(FWUP_META_UUID), Some(ids.uuid.clone()));
         assert_eq!(env(FWUP_META_NICKNAME), Some(ids.nickname.clone()));
@@ -264,15 +255,11 @@ mod tests {
         let ids = MetaIds::from_meta_conf(b"x=1\n");
         let mut root = Section::default();
         assert_eq!(check_declared_uuid(&root, &ids), Ok(()));
-        root.options.push((
-            "meta-uuid".into(),
-            super::super::conf::Value::Scalar(ids.uuid.clone()),
-        ));
+        root.options
+            .push(("meta-uuid".into(), super::super::conf::Value::Scalar(ids.uuid.clone())));
         assert_eq!(check_declared_uuid(&root, &ids), Ok(()));
-        root.options.push((
-            "meta-uuid".into(),
-            super::super::conf::Value::Scalar("0000".into()),
-        ));
+        root.options
+            .push(("meta-uuid".into(), super::super::conf::Value::Scalar("0000".into())));
         let err = check_declared_uuid(&root, &ids).expect_err("overridden uuid");
         assert_eq!(err.declared, "0000");
     }

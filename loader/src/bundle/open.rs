@@ -51,7 +51,11 @@ pub fn read_head<R: Read>(walker: &mut ZipWalker<R>) -> Result<BundleHead, HeadE
         return Err(HeadError::NoMetaConf(entry.name().to_string()));
     }
     let mut meta_conf = Vec::new();
-    entry.by_ref().take(MAX_META_CONF + 1).read_to_end(&mut meta_conf).map_err(|e| zip(&e))?;
+    entry
+        .by_ref()
+        .take(MAX_META_CONF + 1)
+        .read_to_end(&mut meta_conf)
+        .map_err(|e| zip(&e))?;
     if meta_conf.len() as u64 > MAX_META_CONF {
         return Err(HeadError::MetaTooLarge);
     }

@@ -62,10 +62,7 @@ pub enum ParseErrorKind {
     #[error("a string's escapes decode to bytes that are not UTF-8")]
     NotUtf8,
     #[error("found {found} where {expected} was expected")]
-    Unexpected {
-        found: String,
-        expected: &'static str,
-    },
+    Unexpected { found: String, expected: &'static str },
     #[error("`}}` without a matching `{{`")]
     UnmatchedCloseBrace,
     #[error("section {kind} \"{title}\" appears twice")]
@@ -146,12 +143,7 @@ impl Parser<'_> {
     }
 
     /// What follows an option or section name.
-    fn entry(
-        &mut self,
-        section: &mut Section,
-        name: String,
-        depth: usize,
-    ) -> Result<(), ParseError> {
+    fn entry(&mut self, section: &mut Section, name: String, depth: usize) -> Result<(), ParseError> {
         let token = self.next()?;
         match token.kind {
             TokenKind::Equals => {
@@ -172,10 +164,7 @@ impl Parser<'_> {
             }
             TokenKind::OpenParen => {
                 let args = self.call_args()?;
-                call_function(section, name, args).map_err(|kind| ParseError {
-                    line: token.line,
-                    kind,
-                })?;
+                call_function(section, name, args).map_err(|kind| ParseError { line: token.line, kind })?;
             }
             _ => return Err(Self::unexpected(&token, "`=` after the option name")),
         }
@@ -196,10 +185,7 @@ impl Parser<'_> {
                 kind: ParseErrorKind::TooDeep,
             });
         }
-        let existing = parent
-            .sections
-            .iter()
-            .position(|s| s.kind == kind && s.title == title);
+        let existing = parent.sections.iter().position(|s| s.kind == kind && s.title == title);
         match (existing, title) {
             (Some(_), Some(title)) => Err(ParseError {
                 line,
@@ -266,12 +252,7 @@ impl Parser<'_> {
             match token.kind {
                 TokenKind::Comma => {}
                 TokenKind::CloseParen => return Ok(args),
-                _ => {
-                    return Err(Self::unexpected(
-                        &token,
-                        "`,` or `)` after a function argument",
-                    ))
-                }
+                _ => return Err(Self::unexpected(&token, "`,` or `)` after a function argument")),
             }
         }
     }
@@ -298,11 +279,7 @@ fn append_option(section: &mut Section, key: String, value: Value) {
 
 /// What fwup's libconfuse callbacks do with a call: event handler
 /// functions and task requirements are appended to `funlist` / `reqlist`.
-fn call_function(
-    section: &mut Section,
-    name: String,
-    args: Vec<String>,
-) -> Result<(), ParseErrorKind> {
+fn call_function(section: &mut Section, name: String, args: Vec<String>) -> Result<(), ParseErrorKind> {
     let list = if HANDLER_KINDS.contains(&section.kind.as_str()) {
         "funlist"
     } else if section.kind == "task" && name.starts_with("require-") {

@@ -86,9 +86,7 @@ impl fmt::Display for SignatureStatus {
                 write!(f, "verified (public key #{})", key_index + 1)
             }
             SignatureStatus::Unsigned => f.write_str("unsigned"),
-            SignatureStatus::SignedNotChecked => {
-                f.write_str("signed, NOT checked (no public key given)")
-            }
+            SignatureStatus::SignedNotChecked => f.write_str("signed, NOT checked (no public key given)"),
         }
     }
 }
@@ -195,9 +193,7 @@ fn decode(text: &str, kind: &'static str, want: usize) -> Result<Vec<u8>, KeyErr
     let bytes = BASE64.decode(text).map_err(KeyError::Base64)?;
     if bytes.len() != want {
         let hint = match (kind, bytes.len()) {
-            ("public", PRIVATE_KEY_LEN) => {
-                "; this looks like a private key (.priv): pass the .pub file"
-            }
+            ("public", PRIVATE_KEY_LEN) => "; this looks like a private key (.priv): pass the .pub file",
             ("private", PUBLIC_KEY_LEN) => "; this looks like a public key (.pub)",
             _ => "",
         };
@@ -234,12 +230,9 @@ pub fn verify(
             n => Err(SignatureError::MissingSignature { keys: n }),
         };
     };
-    let bytes: &[u8; SIGNATURE_LENGTH] =
-        signature
-            .try_into()
-            .map_err(|_| SignatureError::Malformed {
-                len: signature.len(),
-            })?;
+    let bytes: &[u8; SIGNATURE_LENGTH] = signature
+        .try_into()
+        .map_err(|_| SignatureError::Malformed { len: signature.len() })?;
     if keys.is_empty() {
         return Ok(SignatureStatus::SignedNotChecked);
     }
@@ -292,8 +285,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_base64_and_wrong_lengths_with_hints() {
-        let msg =
-            |r: Result<PublicKey, KeyError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = |r: Result<PublicKey, KeyError>| r.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg(PublicKey::parse("not*base64")).contains("not valid base64"));
         assert!(msg(PublicKey::parse("   ")).contains("empty"));
         let short = msg(PublicKey::parse(&BASE64.encode([1u8; 16])));
@@ -316,10 +308,7 @@ mod tests {
         let mut good = hex(SEED);
         good.extend_from_slice(&hex(PUBLIC));
         let key = SigningKey::parse(&BASE64.encode(&good)).ok();
-        assert_eq!(
-            key.map(|k| k.public_key().as_bytes().to_vec()),
-            Some(hex(PUBLIC))
-        );
+        assert_eq!(key.map(|k| k.public_key().as_bytes().to_vec()), Some(hex(PUBLIC)));
     }
 
     #[test]
@@ -342,10 +331,7 @@ mod tests {
             .map_err(|e| e.to_string())
             .unwrap_or_else(|e| panic!("{e}"));
         let sig = sign(b"meta", &priv_a);
-        assert_eq!(
-            verify(b"meta", None, &[]).ok(),
-            Some(SignatureStatus::Unsigned)
-        );
+        assert_eq!(verify(b"meta", None, &[]).ok(), Some(SignatureStatus::Unsigned));
         assert_eq!(
             verify(b"meta", Some(&sig), &[]).ok(),
             Some(SignatureStatus::SignedNotChecked)

@@ -38,7 +38,14 @@ const BAR_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Console {
     pub fn new(style: Style, out: Box<dyn Write + Send>) -> Self {
-        Console { style, out, last_draw: None, last_percent: None, bar_visible: false, started: Instant::now() }
+        Console {
+            style,
+            out,
+            last_draw: None,
+            last_percent: None,
+            bar_visible: false,
+            started: Instant::now(),
+        }
     }
 
     pub fn stderr(style: Style) -> Self {
@@ -56,7 +63,11 @@ impl Console {
     fn progress(&mut self, done: u64, total: u64) {
         let percent = (done * 100).checked_div(total).unwrap_or(100).min(100);
         let now = Instant::now();
-        let interval = if self.style == Style::Bar { BAR_INTERVAL } else { PLAIN_INTERVAL };
+        let interval = if self.style == Style::Bar {
+            BAR_INTERVAL
+        } else {
+            PLAIN_INTERVAL
+        };
         let due = self.last_draw.is_none_or(|t| now.duration_since(t) >= interval);
         let finished = done >= total;
         if self.last_percent == Some(percent) || !(due || (finished && self.style == Style::Bar)) {
@@ -96,9 +107,12 @@ impl Reporter for Console {
                     self.line(&format!("stage: {stage}"));
                 }
             }
-            Event::Bundle { product, version, uuid, signature } => {
-                self.line(&format!("bundle: {product} {version} ({uuid}), signature: {signature}"))
-            }
+            Event::Bundle {
+                product,
+                version,
+                uuid,
+                signature,
+            } => self.line(&format!("bundle: {product} {version} ({uuid}), signature: {signature}")),
             Event::Task { task } => self.line(&format!("task: {task}")),
             Event::Resource { .. } => {}
             Event::Info { message } => self.line(&format!("info: {message}")),

@@ -12,7 +12,10 @@ pub struct JsonLines {
 
 impl JsonLines {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        JsonLines { out, last_progress: None }
+        JsonLines {
+            out,
+            last_progress: None,
+        }
     }
 }
 
@@ -20,7 +23,9 @@ impl Reporter for JsonLines {
     fn event(&mut self, event: &Event) {
         if let Event::Progress { done, total } = event {
             let now = Instant::now();
-            let due = self.last_progress.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(500));
+            let due = self
+                .last_progress
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(500));
             if !due && done < total {
                 return;
             }

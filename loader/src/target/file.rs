@@ -31,7 +31,12 @@ pub struct ImageFile {
 impl ImageFile {
     /// Opens (creating if missing) an image file for writing.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let len = file.metadata()?.len();
         Ok(ImageFile {
             file,

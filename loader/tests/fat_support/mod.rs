@@ -88,11 +88,7 @@ pub fn expected_image(case: &str, dir: &Path) -> PathBuf {
         .arg(&src)
         .arg("-o")
         .arg(&dst));
-    assert!(
-        out.status.success(),
-        "zstd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "zstd: {}", String::from_utf8_lossy(&out.stderr));
     dst
 }
 
@@ -107,8 +103,7 @@ pub fn extract_volume(image: &Path, offset: u64, blocks: u64, dst: &Path) -> Pat
 /// `fsck.fat -n` on a volume file: (clean, the problem lines it printed).
 pub fn fsck(volume: &Path) -> (bool, Vec<String>) {
     let out = run(Command::new("fsck.fat").arg("-n").arg(volume));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let name = volume.display().to_string();
     let problems = text
         .lines()
@@ -121,9 +116,7 @@ pub fn fsck(volume: &Path) -> (bool, Vec<String>) {
 /// `mtype` of a file in the FAT volume at byte `offset` of an image.
 pub fn mtype(image: &Path, offset: u64, path: &str) -> Vec<u8> {
     let spec = format!("{}@@{offset}", image.display());
-    let out = run(Command::new("mtype")
-        .args(["-i", &spec])
-        .arg(format!("::{path}")));
+    let out = run(Command::new("mtype").args(["-i", &spec]).arg(format!("::{path}")));
     assert!(
         out.status.success(),
         "mtype {path}: {}",
@@ -149,10 +142,7 @@ pub fn mdir(image: &Path, offset: u64, path: &str) -> String {
 /// Runs the corpus' `imgcompare EXPECTED ACTUAL`; returns (verdict, report).
 pub fn imgcompare(expected_zst: &Path, actual: &Path) -> (String, String) {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare");
-    let out = run(Command::new("python3")
-        .arg(tool)
-        .arg(expected_zst)
-        .arg(actual));
+    let out = run(Command::new("python3").arg(tool).arg(expected_zst).arg(actual));
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     let verdict = report.lines().last().unwrap_or("").to_string();
     assert_ne!(

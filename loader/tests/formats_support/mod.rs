@@ -21,11 +21,7 @@ fn fixture_path(name: &str) -> PathBuf {
 /// `CASE.START+COUNT.bin`: blocks START.. of the expected image of CASE.
 pub fn region(case: &str, start: u64, count: u64) -> Vec<u8> {
     let bytes = std::fs::read(fixture_path(&format!("{case}.{start}+{count}.bin"))).unwrap();
-    assert_eq!(
-        bytes.len() as u64,
-        count * BLOCK,
-        "fixture {case} {start}+{count}"
-    );
+    assert_eq!(bytes.len() as u64, count * BLOCK, "fixture {case} {start}+{count}");
     bytes
 }
 
@@ -63,11 +59,7 @@ pub fn parse(text: &str) -> Section {
                 Some(items) => Value::List(tokens(items, ',')),
                 None => Value::Scalar(tokens(raw, ' ').into_iter().next().unwrap_or_default()),
             };
-            stack
-                .last_mut()
-                .unwrap()
-                .options
-                .push((key.to_string(), value));
+            stack.last_mut().unwrap().options.push((key.to_string(), value));
         }
     }
     assert_eq!(stack.len(), 1, "unbalanced braces");
@@ -138,10 +130,7 @@ impl Medium for SparseDisk {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         for (i, byte) in buf.iter_mut().enumerate() {
             let at = offset + i as u64;
-            *byte = self
-                .blocks
-                .get(&(at / BLOCK))
-                .map_or(0, |b| b[(at % BLOCK) as usize]);
+            *byte = self.blocks.get(&(at / BLOCK)).map_or(0, |b| b[(at % BLOCK) as usize]);
         }
         Ok(())
     }
@@ -149,9 +138,7 @@ impl Medium for SparseDisk {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         for (i, &byte) in data.iter().enumerate() {
             let at = offset + i as u64;
-            self.blocks
-                .entry(at / BLOCK)
-                .or_insert_with(|| vec![0; BLOCK as usize])[(at % BLOCK) as usize] = byte;
+            self.blocks.entry(at / BLOCK).or_insert_with(|| vec![0; BLOCK as usize])[(at % BLOCK) as usize] = byte;
         }
         Ok(())
     }
@@ -161,11 +148,7 @@ impl Medium for SparseDisk {
 pub fn first_difference(expected: &[u8], actual: &[u8]) -> String {
     match expected.iter().zip(actual).position(|(a, b)| a != b) {
         None if expected.len() == actual.len() => "identical".to_string(),
-        None => format!(
-            "lengths differ: expected {}, actual {}",
-            expected.len(),
-            actual.len()
-        ),
+        None => format!("lengths differ: expected {}, actual {}", expected.len(), actual.len()),
         Some(i) => {
             let from = i.saturating_sub(8);
             let to = (i + 8).min(expected.len()).min(actual.len());
@@ -179,11 +162,7 @@ pub fn first_difference(expected: &[u8], actual: &[u8]) -> String {
 }
 
 pub fn assert_bytes(what: &str, expected: &[u8], actual: &[u8]) {
-    assert!(
-        expected == actual,
-        "{what}: {}",
-        first_difference(expected, actual)
-    );
+    assert!(expected == actual, "{what}: {}", first_difference(expected, actual));
 }
 
 /// The `kind "title"` section of a corpus bundle's meta.conf, edited.
@@ -199,6 +178,5 @@ pub fn set(s: &mut Section, partition: &str, key: &str, value: &str) {
         .iter_mut()
         .find(|p| p.title.as_deref() == Some(partition))
         .unwrap();
-    part.options
-        .push((key.to_string(), Value::Scalar(value.to_string())));
+    part.options.push((key.to_string(), Value::Scalar(value.to_string())));
 }

@@ -61,8 +61,7 @@ pub const PLAIN_STORED: Layout = Layout {
 
 pub fn deflate(data: &[u8]) -> Vec<u8> {
     let mut enc = DeflateEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(data)
-        .unwrap_or_else(|e| panic!("deflate: {e}"));
+    enc.write_all(data).unwrap_or_else(|e| panic!("deflate: {e}"));
     enc.finish().unwrap_or_else(|e| panic!("deflate: {e}"))
 }
 
@@ -93,11 +92,7 @@ impl ZipBuilder {
 
     /// Adds an entry claiming `crc` (to make corrupt archives).
     pub fn add_with_crc(&mut self, name: &str, data: &[u8], layout: Layout, crc: u32) -> &mut Self {
-        let payload = if layout.deflate {
-            deflate(data)
-        } else {
-            data.to_vec()
-        };
+        let payload = if layout.deflate { deflate(data) } else { data.to_vec() };
         let (csize, usize_) = (payload.len() as u64, data.len() as u64);
         let offset = self.bytes.len() as u64;
         let method: u16 = if layout.deflate { 8 } else { 0 };
@@ -214,8 +209,7 @@ pub fn central_directory(zip: &[u8]) -> Vec<Listed> {
     let mut out = Vec::new();
     for _ in 0..count {
         assert_eq!(u32_at(at), 0x0201_4b50, "central directory record at {at}");
-        let (name_len, extra_len, comment_len) =
-            (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
+        let (name_len, extra_len, comment_len) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
         let name = String::from_utf8_lossy(&zip[at + 46..at + 46 + name_len]).into_owned();
         out.push(Listed {
             name,

@@ -32,21 +32,17 @@ fn fails(text: &str) -> ManifestError {
 }
 
 fn init_actions(funlist: &str) -> Result<Vec<Action>, ManifestError> {
-    build(&conf(&format!("on-init {{ funlist={{{funlist}}} }}")))
-        .map(|m| m.tasks[0].on_init.clone())
+    build(&conf(&format!("on-init {{ funlist={{{funlist}}} }}"))).map(|m| m.tasks[0].on_init.clone())
 }
 
 fn resource_actions(funlist: &str) -> Result<Vec<Action>, ManifestError> {
-    build(&conf(&format!(
-        "on-resource \"r.bin\" {{ funlist={{{funlist}}} }}"
-    )))
-    .map(|m| m.tasks[0].on_resource[0].actions.clone())
+    build(&conf(&format!("on-resource \"r.bin\" {{ funlist={{{funlist}}} }}")))
+        .map(|m| m.tasks[0].on_resource[0].actions.clone())
 }
 
 fn problem(e: ManifestError) -> String {
     match e {
-        ManifestError::BadAction { problem, .. }
-        | ManifestError::BadRequirement { problem, .. } => problem,
+        ManifestError::BadAction { problem, .. } | ManifestError::BadRequirement { problem, .. } => problem,
         other => panic!("not an argument problem: {other}"),
     }
 }
@@ -117,26 +113,13 @@ fn arity_and_argument_types_follow_fwup() {
             value: 255
         }])
     );
-    assert!(
-        problem(init_actions("4,raw_memset,8,2,256").expect_err("256"))
-            .contains("between 0 and 255")
-    );
+    assert!(problem(init_actions("4,raw_memset,8,2,256").expect_err("256")).contains("between 0 and 255"));
     assert!(problem(init_actions("4,raw_memset,8,0,1").expect_err("count 0")).contains("positive"));
-    assert!(
-        problem(init_actions("3,raw_memset,8,2").expect_err("3 args"))
-            .contains("(got 2 arguments)")
-    );
-    assert!(
-        problem(init_actions("3,uboot_setenv,env,k").expect_err("setenv"))
-            .contains("variable name and value")
-    );
-    assert!(
-        problem(init_actions("3,fat_mkdir,-1,/x").expect_err("negative")).contains("non-negative")
-    );
+    assert!(problem(init_actions("3,raw_memset,8,2").expect_err("3 args")).contains("(got 2 arguments)"));
+    assert!(problem(init_actions("3,uboot_setenv,env,k").expect_err("setenv")).contains("variable name and value"));
+    assert!(problem(init_actions("3,fat_mkdir,-1,/x").expect_err("negative")).contains("non-negative"));
     assert!(problem(init_actions("3,fat_mkdir,12abc,/x").expect_err("junk")).contains("`12abc`"));
-    assert!(
-        problem(init_actions("4,fat_attrib,0,f,RX").expect_err("attrib")).contains("R, H, and S")
-    );
+    assert!(problem(init_actions("4,fat_attrib,0,f,RX").expect_err("attrib")).contains("R, H, and S"));
     assert!(problem(init_actions("3,trim,0,0").expect_err("trim 0")).contains("positive"));
     assert_eq!(
         init_actions("3,trim,0x10,010"),
@@ -151,10 +134,7 @@ fn arity_and_argument_types_follow_fwup() {
 fn references_must_exist() {
     assert!(problem(init_actions("2,mbr_write,nope").expect_err("mbr")).contains("mbr \"nope\""));
     assert!(problem(init_actions("2,gpt_write,m").expect_err("gpt")).contains("gpt \"m\""));
-    assert!(
-        problem(init_actions("2,uboot_clearenv,nope").expect_err("env"))
-            .contains("uboot-environment")
-    );
+    assert!(problem(init_actions("2,uboot_clearenv,nope").expect_err("env")).contains("uboot-environment"));
     let e = fails(&conf("reqlist={4,require-uboot-variable,nope,k,v}"));
     assert!(matches!(e, ManifestError::BadRequirement { .. }), "{e}");
     let e = fails(&conf("on-resource \"missing.bin\" { }"));
@@ -200,27 +180,16 @@ fn raw_write_cipher_options_are_checked_and_kept() {
             cipher: Some("aes-cbc-plain".into())
         }])
     );
-    assert!(
-        problem(resource_actions("3,raw_write,0,\"cipher=x\"").expect_err("no secret"))
-            .contains("both")
-    );
-    assert!(
-        problem(resource_actions("3,raw_write,0,\"speed=9\"").expect_err("unknown"))
-            .contains("speed=9")
-    );
+    assert!(problem(resource_actions("3,raw_write,0,\"cipher=x\"").expect_err("no secret")).contains("both"));
+    assert!(problem(resource_actions("3,raw_write,0,\"speed=9\"").expect_err("unknown")).contains("speed=9"));
     assert!(problem(resource_actions("3,raw_write,0,plain").expect_err("no =")).contains("'='"));
-    assert!(
-        problem(resource_actions("1,raw_write").expect_err("no offset")).contains("block offset")
-    );
+    assert!(problem(resource_actions("1,raw_write").expect_err("no offset")).contains("block offset"));
 }
 
 #[test]
 fn malformed_funlists() {
     assert!(problem(init_actions("0,info").expect_err("argc 0")).contains("argument count"));
-    assert!(
-        problem(init_actions("11,info,1,2,3,4,5,6,7,8,9,10").expect_err("argc 11"))
-            .contains("argument count")
-    );
+    assert!(problem(init_actions("11,info,1,2,3,4,5,6,7,8,9,10").expect_err("argc 11")).contains("argument count"));
     assert!(problem(init_actions("3,info,x").expect_err("short")).contains("ends inside `info`"));
     assert!(problem(init_actions("info,x").expect_err("no argc")).contains("`info`"));
 }
@@ -246,9 +215,7 @@ fn requirements_and_deprecated_task_options() {
                 path: "/".into(),
                 block_offset: 1024
             },
-            Requirement::Execute {
-                command: "true".into()
-            },
+            Requirement::Execute { command: "true".into() },
         ]
     );
     assert!(ok(&conf("require-partition1-offset=-1")).tasks[0]
@@ -279,24 +246,14 @@ fn resources_lengths_and_hashes() {
     assert_eq!(m.resources[0].sparse_map, [4, 16, 8]);
     assert_eq!(m.resources[0].blake2b_256[..2], [0x9b, 0x7a]);
     assert!(m.warnings.is_empty(), "{:?}", m.warnings);
-    assert_eq!(
-        ok(&res(&format!("blake2b-256={HASH}"))).resources[0].sparse_map,
-        [0]
-    );
-    for bad in [
-        "length=-5",
-        "length={1,x}",
-        "length={9223372036854775807,1}",
-    ] {
+    assert_eq!(ok(&res(&format!("blake2b-256={HASH}"))).resources[0].sparse_map, [0]);
+    for bad in ["length=-5", "length={1,x}", "length={9223372036854775807,1}"] {
         let e = fails(&res(&format!("{bad}\nblake2b-256={HASH}")));
         assert!(matches!(e, ManifestError::Resource { .. }), "{bad}: {e}");
     }
     let e = fails(&res("length=1"));
     assert!(e.to_string().contains("no blake2b-256"), "{e}");
-    let e = fails(&res(&format!(
-        "length=1\nblake2b-256={}",
-        HASH.to_uppercase()
-    )));
+    let e = fails(&res(&format!("length=1\nblake2b-256={}", HASH.to_uppercase())));
     assert!(e.to_string().contains("lower-case"), "{e}");
     let e = fails(&res("length=1\nblake2b-256=abcd"));
     assert!(e.to_string().contains("not 64"), "{e}");
@@ -320,10 +277,7 @@ fn unknown_options_become_warnings() {
 
 #[test]
 fn names_are_required_and_unique() {
-    assert!(matches!(
-        fails("task { }\n"),
-        ManifestError::MissingTitle { .. }
-    ));
+    assert!(matches!(fails("task { }\n"), ManifestError::MissingTitle { .. }));
     let e = fails(&conf("on-init \"x\" { }"));
     assert!(matches!(e, ManifestError::UnexpectedTitle { .. }), "{e}");
     // Hand-built trees can hold duplicates the parser would refuse.
@@ -347,9 +301,7 @@ fn newer_fwup_requirement_is_refused() {
     let msg = e.to_string();
     assert!(msg.contains("2.0.0") && msg.contains("1.16.0"), "{msg}");
     assert_eq!(
-        ok("require-fwup-version=1.12.0\n")
-            .require_fwup_version
-            .as_deref(),
+        ok("require-fwup-version=1.12.0\n").require_fwup_version.as_deref(),
         Some("1.12.0")
     );
 }

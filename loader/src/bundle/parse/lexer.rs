@@ -64,20 +64,7 @@ impl TokenKind {
 fn ends_bare_string(b: u8) -> bool {
     matches!(
         b,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | b'#'
-            | b'"'
-            | b'\''
-            | b'='
-            | b'{'
-            | b'}'
-            | b'('
-            | b')'
-            | b'+'
-            | b','
-            | b'*'
+        b' ' | b'\t' | b'\n' | b'\r' | b'#' | b'"' | b'\'' | b'=' | b'{' | b'}' | b'(' | b')' | b'+' | b',' | b'*'
     )
 }
 
@@ -109,10 +96,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn error(&self, kind: ParseErrorKind) -> ParseError {
-        ParseError {
-            line: self.line,
-            kind,
-        }
+        ParseError { line: self.line, kind }
     }
 
     /// Index of the first `}` at or after `from`.
@@ -122,10 +106,7 @@ impl<'a> Lexer<'a> {
             Some(None) => return None,
             _ => {}
         }
-        let found = self.src[from..]
-            .iter()
-            .position(|&b| b == b'}')
-            .map(|i| from + i);
+        let found = self.src[from..].iter().position(|&b| b == b'}').map(|i| from + i);
         self.next_close = Some(found);
         found
     }
@@ -133,10 +114,7 @@ impl<'a> Lexer<'a> {
     /// Advances over `len` bytes, counting the newlines in them.
     fn advance(&mut self, len: usize) {
         let end = (self.pos + len).min(self.src.len());
-        self.line += self.src[self.pos..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        self.line += self.src[self.pos..end].iter().filter(|&&b| b == b'\n').count();
         self.pos = end;
     }
 
@@ -270,19 +248,17 @@ impl<'a> Lexer<'a> {
                     self.advance(1);
                     return self.finish_string(out);
                 }
-                b'$' if self.peek_at(1) == Some(b'{') => {
-                    match self.close_brace_from(self.pos + 2) {
-                        Some(close) => {
-                            let inner = self.text(self.pos + 2, close);
-                            out.extend_from_slice(self.lookup(&inner).as_bytes());
-                            self.advance(close + 1 - self.pos);
-                        }
-                        None => {
-                            out.push(b'$');
-                            self.advance(1);
-                        }
+                b'$' if self.peek_at(1) == Some(b'{') => match self.close_brace_from(self.pos + 2) {
+                    Some(close) => {
+                        let inner = self.text(self.pos + 2, close);
+                        out.extend_from_slice(self.lookup(&inner).as_bytes());
+                        self.advance(close + 1 - self.pos);
                     }
-                }
+                    None => {
+                        out.push(b'$');
+                        self.advance(1);
+                    }
+                },
                 b'\\' if self.peek_at(1).is_none() => return Err(Self::unterminated(start_line)),
                 b'\\' => self.escape(&mut out)?,
                 _ => {
@@ -346,8 +322,7 @@ impl<'a> Lexer<'a> {
             return Err(self.error(ParseErrorKind::BadEscape(seq)));
         }
         let value = u32::from_str_radix(&seq[1..], 8).unwrap_or(u32::MAX);
-        let byte = u8::try_from(value)
-            .map_err(|_| self.error(ParseErrorKind::OctalTooLarge(seq.clone())))?;
+        let byte = u8::try_from(value).map_err(|_| self.error(ParseErrorKind::OctalTooLarge(seq.clone())))?;
         out.push(byte);
         self.advance(1 + digits);
         Ok(())
@@ -388,9 +363,7 @@ impl<'a> Lexer<'a> {
 /// Resolves the inside of one `${…}` reference (see [`Lexer::lookup`]).
 pub(super) fn lookup_var(inner: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     match inner.split_once(':') {
-        Some((name, rest)) if rest.starts_with('-') => {
-            env(name).unwrap_or_else(|| rest[1..].to_string())
-        }
+        Some((name, rest)) if rest.starts_with('-') => env(name).unwrap_or_else(|| rest[1..].to_string()),
         _ => env(inner).unwrap_or_default(),
     }
 }

@@ -48,9 +48,7 @@ fn options_with_and_without_spaces() {
 
 #[test]
 fn comments_of_every_kind() {
-    let root = parse(
-        "# hash\na=1 # trailing\n// slashes\nb=2 // trailing\n/* multi\nline */ c=3 /**/ d=4\n",
-    );
+    let root = parse("# hash\na=1 # trailing\n// slashes\nb=2 // trailing\n/* multi\nline */ c=3 /**/ d=4\n");
     assert_eq!(root.options.len(), 4);
     assert_eq!(scalar(&root, "c"), "3");
     assert_eq!(scalar(&root, "d"), "4");
@@ -76,19 +74,10 @@ fn double_quoted_escapes() {
 #[test]
 fn bad_escapes_are_errors_with_line_numbers() {
     let e = err("a=1\ns=\"x\\8\"");
-    assert_eq!(
-        (e.line, e.kind),
-        (2, ParseErrorKind::BadEscape("\\8".into()))
-    );
+    assert_eq!((e.line, e.kind), (2, ParseErrorKind::BadEscape("\\8".into())));
     // Four digits: flex prefers `\\[0-9]+` over the 3-digit octal rule.
-    assert_eq!(
-        err(r#"s="\0123""#).kind,
-        ParseErrorKind::BadEscape("\\0123".into())
-    );
-    assert_eq!(
-        err(r#"s="\400""#).kind,
-        ParseErrorKind::OctalTooLarge("\\400".into())
-    );
+    assert_eq!(err(r#"s="\0123""#).kind, ParseErrorKind::BadEscape("\\0123".into()));
+    assert_eq!(err(r#"s="\400""#).kind, ParseErrorKind::OctalTooLarge("\\400".into()));
     assert_eq!(err(r#"s="\xff""#).kind, ParseErrorKind::NotUtf8);
 }
 
@@ -162,9 +151,7 @@ fn lists_and_append() {
 
 #[test]
 fn sections_titled_untitled_and_nested() {
-    let root = parse(
-        "mbr \"m\" {\n partition 0 { type=0x83 }\n}\ntask t { on-init { funlist={2,info,hi} } }\n",
-    );
+    let root = parse("mbr \"m\" {\n partition 0 { type=0x83 }\n}\ntask t { on-init { funlist={2,info,hi} } }\n");
     let mbr = root.child("mbr", "m").expect("mbr");
     assert_eq!(
         mbr.child("partition", "0").and_then(|p| p.get("type")),
@@ -176,9 +163,7 @@ fn sections_titled_untitled_and_nested() {
 
 #[test]
 fn repeated_untitled_section_continues_the_first() {
-    let root = parse(
-        "task t {\n on-init { funlist={2,info,one} }\n on-init { funlist={2,info,two} }\n}\n",
-    );
+    let root = parse("task t {\n on-init { funlist={2,info,one} }\n on-init { funlist={2,info,two} }\n}\n");
     let task = root.child("task", "t").expect("task");
     let inits: Vec<_> = task.children("on-init").collect();
     assert_eq!(inits.len(), 1);
@@ -205,15 +190,9 @@ fn function_calls_become_funlist_and_reqlist_entries() {
          on-resource r { raw_write(2048) }\n}\n",
     );
     let task = root.child("task", "t").expect("task");
-    assert_eq!(
-        list(task, "reqlist"),
-        ["4", "require-uboot-variable", "env", "k", "v"]
-    );
+    assert_eq!(list(task, "reqlist"), ["4", "require-uboot-variable", "env", "k", "v"]);
     let init = task.children("on-init").next().expect("on-init");
-    assert_eq!(
-        list(init, "funlist"),
-        ["2", "info", "a b", "2", "mbr_write", "m"]
-    );
+    assert_eq!(list(init, "funlist"), ["2", "info", "a b", "2", "mbr_write", "m"]);
     let res = task.child("on-resource", "r").expect("on-resource");
     assert_eq!(list(res, "funlist"), ["2", "raw_write", "2048"]);
 
@@ -274,10 +253,7 @@ fn input_ends_at_nul_and_stray_bytes_are_dropped() {
     let root = parse("a=1\0b=2");
     assert_eq!(root.options.len(), 1);
     let root = parse("a = 1 * + \r\nb=2");
-    assert_eq!(
-        (scalar(&root, "a"), scalar(&root, "b")),
-        ("1".into(), "2".into())
-    );
+    assert_eq!((scalar(&root, "a"), scalar(&root, "b")), ("1".into(), "2".into()));
 }
 
 #[test]

@@ -75,23 +75,14 @@ impl Body {
         Ok(0)
     }
 
-    fn read_stored<R: Read>(
-        &mut self,
-        src: &mut Source<R>,
-        out: &mut [u8],
-    ) -> Result<usize, ZipError> {
+    fn read_stored<R: Read>(&mut self, src: &mut Source<R>, out: &mut [u8]) -> Result<usize, ZipError> {
         // Without a length (descriptor, both header sizes 0) the entry is
         // either empty or cannot be delimited; `finish` tells which.
-        let remaining = self
-            .compressed_limit
-            .unwrap_or(0)
-            .saturating_sub(self.compressed);
+        let remaining = self.compressed_limit.unwrap_or(0).saturating_sub(self.compressed);
         if remaining == 0 {
             return Ok(0);
         }
-        let want = out
-            .len()
-            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = out.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = src.read_some(&mut out[..want])?;
         if n == 0 {
             return Err(self.truncated(
@@ -115,9 +106,7 @@ impl Body {
         loop {
             let chunk_at = src.position();
             let allowed = match self.compressed_limit {
-                Some(limit) => {
-                    usize::try_from(limit.saturating_sub(self.compressed)).unwrap_or(usize::MAX)
-                }
+                Some(limit) => usize::try_from(limit.saturating_sub(self.compressed)).unwrap_or(usize::MAX),
                 None => usize::MAX,
             };
             let available = src.fill_buf()?;
@@ -125,13 +114,14 @@ impl Body {
             let input = &available[..available.len().min(allowed)];
             let input_was_empty = input.is_empty();
             let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
-            let status = inflater
-                .decompress(input, out, FlushDecompress::None)
-                .map_err(|e| ZipError::CorruptDeflate {
-                    entry: self.header.name.clone(),
-                    offset: chunk_at,
-                    detail: e.to_string(),
-                })?;
+            let status =
+                inflater
+                    .decompress(input, out, FlushDecompress::None)
+                    .map_err(|e| ZipError::CorruptDeflate {
+                        entry: self.header.name.clone(),
+                        offset: chunk_at,
+                        detail: e.to_string(),
+                    })?;
             let consumed = usize::try_from(inflater.total_in() - in_before).unwrap_or(0);
             let produced = usize::try_from(inflater.total_out() - out_before).unwrap_or(0);
             src.consume(consumed);
@@ -173,8 +163,7 @@ impl Body {
         let actual_crc = self.crc.clone().finalize();
         let (expected, source_of_truth) = if self.header.has_descriptor {
             let descriptor = self.read_descriptor(src)?;
-            let unsized_stored =
-                self.compressed_limit.is_none() && self.header.method == Method::Stored;
+            let unsized_stored = self.compressed_limit.is_none() && self.header.method == Method::Stored;
             if unsized_stored
                 && descriptor
                     != (Descriptor {
@@ -274,9 +263,8 @@ impl Body {
         let crc32 = u32::from_le_bytes(word);
         // Writers switch to 64-bit sizes when the local header had a zip64
         // field, or (some) when a size no longer fits 32 bits.
-        let zip64 = self.header.zip64
-            || self.compressed > u64::from(u32::MAX)
-            || self.uncompressed > u64::from(u32::MAX);
+        let zip64 =
+            self.header.zip64 || self.compressed > u64::from(u32::MAX) || self.uncompressed > u64::from(u32::MAX);
         let mut sizes = [0u8; 16];
         let sizes = &mut sizes[..header::descriptor_sizes_len(zip64)];
         if src.read_up_to(sizes)? < sizes.len() {

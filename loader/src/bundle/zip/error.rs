@@ -28,11 +28,7 @@ pub enum ZipError {
 
     /// The data decompressed, but not to what was zipped.
     #[error("ZIP entry `{entry}`: bad CRC-32 {actual:#010x} (expected {expected:#010x}); the bundle is corrupt")]
-    BadCrc {
-        entry: String,
-        actual: u32,
-        expected: u32,
-    },
+    BadCrc { entry: String, actual: u32, expected: u32 },
 
     /// The data's length disagrees with the local header or the data
     /// descriptor.
@@ -46,36 +42,20 @@ pub enum ZipError {
     },
 
     /// The inflater rejected the compressed bytes.
-    #[error(
-        "ZIP entry `{entry}`: corrupt deflate data near byte {offset} of the bundle ({detail})"
-    )]
-    CorruptDeflate {
-        entry: String,
-        offset: u64,
-        detail: String,
-    },
+    #[error("ZIP entry `{entry}`: corrupt deflate data near byte {offset} of the bundle ({detail})")]
+    CorruptDeflate { entry: String, offset: u64, detail: String },
 
     /// A ZIP feature this streaming reader cannot or will not handle.
     #[error("ZIP entry `{entry}`: {feature} is not supported")]
     Unsupported { entry: String, feature: String },
 
     /// Bytes that are not any ZIP record where a record must start.
-    #[error(
-        "corrupt ZIP stream at byte {offset}{after}: found {found} where a ZIP header should start"
-    )]
-    BadSignature {
-        offset: u64,
-        found: Magic,
-        after: After,
-    },
+    #[error("corrupt ZIP stream at byte {offset}{after}: found {found} where a ZIP header should start")]
+    BadSignature { offset: u64, found: Magic, after: After },
 
     /// A local header or data descriptor with impossible contents.
     #[error("corrupt ZIP header at byte {offset}{after}: {reason}")]
-    BadHeader {
-        offset: u64,
-        after: After,
-        reason: String,
-    },
+    BadHeader { offset: u64, after: After, reason: String },
 
     /// The source itself failed (disk, network).
     #[error("reading the bundle at byte {offset}: {source}")]
@@ -94,8 +74,7 @@ impl ZipError {
     /// The typed error inside an `io::Error` returned by `Entry::read`, if
     /// it came from the walker.
     pub fn from_io(err: &io::Error) -> Option<&ZipError> {
-        err.get_ref()
-            .and_then(|inner| inner.downcast_ref::<ZipError>())
+        err.get_ref().and_then(|inner| inner.downcast_ref::<ZipError>())
     }
 
     /// Wraps this error for `Read`, with the closest `io::ErrorKind`.

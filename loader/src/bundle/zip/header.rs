@@ -85,10 +85,7 @@ pub(super) fn signature_of(bytes: [u8; 4]) -> u32 {
 
 /// Lengths of the variable parts that follow the fixed fields.
 pub(super) fn name_and_extra_len(fixed: &[u8; FIXED_LEN]) -> (usize, usize) {
-    (
-        usize::from(u16_at(fixed, 22)),
-        usize::from(u16_at(fixed, 24)),
-    )
+    (usize::from(u16_at(fixed, 22)), usize::from(u16_at(fixed, 24)))
 }
 
 /// Parses a local header from its fixed fields, name and extra field.
@@ -113,9 +110,7 @@ pub(super) fn parse_local_header(
     let uncompressed32 = u32_at(fixed, 18);
 
     if name.is_empty() {
-        return Err(corrupt(
-            "the local file header has an empty file name".into(),
-        ));
+        return Err(corrupt("the local file header has an empty file name".into()));
     }
     // Names are ASCII in every fwup bundle; anything else is shown, never
     // trusted, so a lossy conversion is enough.
@@ -157,10 +152,7 @@ pub(super) fn parse_local_header(
         zip64: false,
     };
     apply_extra_fields(&mut header, extra, uncompressed32, compressed32).map_err(corrupt)?;
-    if method == Method::Stored
-        && !header.has_descriptor
-        && header.compressed_size != header.uncompressed_size
-    {
+    if method == Method::Stored && !header.has_descriptor && header.compressed_size != header.uncompressed_size {
         return Err(corrupt(format!(
             "stored entry `{}` has compressed size {} but uncompressed size {}",
             header.name, header.compressed_size, header.uncompressed_size
@@ -208,9 +200,7 @@ fn apply_extra_fields(
                     continue;
                 }
                 if data.len() < at + 8 {
-                    return Err(
-                        "the zip64 extra field is too short for the sizes it replaces".into(),
-                    );
+                    return Err("the zip64 extra field is too short for the sizes it replaces".into());
                 }
                 *target = u64_at(data, at);
                 at += 8;

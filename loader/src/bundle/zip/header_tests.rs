@@ -3,14 +3,7 @@
 use super::error::{After, ZipError};
 use super::header::*;
 
-fn fixed(
-    flags: u16,
-    method: u16,
-    csize: u32,
-    usize_: u32,
-    name_len: u16,
-    extra_len: u16,
-) -> [u8; FIXED_LEN] {
+fn fixed(flags: u16, method: u16, csize: u32, usize_: u32, name_len: u16, extra_len: u16) -> [u8; FIXED_LEN] {
     let mut f = [0u8; FIXED_LEN];
     f[0..2].copy_from_slice(&20u16.to_le_bytes());
     f[2..4].copy_from_slice(&flags.to_le_bytes());
@@ -34,14 +27,7 @@ fn zip64_extra_replaces_marked_sizes() {
     let extra = zip64_extra(5 << 32, 6 << 32);
     let f = fixed(8, 8, u32::MAX, u32::MAX, 1, extra.len() as u16);
     let h = parse_local_header(0, &After::default(), &f, b"x", &extra).ok();
-    let h = h.map(|h| {
-        (
-            h.uncompressed_size,
-            h.compressed_size,
-            h.zip64,
-            h.has_descriptor,
-        )
-    });
+    let h = h.map(|h| (h.uncompressed_size, h.compressed_size, h.zip64, h.has_descriptor));
     assert_eq!(h, Some((5 << 32, 6 << 32, true, true)));
 }
 
@@ -64,9 +50,7 @@ fn short_zip64_extra_is_a_corrupt_header() {
     let err = parse_local_header(42, &After(Some("meta.conf".into())), &f, b"x", &extra).err();
     let text = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        text.contains("byte 42")
-            && text.contains("after ZIP entry `meta.conf`")
-            && text.contains("zip64"),
+        text.contains("byte 42") && text.contains("after ZIP entry `meta.conf`") && text.contains("zip64"),
         "{text}"
     );
 }
@@ -83,37 +67,13 @@ fn extra_record_longer_than_the_field_is_refused() {
 
 #[test]
 fn encryption_and_other_methods_are_refused_by_name() {
-    let enc = parse_local_header(
-        0,
-        &After::default(),
-        &fixed(1, 8, 1, 1, 1, 0),
-        b"data/a",
-        &[],
-    );
+    let enc = parse_local_header(0, &After::default(), &fixed(1, 8, 1, 1, 1, 0), b"data/a", &[]);
     let text = enc.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        text.contains("`data/a`") && text.contains("encryption"),
-        "{text}"
-    );
-    let bz = parse_local_header(
-        0,
-        &After::default(),
-        &fixed(0, 12, 1, 1, 1, 0),
-        b"data/a",
-        &[],
-    );
+    assert!(text.contains("`data/a`") && text.contains("encryption"), "{text}");
+    let bz = parse_local_header(0, &After::default(), &fixed(0, 12, 1, 1, 1, 0), b"data/a", &[]);
     let text = bz.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        text.contains("method 12 (bzip2) is not supported"),
-        "{text}"
-    );
-    let aes = parse_local_header(
-        0,
-        &After::default(),
-        &fixed(0, 99, 1, 1, 1, 0),
-        b"data/a",
-        &[],
-    );
+    assert!(text.contains("method 12 (bzip2) is not supported"), "{text}");
+    let aes = parse_local_header(0, &After::default(), &fixed(0, 99, 1, 1, 1, 0), b"data/a", &[]);
     assert!(matches!(aes, Err(ZipError::Unsupported { .. })));
 }
 
@@ -128,11 +88,7 @@ fn stored_length_comes_from_either_size() {
     assert_eq!(with(64, 64, true), Some(64), "fwup's meta.conf.ed25519");
     assert_eq!(with(0, 64, true), Some(64));
     assert_eq!(with(0, 0, true), None, "no length at all");
-    assert_eq!(
-        with(0, 0, false),
-        Some(0),
-        "an empty entry without descriptor"
-    );
+    assert_eq!(with(0, 0, false), Some(0), "an empty entry without descriptor");
     assert!(parse_local_header(0, &After::default(), &fixed(0, 0, 3, 4, 1, 0), b"s", &[]).is_err());
 }
 

@@ -151,12 +151,8 @@ impl<R: Read> ZipWalker<R> {
         let offset = self.src.position();
         let after = After(self.last_entry.clone());
         let truncated_place = match &self.last_entry {
-            Some(entry) => Place::AfterEntry {
-                entry: entry.clone(),
-            },
-            None => Place::LocalHeader {
-                header_offset: offset,
-            },
+            Some(entry) => Place::AfterEntry { entry: entry.clone() },
+            None => Place::LocalHeader { header_offset: offset },
         };
         let mut magic = [0u8; 4];
         let got = self.src.read_up_to(&mut magic)?;
@@ -171,14 +167,10 @@ impl<R: Read> ZipWalker<R> {
         }
         match header::signature_of(magic) {
             header::LOCAL_HEADER => {}
-            header::CENTRAL_HEADER
-            | header::END_OF_CENTRAL_DIRECTORY
-            | header::ZIP64_END_OF_CENTRAL_DIRECTORY => return Ok(None),
-            _ if offset == 0 => {
-                return Err(ZipError::NotZip {
-                    found: Magic(magic),
-                })
+            header::CENTRAL_HEADER | header::END_OF_CENTRAL_DIRECTORY | header::ZIP64_END_OF_CENTRAL_DIRECTORY => {
+                return Ok(None)
             }
+            _ if offset == 0 => return Err(ZipError::NotZip { found: Magic(magic) }),
             _ => {
                 return Err(ZipError::BadSignature {
                     offset,
@@ -190,9 +182,7 @@ impl<R: Read> ZipWalker<R> {
 
         let in_header = |src: &Source<R>| ZipError::Truncated {
             offset: src.position(),
-            place: Place::LocalHeader {
-                header_offset: offset,
-            },
+            place: Place::LocalHeader { header_offset: offset },
         };
         let mut fixed = [0u8; header::FIXED_LEN];
         if self.src.read_up_to(&mut fixed)? < fixed.len() {
@@ -252,17 +242,13 @@ impl<R: Read> Entry<'_, R> {
     /// The uncompressed size the local header declares, if it declares one
     /// (fwup's headers do). Checked when the data ends.
     pub fn uncompressed_size(&self) -> Option<u64> {
-        self.walker
-            .current()
-            .and_then(|h| declared(h, h.uncompressed_size))
+        self.walker.current().and_then(|h| declared(h, h.uncompressed_size))
     }
 
     /// The compressed size the local header declares, if any (fwup's
     /// deflated entries have none: the deflate stream marks the end).
     pub fn compressed_size(&self) -> Option<u64> {
-        self.walker
-            .current()
-            .and_then(|h| declared(h, h.compressed_size))
+        self.walker.current().and_then(|h| declared(h, h.compressed_size))
     }
 
     /// Offset of this entry's local header in the bundle.

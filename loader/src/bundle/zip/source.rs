@@ -147,18 +147,12 @@ mod tests {
         struct Broken;
         impl Read for Broken {
             fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "peer went away",
-                ))
+                Err(io::Error::new(io::ErrorKind::ConnectionReset, "peer went away"))
             }
         }
         let mut src = Source::new(Broken, 4096);
         let err = src.fill_buf().err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            text.contains("at byte 0") && text.contains("peer went away"),
-            "{text}"
-        );
+        assert!(text.contains("at byte 0") && text.contains("peer went away"), "{text}");
     }
 }

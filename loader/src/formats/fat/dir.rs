@@ -4,8 +4,8 @@
 
 use super::error::{corrupt, FatErrorKind, KindResult};
 use super::name::{
-    lfn_chars, lfn_entry, lfn_part_matches, numbered_name, parse_name, short_name_checksum,
-    split_path, EntryName, ATTR_LFN, DELETED, NS_LFN, NS_LOSS,
+    lfn_chars, lfn_entry, lfn_part_matches, numbered_name, parse_name, short_name_checksum, split_path, EntryName,
+    ATTR_LFN, DELETED, NS_LFN, NS_LOSS,
 };
 use super::volume::{FatType, Volume, SS};
 use crate::formats::Medium;
@@ -84,12 +84,7 @@ pub(crate) fn set_entry_cluster(fat_type: FatType, e: &mut [u8], clst: u32) {
 }
 
 impl Volume<'_> {
-    pub(crate) fn dir_sdi(
-        &mut self,
-        m: &mut dyn Medium,
-        sclust: u32,
-        ofs: u32,
-    ) -> KindResult<DirPos> {
+    pub(crate) fn dir_sdi(&mut self, m: &mut dyn Medium, sclust: u32, ofs: u32) -> KindResult<DirPos> {
         if ofs >= MAX_DIR || !ofs.is_multiple_of(ENTRY) {
             return Err(corrupt(format!("directory offset {ofs} out of range")));
         }
@@ -122,12 +117,7 @@ impl Volume<'_> {
         })
     }
 
-    fn dir_next(
-        &mut self,
-        m: &mut dyn Medium,
-        pos: &mut DirPos,
-        stretch: bool,
-    ) -> KindResult<Step> {
+    fn dir_next(&mut self, m: &mut dyn Medium, pos: &mut DirPos, stretch: bool) -> KindResult<Step> {
         let ofs = pos.dptr + ENTRY;
         if ofs >= MAX_DIR {
             return Ok(Step::End);
@@ -141,10 +131,7 @@ impl Volume<'_> {
             } else if (ofs / SS as u32) & (self.geo().csize - 1) == 0 {
                 let mut clst = self.get_fat(m, pos.clust)?;
                 if clst < 2 {
-                    return Err(corrupt(format!(
-                        "directory cluster {} links to {clst}",
-                        pos.clust
-                    )));
+                    return Err(corrupt(format!("directory cluster {} links to {clst}", pos.clust)));
                 }
                 if clst >= self.geo().n_fatent {
                     if !stretch {
@@ -224,11 +211,7 @@ impl Volume<'_> {
                 let by_long = ord == 0 && sum == short_name_checksum(&e);
                 let by_short = name.flags & NS_LOSS == 0 && e[..11] == name.sfn;
                 if by_long || by_short {
-                    return Ok(Some(Found {
-                        pos,
-                        blk_ofs,
-                        entry: e,
-                    }));
+                    return Ok(Some(Found { pos, blk_ofs, entry: e }));
                 }
                 ord = 0xFF;
                 blk_ofs = None;
@@ -240,13 +223,7 @@ impl Volume<'_> {
     }
 
     /// Finds `n` free consecutive entries, growing the directory if needed.
-    pub(crate) fn dir_alloc(
-        &mut self,
-        m: &mut dyn Medium,
-        sclust: u32,
-        n: u32,
-        path: &str,
-    ) -> KindResult<DirPos> {
+    pub(crate) fn dir_alloc(&mut self, m: &mut dyn Medium, sclust: u32, n: u32, path: &str) -> KindResult<DirPos> {
         let mut pos = self.dir_sdi(m, sclust, 0)?;
         let mut free = 0;
         loop {

@@ -75,18 +75,12 @@ pub enum FatErrorKind {
     #[error("{path}: FAT files are limited to 4 GiB - 1 bytes")]
     FileTooLarge { path: String },
     #[error("{path}: write at byte {offset} goes back before byte {position} already written")]
-    WriteBehind {
-        path: String,
-        offset: u64,
-        position: u64,
-    },
+    WriteBehind { path: String, offset: u64, position: u64 },
 }
 
 /// Result of internal steps that do not know the volume offset yet.
 pub(crate) type KindResult<T> = Result<T, FatErrorKind>;
 
 pub(crate) fn corrupt(detail: impl Into<String>) -> FatErrorKind {
-    FatErrorKind::Corrupt {
-        detail: detail.into(),
-    }
+    FatErrorKind::Corrupt { detail: detail.into() }
 }

@@ -36,12 +36,7 @@ pub(crate) struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn open(
-        vol: &mut Volume,
-        m: &mut dyn Medium,
-        path: &str,
-        mode: OpenMode,
-    ) -> KindResult<Self> {
+    pub fn open(vol: &mut Volume, m: &mut dyn Medium, path: &str, mode: OpenMode) -> KindResult<Self> {
         let look = vol.follow_path(m, path)?;
         let Some(name) = look.name else {
             return Err(FatErrorKind::IsADirectory { path: path.into() });
@@ -61,9 +56,7 @@ impl OpenFile {
                     Some(f) if f.attr() & ATTR_DIR != 0 => {
                         return Err(FatErrorKind::IsADirectory { path: path.into() })
                     }
-                    Some(f) if f.attr() & ATTR_RDO != 0 => {
-                        return Err(FatErrorKind::ReadOnly { path: path.into() })
-                    }
+                    Some(f) if f.attr() & ATTR_RDO != 0 => return Err(FatErrorKind::ReadOnly { path: path.into() }),
                     Some(f) => (f.pos, false),
                 };
                 if created || mode == OpenMode::CreateAlways {
@@ -112,12 +105,7 @@ impl OpenFile {
     }
 
     /// Reads up to `buf.len()` bytes at the file pointer; 0 at the end.
-    pub fn read(
-        &mut self,
-        vol: &mut Volume,
-        m: &mut dyn Medium,
-        buf: &mut [u8],
-    ) -> KindResult<usize> {
+    pub fn read(&mut self, vol: &mut Volume, m: &mut dyn Medium, buf: &mut [u8]) -> KindResult<usize> {
         let want = buf.len().min((self.objsize - self.fptr) as usize);
         let cbytes = Self::cluster_bytes(vol);
         let mut done = 0usize;
@@ -129,10 +117,7 @@ impl OpenFile {
                     vol.get_fat(m, self.clust)?
                 };
                 if self.clust < 2 || self.clust >= vol.geo().n_fatent {
-                    return Err(corrupt(format!(
-                        "file chain ends before its size {}",
-                        self.objsize
-                    )));
+                    return Err(corrupt(format!("file chain ends before its size {}", self.objsize)));
                 }
             }
             let within = self.fptr % cbytes;

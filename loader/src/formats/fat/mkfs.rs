@@ -64,24 +64,16 @@ pub(crate) fn plan(blocks: u64) -> KindResult<Layout> {
         let clusters = sectors - system;
         match fat_type {
             FatType::Fat32 if clusters <= MAX_FAT16 => {
-                return Err(cannot(
-                    blocks,
-                    "too few clusters for FAT32 and too many for FAT16",
-                ))
+                return Err(cannot(blocks, "too few clusters for FAT32 and too many for FAT16"))
             }
             FatType::Fat16 if clusters > MAX_FAT16 => {
                 fat_type = FatType::Fat32;
                 continue;
             }
             FatType::Fat16 if clusters <= MAX_FAT12 => {
-                return Err(cannot(
-                    blocks,
-                    "too few clusters for FAT16 and too many for FAT12",
-                ))
+                return Err(cannot(blocks, "too few clusters for FAT16 and too many for FAT12"))
             }
-            FatType::Fat12 if clusters > MAX_FAT12 => {
-                return Err(cannot(blocks, "too many clusters for FAT12"))
-            }
+            FatType::Fat12 if clusters > MAX_FAT12 => return Err(cannot(blocks, "too many clusters for FAT12")),
             _ => {}
         }
         return Ok(Layout {
@@ -103,11 +95,7 @@ fn boot_sector(l: &Layout) -> [u8; SS] {
     b[13] = 1;
     b[14..16].copy_from_slice(&(l.reserved as u16).to_le_bytes());
     b[16] = N_FATS as u8;
-    let root_entries = if l.fat_type == FatType::Fat32 {
-        0
-    } else {
-        N_ROOT as u16
-    };
+    let root_entries = if l.fat_type == FatType::Fat32 { 0 } else { N_ROOT as u16 };
     b[17..19].copy_from_slice(&root_entries.to_le_bytes());
     if l.sectors < 0x10000 {
         b[19..21].copy_from_slice(&(l.sectors as u16).to_le_bytes());
@@ -235,15 +223,9 @@ mod tests {
         // 02-complete's boot partition and 06's two volumes (checked
         // against the expected images' boot sectors).
         let l = plan(31232).expect("fits");
-        assert_eq!(
-            (l.fat_type, l.fat_sectors, l.clusters),
-            (FatType::Fat16, 123, 30953)
-        );
+        assert_eq!((l.fat_type, l.fat_sectors, l.clusters), (FatType::Fat16, 123, 30953));
         let l = plan(8192).expect("fits");
-        assert_eq!(
-            (l.fat_type, l.fat_sectors, l.clusters),
-            (FatType::Fat16, 33, 8093)
-        );
+        assert_eq!((l.fat_type, l.fat_sectors, l.clusters), (FatType::Fat16, 33, 8093));
     }
 
     #[test]
@@ -257,10 +239,7 @@ mod tests {
         assert!(plan(127).is_err());
         // 4100 sectors: estimated FAT16, but fewer than 4086 clusters remain.
         let err = plan(4100).expect_err("FatFs aborts");
-        assert!(
-            err.to_string().contains("too few clusters for FAT16"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("too few clusters for FAT16"), "{err}");
         // Just above the FAT16 limit, FAT32's overhead leaves too few.
         assert!(plan(66100).is_err());
         assert_eq!(plan(65600).map(|l| l.fat_type).ok(), Some(FatType::Fat16));

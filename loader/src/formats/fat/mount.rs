@@ -61,9 +61,7 @@ fn boot_kind(s: &Sector) -> BootKind {
 }
 
 fn not_fat(reason: impl Into<String>) -> FatErrorKind {
-    FatErrorKind::NotFat {
-        reason: reason.into(),
-    }
+    FatErrorKind::NotFat { reason: reason.into() }
 }
 
 /// Finds the boot record: sector 0, or the first FAT partition of an MBR
@@ -72,11 +70,7 @@ fn find_volume(m: &mut dyn Medium, offset: u64) -> KindResult<(u32, Sector)> {
     let s = read_sector(m, offset, 0)?;
     match boot_kind(&s) {
         BootKind::Fat => return Ok((0, s)),
-        BootKind::Invalid => {
-            return Err(not_fat(
-                "no FAT boot sector (no jump instruction or 55 AA signature)",
-            ))
-        }
+        BootKind::Invalid => return Err(not_fat("no FAT boot sector (no jump instruction or 55 AA signature)")),
         BootKind::OtherBoot => {}
     }
     for i in 0..4 {
@@ -89,9 +83,7 @@ fn find_volume(m: &mut dyn Medium, offset: u64) -> KindResult<(u32, Sector)> {
             return Ok((start, vbr));
         }
     }
-    Err(not_fat(
-        "boot sector has a 55 AA signature but describes no FAT volume",
-    ))
+    Err(not_fat("boot sector has a 55 AA signature but describes no FAT volume"))
 }
 
 /// Reads and checks the boot sector; returns the layout and the allocation
@@ -111,15 +103,11 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
     }
     let csize = u32::from(s[13]);
     if csize == 0 || !csize.is_power_of_two() {
-        return Err(not_fat(format!(
-            "{csize} sectors per cluster is not a power of 2"
-        )));
+        return Err(not_fat(format!("{csize} sectors per cluster is not a power of 2")));
     }
     let n_rootdir = le16(&s, 17);
     if !n_rootdir.is_multiple_of(SS as u32 / 32) {
-        return Err(not_fat(format!(
-            "{n_rootdir} root entries do not fill whole sectors"
-        )));
+        return Err(not_fat(format!("{n_rootdir} root entries do not fill whole sectors")));
     }
     let mut tsect = le16(&s, 19);
     if tsect == 0 {
@@ -179,11 +167,7 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
     if fat_type == FatType::Fat32 && le16(&s, 48) == 1 {
         let fsi = read_sector(m, offset, volbase + 1)?;
         alloc.fsinfo_enabled = true;
-        if fsi[510] == 0x55
-            && fsi[511] == 0xAA
-            && le32(&fsi, 0) == 0x4161_5252
-            && le32(&fsi, 484) == 0x6141_7272
-        {
+        if fsi[510] == 0x55 && fsi[511] == 0xAA && le32(&fsi, 0) == 0x4161_5252 && le32(&fsi, 484) == 0x6141_7272 {
             alloc.free_clst = le32(&fsi, 488);
             alloc.last_clst = le32(&fsi, 492);
         }

@@ -89,10 +89,7 @@ pub(crate) fn parse_name(segment: &[u8]) -> Result<EntryName, &'static str> {
         flags |= NS_LOSS | NS_LFN;
     }
     // Position just after the last dot (0: no extension).
-    let dot = lfn
-        .iter()
-        .rposition(|&c| c == u16::from(b'.'))
-        .map_or(0, |p| p + 1);
+    let dot = lfn.iter().rposition(|&c| c == u16::from(b'.')).map_or(0, |p| p + 1);
 
     let mut sfn = [b' '; 11];
     let (mut i, mut ni, mut case) = (0usize, 8usize, 0u8);
@@ -287,10 +284,7 @@ mod tests {
         assert_eq!(sfn("BOOT"), ("BOOT       ".into(), 0));
         assert_eq!(sfn("Boot"), ("BOOT       ".into(), NS_LFN));
         assert_eq!(sfn("README.txt"), ("README  TXT".into(), NS_EXT));
-        assert_eq!(
-            sfn("config-copy.txt"),
-            ("CONFIG-CTXT".into(), NS_LOSS | NS_LFN)
-        );
+        assert_eq!(sfn("config-copy.txt"), ("CONFIG-CTXT".into(), NS_LOSS | NS_LFN));
         assert_eq!(sfn("a.b.c"), ("AB      C  ".into(), NS_LOSS | NS_LFN));
         assert_eq!(sfn("x+y"), ("X_Y        ".into(), NS_LOSS | NS_LFN));
     }

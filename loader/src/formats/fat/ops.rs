@@ -6,8 +6,7 @@ use std::str::FromStr;
 
 use super::codepage::{oem_to_string, oem_to_unicode, to_upper, unicode_to_oem};
 use super::dir::{
-    entry_cluster, set_entry_cluster, DirPos, ATTR_ARC, ATTR_DIR, ATTR_HID, ATTR_RDO, ATTR_SYS,
-    ATTR_VOL,
+    entry_cluster, set_entry_cluster, DirPos, ATTR_ARC, ATTR_DIR, ATTR_HID, ATTR_RDO, ATTR_SYS, ATTR_VOL,
 };
 use super::error::{FatError, FatErrorKind, KindResult};
 use super::file::{OpenFile, OpenMode};
@@ -50,9 +49,7 @@ impl FromStr for Attributes {
 
 impl Attributes {
     fn bits(self) -> u8 {
-        u8::from(self.read_only) * ATTR_RDO
-            + u8::from(self.hidden) * ATTR_HID
-            + u8::from(self.system) * ATTR_SYS
+        u8::from(self.read_only) * ATTR_RDO + u8::from(self.hidden) * ATTR_HID + u8::from(self.system) * ATTR_SYS
     }
 }
 
@@ -120,13 +117,12 @@ impl Fat {
     /// an empty directory.
     pub fn rm(&mut self, m: &mut dyn Medium, path: &str, must_exist: bool) -> Result<(), FatError> {
         self.run(m, |vol, m| {
-            let look =
-                match vol.follow_path(m, path) {
-                    Err(
-                        FatErrorKind::NoSuchDirectory { .. } | FatErrorKind::NotADirectory { .. },
-                    ) if !must_exist => return Ok(()),
-                    other => other?,
-                };
+            let look = match vol.follow_path(m, path) {
+                Err(FatErrorKind::NoSuchDirectory { .. } | FatErrorKind::NotADirectory { .. }) if !must_exist => {
+                    return Ok(())
+                }
+                other => other?,
+            };
             if look.name.is_none() {
                 return Err(FatErrorKind::InvalidName {
                     path: path.into(),
@@ -144,9 +140,7 @@ impl Fat {
                 return Err(FatErrorKind::ReadOnly { path: path.into() });
             }
             let cluster = entry_cluster(vol.geo().fat_type, &found.entry);
-            if found.attr() & ATTR_DIR != 0
-                && vol.dir_walk(m, cluster, false, |_, _, _| true)?.is_some()
-            {
+            if found.attr() & ATTR_DIR != 0 && vol.dir_walk(m, cluster, false, |_, _, _| true)?.is_some() {
                 return Err(FatErrorKind::DirectoryNotEmpty { path: path.into() });
             }
             vol.dir_remove(m, &found)?;
@@ -159,13 +153,7 @@ impl Fat {
 
     /// `fat_mv` (`force` false: fails if `to` exists) and `fat_mv!` (true:
     /// removes `to` first, even if `from` then turns out to be missing).
-    pub fn mv(
-        &mut self,
-        m: &mut dyn Medium,
-        from: &str,
-        to: &str,
-        force: bool,
-    ) -> Result<(), FatError> {
+    pub fn mv(&mut self, m: &mut dyn Medium, from: &str, to: &str, force: bool) -> Result<(), FatError> {
         if force {
             self.rm(m, to, false)?;
         }
@@ -178,9 +166,7 @@ impl Fat {
             if old.name.is_none() {
                 return Err(invalid(from));
             }
-            let src = old
-                .found
-                .ok_or_else(|| FatErrorKind::NotFound { path: from.into() })?;
+            let src = old.found.ok_or_else(|| FatErrorKind::NotFound { path: from.into() })?;
             let new = vol.follow_path(m, to)?;
             let name = new.name.ok_or_else(|| invalid(to))?;
             if let Some(existing) = &new.found {
@@ -223,12 +209,7 @@ impl Fat {
     }
 
     /// `fat_attrib`: sets R, H and S to exactly `attributes`.
-    pub fn attrib(
-        &mut self,
-        m: &mut dyn Medium,
-        path: &str,
-        attributes: Attributes,
-    ) -> Result<(), FatError> {
+    pub fn attrib(&mut self, m: &mut dyn Medium, path: &str, attributes: Attributes) -> Result<(), FatError> {
         self.run(m, |vol, m| {
             let found = existing(vol, m, path)?;
             let mask = ATTR_RDO | ATTR_HID | ATTR_SYS;
@@ -305,9 +286,7 @@ fn label_field(label: &str) -> KindResult<[u8; 11]> {
     for (i, &b) in bytes[..end].iter().enumerate() {
         let c = unicode_to_oem(to_upper(oem_to_unicode(b))).unwrap_or(0);
         if c == 0 || b"+.,;=[]/*:<>|\\\"?\x7F".contains(&c) {
-            return Err(invalid(
-                "it contains one of + . , ; = [ ] / * : < > | \\ \" ?",
-            ));
+            return Err(invalid("it contains one of + . , ; = [ ] / * : < > | \\ \" ?"));
         }
         if i >= 11 {
             return Err(invalid("longer than 11 characters"));

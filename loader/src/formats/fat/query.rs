@@ -39,14 +39,7 @@ impl DirEntry {
                 bytes[0] = DELETED;
             }
             let text = oem_to_string(&bytes);
-            (
-                if lower {
-                    text.to_ascii_lowercase()
-                } else {
-                    text.clone()
-                },
-                text,
-            )
+            (if lower { text.to_ascii_lowercase() } else { text.clone() }, text)
         };
         let (body_lc, body) = field(0..8, e[12] & 0x08 != 0);
         let (ext_lc, ext) = field(8..11, e[12] & 0x10 != 0);
@@ -85,12 +78,7 @@ impl Fat {
     }
 
     /// Reads at most `max_len` bytes from the start of a file.
-    pub fn read_file(
-        &mut self,
-        m: &mut dyn Medium,
-        path: &str,
-        max_len: usize,
-    ) -> Result<Vec<u8>, FatError> {
+    pub fn read_file(&mut self, m: &mut dyn Medium, path: &str, max_len: usize) -> Result<Vec<u8>, FatError> {
         self.run(m, |vol, m| {
             let mut f = OpenFile::open(vol, m, path, OpenMode::Read)?;
             let mut buf = vec![0u8; max_len.min(f.len() as usize)];
@@ -105,12 +93,7 @@ impl Fat {
     /// more never does). fwup's carry-over between reads is reproduced as is,
     /// so a match straddling two reads of a file over 4 KiB can be missed
     /// exactly where fwup misses it.
-    pub fn file_contains(
-        &mut self,
-        m: &mut dyn Medium,
-        path: &str,
-        pattern: &[u8],
-    ) -> Result<bool, FatError> {
+    pub fn file_contains(&mut self, m: &mut dyn Medium, path: &str, pattern: &[u8]) -> Result<bool, FatError> {
         self.run(m, |vol, m| {
             let mut f = OpenFile::open(vol, m, path, OpenMode::Read)?;
             if pattern.len() >= SCAN_CHUNK {

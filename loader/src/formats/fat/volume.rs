@@ -201,12 +201,7 @@ impl<'f> Volume<'f> {
         Ok(self.sector(m, sector)?[(byte % SS as u32) as usize])
     }
 
-    fn set_fat_byte(
-        &mut self,
-        m: &mut dyn Medium,
-        byte: u32,
-        f: impl Fn(u8) -> u8,
-    ) -> KindResult<()> {
+    fn set_fat_byte(&mut self, m: &mut dyn Medium, byte: u32, f: impl Fn(u8) -> u8) -> KindResult<()> {
         let sector = self.geo().fatbase + byte / SS as u32;
         let slot = &mut self.sector_mut(m, sector)?[(byte % SS as u32) as usize];
         *slot = f(*slot);
@@ -221,13 +216,8 @@ impl<'f> Volume<'f> {
         match self.geo().fat_type {
             FatType::Fat12 => {
                 let bc = clst + clst / 2;
-                let word =
-                    u32::from(self.fat_byte(m, bc)?) | u32::from(self.fat_byte(m, bc + 1)?) << 8;
-                Ok(if clst & 1 == 1 {
-                    word >> 4
-                } else {
-                    word & 0xFFF
-                })
+                let word = u32::from(self.fat_byte(m, bc)?) | u32::from(self.fat_byte(m, bc + 1)?) << 8;
+                Ok(if clst & 1 == 1 { word >> 4 } else { word & 0xFFF })
             }
             FatType::Fat16 => {
                 let bc = clst * 2;
@@ -252,13 +242,7 @@ impl<'f> Volume<'f> {
             FatType::Fat12 => {
                 let bc = clst + clst / 2;
                 let odd = clst & 1 == 1;
-                self.set_fat_byte(m, bc, |b| {
-                    if odd {
-                        (b & 0x0F) | (val << 4) as u8
-                    } else {
-                        val as u8
-                    }
-                })?;
+                self.set_fat_byte(m, bc, |b| if odd { (b & 0x0F) | (val << 4) as u8 } else { val as u8 })?;
                 self.set_fat_byte(m, bc + 1, |b| {
                     if odd {
                         (val >> 4) as u8
@@ -301,9 +285,7 @@ impl<'f> Volume<'f> {
         } else {
             let cs = self.get_fat(m, clst)?;
             if cs < 2 {
-                return Err(corrupt(format!(
-                    "cluster {clst} is in a chain but marked free"
-                )));
+                return Err(corrupt(format!("cluster {clst} is in a chain but marked free")));
             }
             if cs < n_fatent {
                 return Ok(Some(cs));
@@ -356,12 +338,7 @@ impl<'f> Volume<'f> {
     }
 
     /// Frees the chain from `clst`; `pclst` (if not 0) becomes its new end.
-    pub fn remove_chain(
-        &mut self,
-        m: &mut dyn Medium,
-        mut clst: u32,
-        pclst: u32,
-    ) -> KindResult<()> {
+    pub fn remove_chain(&mut self, m: &mut dyn Medium, mut clst: u32, pclst: u32) -> KindResult<()> {
         let n_fatent = self.geo().n_fatent;
         if clst < 2 || clst >= n_fatent {
             return Err(corrupt(format!("chain starts at invalid cluster {clst}")));
@@ -394,12 +371,7 @@ impl<'f> Volume<'f> {
     /// Writes back every changed sector (FAT changes to both copies) and the
     /// FAT32 FSInfo sector, like FatFs's sync.
     pub fn flush(&mut self, m: &mut dyn Medium) -> KindResult<()> {
-        let dirty: Vec<u32> = self
-            .cache
-            .iter()
-            .filter(|(_, c)| c.dirty)
-            .map(|(&s, _)| s)
-            .collect();
+        let dirty: Vec<u32> = self.cache.iter().filter(|(_, c)| c.dirty).map(|(&s, _)| s).collect();
         let mut i = 0;
         while i < dirty.len() {
             let mut j = i + 1;

@@ -18,15 +18,11 @@ const HOLE_CHUNK: usize = 512;
 impl Fat {
     /// `fat_write`: creates or truncates `path` and returns a writer for
     /// its contents, fed in the order the resource arrives.
-    pub fn write_file<'a>(
-        &'a mut self,
-        m: &'a mut dyn Medium,
-        path: &str,
-    ) -> Result<FileWriter<'a>, FatError> {
+    pub fn write_file<'a>(&'a mut self, m: &'a mut dyn Medium, path: &str) -> Result<FileWriter<'a>, FatError> {
         let offset = self.offset;
         let mut vol = Volume::new(self);
-        let opened = OpenFile::open(&mut vol, m, path, OpenMode::CreateAlways)
-            .and_then(|mut f| f.sync(&mut vol, m).map(|()| f));
+        let opened =
+            OpenFile::open(&mut vol, m, path, OpenMode::CreateAlways).and_then(|mut f| f.sync(&mut vol, m).map(|()| f));
         let file = opened.map_err(|k| FatError::new(offset, k))?;
         Ok(FileWriter {
             vol,
@@ -40,21 +36,14 @@ impl Fat {
 
 /// `fat_cp` from a file on `src` to a file on `dst`, two volumes on the
 /// same medium (fwup 1.12+). Copying onto the same volume uses [`Fat::cp`].
-pub fn copy_between(
-    m: &mut dyn Medium,
-    src: &mut Fat,
-    from: &str,
-    dst: &mut Fat,
-    to: &str,
-) -> Result<(), FatError> {
+pub fn copy_between(m: &mut dyn Medium, src: &mut Fat, from: &str, dst: &mut Fat, to: &str) -> Result<(), FatError> {
     if src.offset == dst.offset {
         return src.cp(m, from, to);
     }
     let (src_off, dst_off) = (src.offset, dst.offset);
     let mut sv = Volume::new(src);
     let mut dv = Volume::new(dst);
-    let mut reader =
-        OpenFile::open(&mut sv, m, from, OpenMode::Read).map_err(|k| FatError::new(src_off, k))?;
+    let mut reader = OpenFile::open(&mut sv, m, from, OpenMode::Read).map_err(|k| FatError::new(src_off, k))?;
     let dst_err = |k| FatError::new(dst_off, k);
     let mut writer = OpenFile::open(&mut dv, m, to, OpenMode::CreateAlways).map_err(dst_err)?;
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -103,9 +92,7 @@ impl FileWriter<'_> {
                 path: self.path.clone(),
             }));
         }
-        self.file
-            .write(&mut self.vol, self.m, data)
-            .map_err(|k| self.err(k))
+        self.file.write(&mut self.vol, self.m, data).map_err(|k| self.err(k))
     }
 
     /// Writes `data` at `offset` (a sparse resource's next data run); the

@@ -26,10 +26,7 @@ const BLOCK: usize = BLOCK_SIZE as usize;
 /// `device_blocks` is the destination size in 512-byte blocks; `None` (or 0)
 /// when unknown: the disk is then sized from the partitions, as fwup does.
 /// With a known size every partition must end before the backup GPT.
-pub fn encode(
-    spec: &GptSpec,
-    device_blocks: Option<u64>,
-) -> Result<Vec<(u64, Vec<u8>)>, FormatError> {
+pub fn encode(spec: &GptSpec, device_blocks: Option<u64>) -> Result<Vec<(u64, Vec<u8>)>, FormatError> {
     let table = spec.label();
     let disk_blocks = match device_blocks.filter(|&d| d > 0) {
         Some(d) => d,
@@ -114,13 +111,7 @@ fn extent(p: &GptPartitionSpec, disk_blocks: u64) -> (u64, u64) {
     (p.block_offset, (p.block_offset + count).wrapping_sub(1))
 }
 
-fn check_extent(
-    table: &str,
-    p: &GptPartitionSpec,
-    first: u64,
-    last: u64,
-    last_usable: u64,
-) -> Result<(), FormatError> {
+fn check_extent(table: &str, p: &GptPartitionSpec, first: u64, last: u64, last_usable: u64) -> Result<(), FormatError> {
     let problem = if first < FIRST_USABLE {
         format!("starts at block {first}, inside the primary GPT (blocks 0..{FIRST_USABLE})")
     } else if last > last_usable {

@@ -85,12 +85,7 @@ mod tests {
         let text = "b1d4f5a0-0000-4c6f-8a6f-6c6f61646572";
         let guid: Guid = text.parse().unwrap();
         assert_eq!(guid.to_string(), text);
-        assert_eq!(
-            "B1D4F5A0-0000-4C6F-8A6F-6C6F61646572"
-                .parse::<Guid>()
-                .unwrap(),
-            guid
-        );
+        assert_eq!("B1D4F5A0-0000-4C6F-8A6F-6C6F61646572".parse::<Guid>().unwrap(), guid);
     }
 
     #[test]
@@ -99,10 +94,7 @@ mod tests {
         let raw = guid.to_gpt_bytes();
         assert_eq!(
             raw,
-            [
-                0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0, 0xa0, 0xc9, 0x3e,
-                0xc9, 0x3b
-            ]
+            [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b]
         );
         assert_eq!(Guid::from_gpt_bytes(&raw), guid);
     }

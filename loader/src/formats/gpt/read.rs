@@ -44,10 +44,7 @@ pub struct GptTable {
 
 /// Reads the primary GPT; if it is missing or damaged and `device_blocks`
 /// is known, the backup header in the last block.
-pub fn read(
-    m: &mut (impl Medium + ?Sized),
-    device_blocks: Option<u64>,
-) -> Result<GptTable, FormatError> {
+pub fn read(m: &mut (impl Medium + ?Sized), device_blocks: Option<u64>) -> Result<GptTable, FormatError> {
     match read_at(m, 1) {
         Ok(table) => Ok(table),
         Err(primary_error) => match device_blocks.filter(|&d| d > 1) {
@@ -75,9 +72,7 @@ fn read_at(m: &mut (impl Medium + ?Sized), header_lba: u64) -> Result<GptTable, 
 
     let header_size = le32(12) as usize;
     if !(92..=h.len()).contains(&header_size) {
-        return Err(bad(format!(
-            "header size {header_size} is not between 92 and 512"
-        )));
+        return Err(bad(format!("header size {header_size} is not between 92 and 512")));
     }
     let mut copy = h;
     copy[16..20].fill(0);
@@ -91,11 +86,7 @@ fn read_at(m: &mut (impl Medium + ?Sized), header_lba: u64) -> Result<GptTable, 
 
     let entry_count = le32(80);
     let entry_size = le32(84) as usize;
-    if entry_count > MAX_ENTRIES
-        || entry_size < 128
-        || !entry_size.is_multiple_of(8)
-        || entry_size > 4096
-    {
+    if entry_count > MAX_ENTRIES || entry_size < 128 || !entry_size.is_multiple_of(8) || entry_size > 4096 {
         return Err(bad(format!(
             "unsupported entry array: {entry_count} entries of {entry_size} bytes"
         )));
@@ -105,10 +96,9 @@ fn read_at(m: &mut (impl Medium + ?Sized), header_lba: u64) -> Result<GptTable, 
     let entries_at = entries_lba
         .checked_mul(BLOCK_SIZE)
         .ok_or_else(|| bad(format!("entry array block {entries_lba} is out of range")))?;
-    m.read_at(entries_at, &mut entries)
-        .map_err(FormatError::io(format!(
-            "reading the GPT entries at block {entries_lba}"
-        )))?;
+    m.read_at(entries_at, &mut entries).map_err(FormatError::io(format!(
+        "reading the GPT entries at block {entries_lba}"
+    )))?;
     let actual = crc32fast::hash(&entries);
     if actual != le32(88) {
         return Err(bad(format!(

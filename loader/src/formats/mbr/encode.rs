@@ -56,10 +56,7 @@ impl Placed {
 /// when unknown, e.g. an empty image file: then `expand` only grows
 /// partitions up to the end of the last partition, as fwup does. A known
 /// size also lets this check that every partition fits on the device.
-pub fn encode(
-    spec: &MbrSpec,
-    device_blocks: Option<u64>,
-) -> Result<Vec<(u64, Vec<u8>)>, FormatError> {
+pub fn encode(spec: &MbrSpec, device_blocks: Option<u64>) -> Result<Vec<(u64, Vec<u8>)>, FormatError> {
     let table = spec.label();
     let device = device_blocks.filter(|&d| d > 0);
     let placed = place(spec, device)?;
@@ -73,12 +70,7 @@ pub fn encode(
     let logicals: Vec<&Placed> = placed.iter().filter(|p| p.index >= PRIMARY_SLOTS).collect();
     for (k, logical) in logicals.iter().enumerate() {
         let mut ebr = vec![0u8; BLOCK_SIZE as usize];
-        let data = entry(
-            false,
-            logical.kind,
-            logical.start - logical.record,
-            logical.count,
-        );
+        let data = entry(false, logical.kind, logical.start - logical.record, logical.count);
         ebr[446..462].copy_from_slice(&data);
         if k + 1 < logicals.len() {
             // Link to the next EBR, relative to the extended partition start.
@@ -103,9 +95,7 @@ fn place(spec: &MbrSpec, device: Option<u64>) -> Result<Vec<Placed>, FormatError
             (true, Some(start)) => {
                 // The k-th logical partition's EBR is block k of the extended one.
                 logicals_seen += 1;
-                start
-                    .checked_add(logicals_seen - 1)
-                    .ok_or_else(|| too_far(&table, p))?
+                start.checked_add(logicals_seen - 1).ok_or_else(|| too_far(&table, p))?
             }
             (true, None) => {
                 return Err(FormatError::layout(
@@ -159,10 +149,7 @@ fn too_far(table: &str, p: &MbrPartitionSpec) -> FormatError {
 /// and its EBR; no partition covers another's EBR. Empty slots and
 /// zero-length partitions take no space.
 fn verify(table: &str, placed: &[Placed]) -> Result<(), FormatError> {
-    let used: Vec<&Placed> = placed
-        .iter()
-        .filter(|p| p.kind != 0 && p.count > 0)
-        .collect();
+    let used: Vec<&Placed> = placed.iter().filter(|p| p.kind != 0 && p.count > 0).collect();
     for (n, a) in used.iter().enumerate() {
         let must_contain = a.index == 3 && is_extended_type(a.kind);
         for b in &used[n + 1..] {
@@ -181,7 +168,12 @@ fn verify(table: &str, placed: &[Placed]) -> Result<(), FormatError> {
             let b_ebr_inside_a = b.record > 0 && a.contains(b.record);
             if b_ebr_inside_a != must_contain {
                 let problem = if must_contain {
-                    format!("the extended partition {} must contain the EBR of partition \"{}\" at block {}", a.describe(), b.index, b.record)
+                    format!(
+                        "the extended partition {} must contain the EBR of partition \"{}\" at block {}",
+                        a.describe(),
+                        b.index,
+                        b.record
+                    )
                 } else {
                     format!(
                         "partition {} covers the EBR of partition \"{}\" at block {}",
@@ -228,10 +220,7 @@ fn check_fits(table: &str, placed: &[Placed], device: u64) -> Result<(), FormatE
         if p.end() > device || (p.record > 0 && u64::from(p.record) >= device) {
             return Err(FormatError::layout(
                 table,
-                format!(
-                    "partition {} does not fit on the {device}-block device",
-                    p.describe()
-                ),
+                format!("partition {} does not fit on the {device}-block device", p.describe()),
             ));
         }
     }

@@ -47,9 +47,7 @@ fn is_chain_type(kind: u8) -> bool {
 /// fwup's `require-partition-offset(N, …)` compares (slot N = `number` N+1).
 ///
 /// Fails when block 0 has no 55 AA boot signature (fwup: requirement not met).
-pub fn read_primary_slots(
-    m: &mut (impl Medium + ?Sized),
-) -> Result<[PartitionEntry; 4], FormatError> {
+pub fn read_primary_slots(m: &mut (impl Medium + ?Sized)) -> Result<[PartitionEntry; 4], FormatError> {
     let mbr = read_table_block(m, 0, "MBR at block 0")?;
     Ok(std::array::from_fn(|slot| {
         let at = 446 + 16 * slot;
@@ -64,11 +62,7 @@ pub fn read_primary_slots(
 /// A broken EBR chain ends the list where it breaks, as in Linux.
 pub fn read_partitions(m: &mut (impl Medium + ?Sized)) -> Result<Vec<PartitionEntry>, FormatError> {
     let slots = read_primary_slots(m)?;
-    let mut partitions: Vec<PartitionEntry> = slots
-        .iter()
-        .copied()
-        .filter(PartitionEntry::is_used)
-        .collect();
+    let mut partitions: Vec<PartitionEntry> = slots.iter().copied().filter(PartitionEntry::is_used).collect();
     if let Some(extended) = partitions.iter().find(|p| is_chain_type(p.kind)).copied() {
         read_logicals(m, extended.block_offset, &mut partitions)?;
     }
@@ -95,10 +89,7 @@ fn read_logicals(
             .map(|i| PartitionEntry::decode(0, &ebr[446 + 16 * i..462 + 16 * i], 0))
             .collect();
         // Data partitions are relative to this EBR…
-        for e in entries
-            .iter()
-            .filter(|e| e.is_used() && !is_chain_type(e.kind))
-        {
+        for e in entries.iter().filter(|e| e.is_used() && !is_chain_type(e.kind)) {
             out.push(PartitionEntry {
                 number: next_number,
                 block_offset: ebr_block + e.block_offset,
@@ -107,10 +98,7 @@ fn read_logicals(
             next_number += 1;
         }
         // …the link to the next EBR to the start of the extended partition.
-        match entries
-            .iter()
-            .find(|e| e.is_used() && is_chain_type(e.kind))
-        {
+        match entries.iter().find(|e| e.is_used() && is_chain_type(e.kind)) {
             Some(link) => ebr_block = extended_start + link.block_offset,
             None => return Ok(()),
         }
@@ -118,11 +106,7 @@ fn read_logicals(
     Ok(())
 }
 
-fn read_table_block(
-    m: &mut (impl Medium + ?Sized),
-    block: u64,
-    what: &str,
-) -> Result<[u8; 512], FormatError> {
+fn read_table_block(m: &mut (impl Medium + ?Sized), block: u64, what: &str) -> Result<[u8; 512], FormatError> {
     let mut sector = [0u8; BLOCK_SIZE as usize];
     m.read_at(block * BLOCK_SIZE, &mut sector)
         .map_err(FormatError::io(format!("reading the {what}")))?;

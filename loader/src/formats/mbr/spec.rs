@@ -54,21 +54,14 @@ impl MbrSpec {
 
         let bootstrap_code = match section.str("bootstrap-code")? {
             None => None,
-            Some(hex) => {
-                Some(Box::new(parse_bootstrap(hex).map_err(|problem| {
-                    option_error(&table, "bootstrap-code", problem)
-                })?))
-            }
+            Some(hex) => Some(Box::new(
+                parse_bootstrap(hex).map_err(|problem| option_error(&table, "bootstrap-code", problem))?,
+            )),
         };
         let signature = match section.u64("signature")? {
             None => 0,
-            Some(v) => u32::try_from(v).map_err(|_| {
-                option_error(
-                    &table,
-                    "signature",
-                    format!("{v:#x} does not fit in 32 bits"),
-                )
-            })?,
+            Some(v) => u32::try_from(v)
+                .map_err(|_| option_error(&table, "signature", format!("{v:#x} does not fit in 32 bits")))?,
         };
 
         let mut partitions: Vec<MbrPartitionSpec> = Vec::new();
@@ -136,21 +129,18 @@ fn read_partition(table: &str, part: &Section) -> Result<MbrPartitionSpec, Forma
         })?;
 
     let kind = part.u64("type").map_err(within)?.unwrap_or(0);
-    let kind = u8::try_from(kind)
-        .map_err(|_| option_error(&path, "type", format!("{kind} is not between 0 and 255")))?;
+    let kind =
+        u8::try_from(kind).map_err(|_| option_error(&path, "type", format!("{kind} is not between 0 and 255")))?;
 
     let block_offset = match part.u64("block-offset").map_err(within)? {
         None => return Err(option_error(&path, "block-offset", "is required")),
-        Some(v) => u32::try_from(v)
-            .ok()
-            .filter(|&v| v != u32::MAX)
-            .ok_or_else(|| {
-                option_error(
-                    &path,
-                    "block-offset",
-                    format!("{v} does not fit in an MBR (must be below 2^32 - 1)"),
-                )
-            })?,
+        Some(v) => u32::try_from(v).ok().filter(|&v| v != u32::MAX).ok_or_else(|| {
+            option_error(
+                &path,
+                "block-offset",
+                format!("{v} does not fit in an MBR (must be below 2^32 - 1)"),
+            )
+        })?,
     };
     let count = part.u64("block-count").map_err(within)?;
 
@@ -200,17 +190,11 @@ fn read_partition(table: &str, part: &Section) -> Result<MbrPartitionSpec, Forma
 /// the EBR of the k-th logical at block `extended + k`, must be numbered
 /// without gaps (fwup would write a stray EBR over block 0 otherwise).
 fn check_logicals(table: &str, partitions: &[MbrPartitionSpec]) -> Result<(), FormatError> {
-    let logicals: Vec<&MbrPartitionSpec> = partitions
-        .iter()
-        .filter(|p| p.index >= PRIMARY_SLOTS)
-        .collect();
+    let logicals: Vec<&MbrPartitionSpec> = partitions.iter().filter(|p| p.index >= PRIMARY_SLOTS).collect();
     let Some(last) = logicals.last() else {
         return Ok(());
     };
-    if !partitions
-        .iter()
-        .any(|p| p.index == 3 && is_extended_type(p.kind))
-    {
+    if !partitions.iter().any(|p| p.index == 3 && is_extended_type(p.kind)) {
         return Err(FormatError::layout(
             table,
             format!(
@@ -247,12 +231,7 @@ fn parse_bootstrap(hex: &str) -> Result<[u8; 440], String> {
         let nibble = |c: u8| char::from(c).to_digit(16);
         *byte = match (nibble(pair[0]), nibble(pair[1])) {
             (Some(hi), Some(lo)) => (hi * 16 + lo) as u8,
-            _ => {
-                return Err(format!(
-                    "`{}` is not a hex byte",
-                    String::from_utf8_lossy(pair)
-                ))
-            }
+            _ => return Err(format!("`{}` is not a hex byte", String::from_utf8_lossy(pair))),
         };
     }
     Ok(out)

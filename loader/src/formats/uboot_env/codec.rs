@@ -76,10 +76,7 @@ pub fn decode(spec: &UbootEnvSpec, block: u64, buf: &[u8]) -> Result<UbootEnv, F
     let invalid = |problem: String| FormatError::InvalidEnv { block, problem };
     let start = data_offset(spec.is_redundant());
     if buf.len() <= start {
-        return Err(invalid(format!(
-            "{} bytes is too small for an environment",
-            buf.len()
-        )));
+        return Err(invalid(format!("{} bytes is too small for an environment", buf.len())));
     }
     let stored = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let actual = crc32fast::hash(&buf[start..]);
@@ -100,9 +97,7 @@ pub fn decode(spec: &UbootEnvSpec, block: u64, buf: &[u8]) -> Result<UbootEnv, F
             break;
         }
         let Some(nul) = rest.iter().position(|&b| b == 0) else {
-            return Err(invalid(
-                "a variable runs past the end of the environment".to_string(),
-            ));
+            return Err(invalid("a variable runs past the end of the environment".to_string()));
         };
         let pair = &rest[..nul];
         // The name is at least one byte long, even if that byte is '='.
@@ -146,9 +141,7 @@ mod tests {
 
     #[test]
     fn pairs_are_sorted_and_round_trip() {
-        let env: UbootEnv = [("zoo", "1"), ("b", ""), ("a.x", "y=z")]
-            .into_iter()
-            .collect();
+        let env: UbootEnv = [("zoo", "1"), ("b", ""), ("a.x", "y=z")].into_iter().collect();
         let buf = encode(&spec(1, true), &env, 7).unwrap();
         assert_eq!(buf[4], 7);
         assert_eq!(&buf[5..21], b"a.x=y=z\0b=\0zoo=1");
@@ -175,10 +168,7 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(
-            err.to_string().contains("uboot-environment \"env\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("uboot-environment \"env\""), "{err}");
     }
 
     #[test]
@@ -229,10 +219,7 @@ mod tests {
         for name in ["", "a=b"] {
             let env: UbootEnv = [(name, "v")].into_iter().collect();
             let err = encode(&spec(1, false), &env, 0).unwrap_err();
-            assert!(
-                err.to_string().contains("must not be empty or contain '='"),
-                "{err}"
-            );
+            assert!(err.to_string().contains("must not be empty or contain '='"), "{err}");
         }
     }
 }

@@ -36,9 +36,7 @@ impl UbootEnvSpec {
         let path = section.to_string();
         let limited = |key: &str, max: u64| -> Result<Option<u64>, FormatError> {
             match section.u64(key)? {
-                Some(v) if v >= max => {
-                    Err(option_error(&path, key, format!("{v} must be below {max}")))
-                }
+                Some(v) if v >= max => Err(option_error(&path, key, format!("{v} must be below {max}"))),
                 other => Ok(other),
             }
         };
@@ -46,9 +44,7 @@ impl UbootEnvSpec {
             .ok_or_else(|| option_error(&path, "block-offset", "is required"))?;
         let block_count = limited("block-count", u64::from(u16::MAX))?
             .filter(|&c| c > 0)
-            .ok_or_else(|| {
-                option_error(&path, "block-count", "is required and must be at least 1")
-            })?;
+            .ok_or_else(|| option_error(&path, "block-count", "is required and must be at least 1"))?;
         let redundant_block_offset = limited("block-offset-redund", i32::MAX as u64)?;
         if let Some(r) = redundant_block_offset {
             if r < block_offset + block_count && block_offset < r + block_count {
@@ -113,8 +109,7 @@ impl UbootEnv {
 
     /// The value as text; `None` if unset or not UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.get_bytes(name)
-            .and_then(|v| std::str::from_utf8(v).ok())
+        self.get_bytes(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The value as stored.
@@ -124,8 +119,7 @@ impl UbootEnv {
 
     /// Sets or replaces a variable (fwup's `uboot_setenv`).
     pub fn set(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.vars
-            .insert(name.as_ref().to_vec(), value.as_ref().to_vec());
+        self.vars.insert(name.as_ref().to_vec(), value.as_ref().to_vec());
     }
 
     /// Removes a variable; false if it was not set (not an error in fwup).
@@ -150,10 +144,7 @@ impl UbootEnv {
 impl<K: Into<Vec<u8>>, V: Into<Vec<u8>>> FromIterator<(K, V)> for UbootEnv {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> UbootEnv {
         UbootEnv {
-            vars: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            vars: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
         }
     }
 }

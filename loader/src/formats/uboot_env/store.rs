@@ -47,17 +47,9 @@ pub fn read(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<Uboot
 /// Writes `env` where fwup writes after reading: the single copy, or the
 /// older copy of a redundant pair with its flag one above the newer. If no
 /// copy is valid, both copies are written with flag 1, like `uboot_recover`.
-pub fn write(
-    m: &mut (impl Medium + ?Sized),
-    spec: &UbootEnvSpec,
-    env: &UbootEnv,
-) -> Result<(), FormatError> {
+pub fn write(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec, env: &UbootEnv) -> Result<(), FormatError> {
     let found = inspect(m, spec)?;
-    let target = if found.env.is_ok() {
-        found.target
-    } else {
-        Target::FRESH
-    };
+    let target = if found.env.is_ok() { found.target } else { Target::FRESH };
     store(m, spec, env, target)
 }
 
@@ -68,12 +60,7 @@ pub fn clear(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<(), 
 
 /// fwup's `uboot_setenv`: read (failing if there is no valid copy), set,
 /// write.
-pub fn setenv(
-    m: &mut (impl Medium + ?Sized),
-    spec: &UbootEnvSpec,
-    name: &str,
-    value: &str,
-) -> Result<(), FormatError> {
+pub fn setenv(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec, name: &str, value: &str) -> Result<(), FormatError> {
     let found = inspect(m, spec)?;
     let mut env = found.env?;
     env.set(name, value);
@@ -82,11 +69,7 @@ pub fn setenv(
 
 /// fwup's `uboot_unsetenv`: like [`setenv`]; unsetting a variable that is
 /// not there still rewrites the environment.
-pub fn unsetenv(
-    m: &mut (impl Medium + ?Sized),
-    spec: &UbootEnvSpec,
-    name: &str,
-) -> Result<(), FormatError> {
+pub fn unsetenv(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec, name: &str) -> Result<(), FormatError> {
     let found = inspect(m, spec)?;
     let mut env = found.env?;
     env.unset(name);
@@ -125,15 +108,9 @@ fn inspect(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<Found,
     let (flag1, flag2) = (primary[4], secondary[4]);
     let primary_first = i32::from(flag1 as i8) - i32::from(flag2 as i8) >= 0;
     let (first, second) = if primary_first {
-        (
-            (primary_block, &primary, flag1),
-            (secondary_block, &secondary, flag2),
-        )
+        ((primary_block, &primary, flag1), (secondary_block, &secondary, flag2))
     } else {
-        (
-            (secondary_block, &secondary, flag2),
-            (primary_block, &primary, flag1),
-        )
+        ((secondary_block, &secondary, flag2), (primary_block, &primary, flag1))
     };
     // The next write goes to the copy that was not read.
     let other_than = |read_primary: bool, flag: u8| Target {
@@ -149,7 +126,10 @@ fn inspect(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<Found,
         });
     }
     match decode(spec, second.0, second.1) {
-        Ok(env) => Ok(Found { env: Ok(env), target: other_than(!primary_first, second.2) }),
+        Ok(env) => Ok(Found {
+            env: Ok(env),
+            target: other_than(!primary_first, second.2),
+        }),
         Err(_) => Ok(Found {
             env: Err(FormatError::InvalidEnv {
                 block: primary_block,
@@ -178,24 +158,14 @@ fn store(
     }
     for block in blocks {
         m.write_at(block * BLOCK_SIZE, &bytes)
-            .map_err(FormatError::io(format!(
-                "writing {} at block {block}",
-                spec.label()
-            )))?;
+            .map_err(FormatError::io(format!("writing {} at block {block}", spec.label())))?;
     }
     Ok(())
 }
 
-fn read_copy(
-    m: &mut (impl Medium + ?Sized),
-    spec: &UbootEnvSpec,
-    block: u64,
-) -> Result<Vec<u8>, FormatError> {
+fn read_copy(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec, block: u64) -> Result<Vec<u8>, FormatError> {
     let mut buf = vec![0u8; spec.size()];
     m.read_at(block * BLOCK_SIZE, &mut buf)
-        .map_err(FormatError::io(format!(
-            "reading {} at block {block}",
-            spec.label()
-        )))?;
+        .map_err(FormatError::io(format!("reading {} at block {block}", spec.label())))?;
     Ok(buf)
 }
