@@ -142,3 +142,46 @@ fn guards_see_files_the_way_fwup_does() {
     assert!(fat.file_contains(&mut m, "/missing", b"x").is_err());
     assert_eq!(fat.read_file(&mut m, "/cfg", 7).expect("read"), b"version");
 }
+
+#[test]
+fn corrupted_volumes_give_errors_not_panics() {
+    let mut pristine = vec![0u8; 600 * 512];
+    let mut fat = fat::mkfs(&mut pristine, 0, 600).expect("mkfs");
+    fat.mkdir(&mut pristine, "/d").expect("mkdir");
+    for i in 0..20 {
+        let mut w = fat
+            .write_file(&mut pristine, &format!("/d/file number {i}"))
+            .expect("create");
+        w.write(&vec![i as u8; 700 * (i + 1)]).expect("write");
+        w.finish().expect("finish");
+    }
+    let mut x: u32 = 0x1234_5678;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as usize
+    };
+    for _ in 0..200 {
+        let mut m = pristine.clone();
+        // Flip bytes in the boot sector, FATs, root and first data sectors.
+        for _ in 0..1 + next() % 16 {
+            let at = next() % (120 * 512);
+            m[at] ^= 1 << (next() % 8);
+        }
+        let Ok(mut fat) = Fat::open(&mut m, 0) else {
+            continue;
+        };
+        let _ = fat.list(&mut m, "/d");
+        let _ = fat.read_file(&mut m, "/d/file number 7", usize::MAX);
+        let _ = fat.mkdir(&mut m, "/d/new dir");
+        let _ = fat.rm(&mut m, "/d/file number 3", true);
+        let _ = fat.mv(&mut m, "/d/file number 4", "/moved", true);
+        let _ = fat.cp(&mut m, "/d/file number 5", "/copy");
+        if let Ok(mut w) = fat.write_file(&mut m, "/d/file number 9") {
+            let _ = w.write(&[1u8; 3000]);
+            let _ = w.finish();
+        }
+        let _ = fat.set_label(&mut m, "X");
+    }
+}
