@@ -1,6 +1,7 @@
-//! Directory tables: walking entries, finding a name (long or short),
-//! registering a new name (long-name entries + short entry), removing one,
-//! and following a path — in FatFs's order, so entries land in the same slots.
+//! Directory tables: stepping through entries (growing a directory when it
+//! is full), finding a name (long or short), registering a new name
+//! (long-name entries + short entry) and removing one — in FatFs's order,
+//! so entries land in the same slots as in fwup's volumes.
 
 use super::error::{corrupt, FatErrorKind, KindResult};
 use super::name::{
