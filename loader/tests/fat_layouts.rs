@@ -253,3 +253,22 @@ fn twenty_mib_file_is_written_in_large_runs() {
     assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
     assert_eq!(fat.read_file(&mut disk, "/rootfs.img", usize::MAX).expect("read"), data);
 }
+
+#[test]
+fn failed_write_leaves_a_consistent_fat32_volume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocks = 70_000;
+    let (path, mut m) = image(dir.path(), blocks);
+    let mut fat = fat::mkfs(&mut m, AT * 512, blocks).expect("mkfs");
+    assert_eq!(fat.fat_type(), FatType::Fat32);
+    let mut w = fat.write_file(&mut m, "/too-big").expect("create");
+    let err = w.write(&vec![0x5A; 40 << 20]).expect_err("40 MiB cannot fit in 34 MiB");
+    assert!(err.to_string().ends_with("volume full"), "{err}");
+    drop(w);
+    // The dropped writer's clusters are not committed; the FSInfo free
+    // count written by the next operation must still be right.
+    put(&mut fat, &mut m, "/after.txt", b"fine\n");
+    drop(m);
+    assert_eq!(mtype(&path, AT * 512, "/after.txt"), b"fine\n");
+    assert_fsck_clean(&path, blocks);
+}

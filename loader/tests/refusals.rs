@@ -13,7 +13,9 @@ use loader::target::file::ImageFile;
 const MIB: u64 = 1 << 20;
 
 fn fw(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fw").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fw")
+        .join(name)
 }
 
 fn key(name: &str) -> PublicKey {
@@ -44,8 +46,16 @@ fn refuse_on(bundle: &str, base: Option<&Path>, size: u64, opts: ApplyOptions) -
     let len = before.len() as u64;
     let head = 0..MIB as usize;
     let tail = (len - MIB) as usize..len as usize;
-    assert_eq!(before[head.clone()], after[head], "{bundle}: first MiB changed after `{err}`");
-    assert_eq!(before[tail.clone()], after[tail], "{bundle}: last MiB changed after `{err}`");
+    assert_eq!(
+        before[head.clone()],
+        after[head],
+        "{bundle}: first MiB changed after `{err}`"
+    );
+    assert_eq!(
+        before[tail.clone()],
+        after[tail],
+        "{bundle}: last MiB changed after `{err}`"
+    );
     // The 02 layout's U-Boot environment (blocks 2048..2064), outside the first MiB.
     if len >= 1 << 30 {
         let env = MIB as usize..MIB as usize + 8192;
@@ -75,13 +85,21 @@ fn unsigned_bundle_with_a_key_is_refused() {
 
 #[test]
 fn tampered_meta_conf_is_refused_with_the_right_key() {
-    let e = refuse("04-signed-tampered-meta.fw", 4 * MIB, with_keys("complete", &["test-key.pub"]));
+    let e = refuse(
+        "04-signed-tampered-meta.fw",
+        4 * MIB,
+        with_keys("complete", &["test-key.pub"]),
+    );
     assert_eq!(e.class(), "signature", "{e}");
 }
 
 #[test]
 fn tampered_data_fails_its_hash_even_when_signed() {
-    let e = refuse("04-signed-tampered-data.fw", 4 * MIB, with_keys("complete", &["test-key.pub"]));
+    let e = refuse(
+        "04-signed-tampered-data.fw",
+        4 * MIB,
+        with_keys("complete", &["test-key.pub"]),
+    );
     assert_eq!(e.class(), "corrupt", "{e}");
     assert!(e.to_string().contains("payload.bin"), "{e}");
 }
@@ -96,7 +114,10 @@ fn flipped_compressed_byte_is_a_crc_error() {
 #[test]
 fn corrupt_resource_with_valid_zip_crc_fails_blake2b() {
     let e = refuse("05-corrupt-resource.fw", 1 << 30, ApplyOptions::new("complete"));
-    assert!(matches!(e, ApplyError::HashMismatch { ref name } if name == "rootfs.img"), "{e}");
+    assert!(
+        matches!(e, ApplyError::HashMismatch { ref name } if name == "rootfs.img"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -117,7 +138,10 @@ fn bundle_cut_inside_meta_conf_is_refused() {
 #[test]
 fn late_corruption_leaves_no_partition_table() {
     let e = refuse("05-corrupt-late.fw", 4 * MIB, ApplyOptions::new("complete"));
-    assert!(matches!(e, ApplyError::HashMismatch { ref name } if name == "large.bin"), "{e}");
+    assert!(
+        matches!(e, ApplyError::HashMismatch { ref name } if name == "large.bin"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -169,8 +193,13 @@ fn not_a_zip_is_refused() {
     let img = dir.path().join("disk.img");
     File::create(&img).unwrap().set_len(4 * MIB).unwrap();
     let mut target = ImageFile::open(&img).unwrap();
-    let e = apply::apply(File::open(&bogus).unwrap(), &mut target, &ApplyOptions::new("complete"), &mut Silent)
-        .unwrap_err();
+    let e = apply::apply(
+        File::open(&bogus).unwrap(),
+        &mut target,
+        &ApplyOptions::new("complete"),
+        &mut Silent,
+    )
+    .unwrap_err();
     assert_eq!(e.class(), "corrupt", "{e}");
     assert!(fs::read(&img).unwrap().iter().all(|&b| b == 0));
 }
@@ -184,9 +213,20 @@ fn failed_upgrade_keeps_the_installed_slot() {
     let mut opts = ApplyOptions::new("complete");
     opts.vars.insert("NERVES_SERIAL_NUMBER".into(), "LT-0001".into());
     let mut target = ImageFile::open(&installed).unwrap();
-    apply::apply(File::open(fw("02-x86_64-ab-mbr.fw")).unwrap(), &mut target, &opts, &mut Silent).unwrap();
+    apply::apply(
+        File::open(fw("02-x86_64-ab-mbr.fw")).unwrap(),
+        &mut target,
+        &opts,
+        &mut Silent,
+    )
+    .unwrap();
     drop(target);
     // 05-corrupt-resource is 02 v1 with a corrupt rootfs: `upgrade` picks upgrade.b.
-    let e = refuse_on("05-corrupt-resource.fw", Some(&installed), 0, ApplyOptions::new("upgrade"));
+    let e = refuse_on(
+        "05-corrupt-resource.fw",
+        Some(&installed),
+        0,
+        ApplyOptions::new("upgrade"),
+    );
     assert!(matches!(e, ApplyError::HashMismatch { .. }), "{e}");
 }

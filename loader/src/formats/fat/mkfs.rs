@@ -41,6 +41,11 @@ pub(crate) fn plan(blocks: u64) -> KindResult<Layout> {
     if sectors < 128 {
         return Err(cannot(blocks, "FatFs needs at least 128 blocks"));
     }
+    if sectors > MAX_FAT32 {
+        // With one-sector clusters even FAT32 cannot count them (FatFs
+        // ends up refusing these sizes too).
+        return Err(cannot(blocks, "too many 512-byte clusters for FAT32"));
+    }
     let mut fat_type = FatType::Fat16;
     loop {
         let (reserved, fat_sectors, root_sectors) = if fat_type == FatType::Fat32 {

@@ -25,10 +25,12 @@
 //! # Ok(()) }
 //! ```
 
+mod chain;
 mod codepage;
 mod dir;
 mod error;
 mod file;
+mod lookup;
 mod mkfs;
 mod mount;
 mod name;

@@ -131,6 +131,9 @@ pub(crate) fn mount(m: &mut dyn Medium, offset: u64) -> KindResult<(Geometry, Al
         n if n <= MAX_FAT32 => FatType::Fat32,
         n => return Err(not_fat(format!("{n} clusters is too many for FAT32"))),
     };
+    if volbase.checked_add(tsect).is_none() {
+        return Err(not_fat("volume extends past sector 2^32"));
+    }
     let n_fatent = nclst + 2;
     let fatbase = volbase + nrsv;
     let database = volbase + sysect as u32;

@@ -65,9 +65,14 @@ impl Fat {
         op: impl FnOnce(&mut Volume, &mut dyn Medium) -> KindResult<T>,
     ) -> Result<T, FatError> {
         let offset = self.offset;
+        let saved = self.alloc;
         let mut vol = Volume::new(self);
         let result = op(&mut vol, m).and_then(|v| vol.flush(m).map(|()| v));
-        result.map_err(|k| FatError::new(offset, k))
+        result.map_err(|k| {
+            // The FAT changes are dropped with the cache: forget their hints.
+            self.alloc = saved;
+            FatError::new(offset, k)
+        })
     }
 
     /// `fat_mkdir`: creates a directory; an existing directory is fine.

@@ -5,7 +5,7 @@ use std::io;
 
 use super::error::{FatError, FatErrorKind};
 use super::file::{OpenFile, OpenMode};
-use super::volume::Volume;
+use super::volume::{AllocState, Volume};
 use super::Fat;
 use crate::formats::Medium;
 
@@ -19,17 +19,20 @@ impl Fat {
     /// `fat_write`: creates or truncates `path` and returns a writer for
     /// its contents, fed in the order the resource arrives.
     pub fn write_file<'a>(&'a mut self, m: &'a mut dyn Medium, path: &str) -> Result<FileWriter<'a>, FatError> {
-        let offset = self.offset;
-        let mut vol = Volume::new(self);
-        let opened =
-            OpenFile::open(&mut vol, m, path, OpenMode::CreateAlways).and_then(|mut f| f.sync(&mut vol, m).map(|()| f));
-        let file = opened.map_err(|k| FatError::new(offset, k))?;
+        // The truncation is committed at once, as fwup syncs after opening.
+        let file = self.run(m, |vol, m| {
+            let mut file = OpenFile::open(vol, m, path, OpenMode::CreateAlways)?;
+            file.sync(vol, m)?;
+            Ok(file)
+        })?;
         Ok(FileWriter {
-            vol,
+            saved: self.alloc,
+            offset: self.offset,
+            vol: Volume::new(self),
             m,
             file,
             path: path.to_string(),
-            offset,
+            finished: false,
         })
     }
 }
@@ -40,17 +43,26 @@ pub fn copy_between(m: &mut dyn Medium, src: &mut Fat, from: &str, dst: &mut Fat
     if src.offset == dst.offset {
         return src.cp(m, from, to);
     }
+    let saved = (src.alloc, dst.alloc);
+    let result = copy_across(m, src, from, dst, to);
+    if result.is_err() {
+        // Their FAT changes were dropped with the caches: forget the hints.
+        (src.alloc, dst.alloc) = saved;
+    }
+    result
+}
+
+fn copy_across(m: &mut dyn Medium, src: &mut Fat, from: &str, dst: &mut Fat, to: &str) -> Result<(), FatError> {
     let (src_off, dst_off) = (src.offset, dst.offset);
+    let src_err = |k| FatError::new(src_off, k);
+    let dst_err = |k| FatError::new(dst_off, k);
     let mut sv = Volume::new(src);
     let mut dv = Volume::new(dst);
-    let mut reader = OpenFile::open(&mut sv, m, from, OpenMode::Read).map_err(|k| FatError::new(src_off, k))?;
-    let dst_err = |k| FatError::new(dst_off, k);
+    let mut reader = OpenFile::open(&mut sv, m, from, OpenMode::Read).map_err(src_err)?;
     let mut writer = OpenFile::open(&mut dv, m, to, OpenMode::CreateAlways).map_err(dst_err)?;
     let mut buf = vec![0u8; COPY_CHUNK];
     loop {
-        let n = reader
-            .read(&mut sv, m, &mut buf)
-            .map_err(|k| FatError::new(src_off, k))?;
+        let n = reader.read(&mut sv, m, &mut buf).map_err(src_err)?;
         if n == 0 {
             break;
         }
@@ -68,6 +80,18 @@ pub struct FileWriter<'a> {
     file: OpenFile,
     path: String,
     offset: u64,
+    /// Allocation hints as of the last sync, restored if the writer is
+    /// dropped unfinished (its FAT changes are dropped with the cache).
+    saved: AllocState,
+    finished: bool,
+}
+
+impl Drop for FileWriter<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.vol.fat.alloc = self.saved;
+        }
+    }
 }
 
 impl std::fmt::Debug for FileWriter<'_> {
@@ -128,10 +152,17 @@ impl FileWriter<'_> {
 
     /// Records size and clusters in the directory entry and writes the FAT.
     pub fn finish(mut self) -> Result<u64, FatError> {
+        self.sync()?;
+        self.finished = true;
+        Ok(self.len())
+    }
+
+    fn sync(&mut self) -> Result<(), FatError> {
         self.file
             .sync(&mut self.vol, self.m)
             .map_err(|k| FatError::new(self.offset, k))?;
-        Ok(self.len())
+        self.saved = self.vol.fat.alloc;
+        Ok(())
     }
 }
 
@@ -141,9 +172,8 @@ impl io::Write for FileWriter<'_> {
         Ok(buf.len())
     }
 
+    /// Commits what was written so far (FatFs `f_sync`).
     fn flush(&mut self) -> io::Result<()> {
-        self.file
-            .sync(&mut self.vol, self.m)
-            .map_err(|k| io::Error::other(FatError::new(self.offset, k)))
+        self.sync().map_err(io::Error::other)
     }
 }
