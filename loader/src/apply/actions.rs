@@ -1,6 +1,8 @@
 //! Running actions against the overlay: the exhaustive `match` over every
 //! fwup action.
 
+use std::collections::HashMap;
+
 use super::error::{ApplyError, BoxError};
 use super::events::{Event, Reporter, Stage};
 use super::exec;
@@ -17,6 +19,9 @@ pub struct Runner<'a> {
     reporter: &'a mut dyn Reporter,
     pub resource_bytes: u64,
     total_bytes: u64,
+    /// One mount per FAT volume for the whole install, as fwup keeps its
+    /// FatFs mounts: allocation hints carry over between actions.
+    fats: HashMap<u64, fat::Fat>,
 }
 
 impl<'a> Runner<'a> {
@@ -36,6 +41,7 @@ impl<'a> Runner<'a> {
             reporter,
             resource_bytes: 0,
             total_bytes,
+            fats: HashMap::new(),
         }
     }
 
@@ -101,6 +107,7 @@ impl<'a> Runner<'a> {
 
     fn run_action(&mut self, action: &Action) -> Result<(), Failure> {
         let m = &mut self.overlay;
+        let fats = &mut self.fats;
         match action {
             Action::RawMemset {
                 block_offset,
@@ -163,32 +170,41 @@ impl<'a> Runner<'a> {
                 block_offset,
                 block_count,
             } => {
-                fat::mkfs(m, block_offset * BLOCK_SIZE, *block_count).map_err(boxed)?;
+                let fresh = fat::mkfs(m, block_offset * BLOCK_SIZE, *block_count).map_err(boxed)?;
+                fats.insert(*block_offset, fresh);
             }
-            Action::FatMkdir { block_offset, path } => fat_vol(m, *block_offset)?.mkdir(m, path).map_err(boxed)?,
+            Action::FatMkdir { block_offset, path } => {
+                fat_vol(fats, m, *block_offset)?.mkdir(m, path).map_err(boxed)?
+            }
             Action::FatRm {
                 block_offset,
                 path,
                 must_exist,
-            } => fat_vol(m, *block_offset)?.rm(m, path, *must_exist).map_err(boxed)?,
+            } => fat_vol(fats, m, *block_offset)?
+                .rm(m, path, *must_exist)
+                .map_err(boxed)?,
             Action::FatMv {
                 block_offset,
                 from,
                 to,
                 force,
-            } => fat_vol(m, *block_offset)?.mv(m, from, to, *force).map_err(boxed)?,
+            } => fat_vol(fats, m, *block_offset)?
+                .mv(m, from, to, *force)
+                .map_err(boxed)?,
             Action::FatCp {
                 from_offset,
                 from,
                 to_offset,
                 to,
             } => {
-                let mut src = fat_vol(m, *from_offset)?;
                 if from_offset == to_offset {
-                    src.cp(m, from, to).map_err(boxed)?
+                    fat_vol(fats, m, *from_offset)?.cp(m, from, to).map_err(boxed)?
                 } else {
-                    let mut dst = fat_vol(m, *to_offset)?;
-                    fat::copy_between(m, &mut src, from, &mut dst, to).map_err(boxed)?
+                    let mut src = fat_vol(fats, m, *from_offset)?.clone();
+                    let mut dst = fat_vol(fats, m, *to_offset)?.clone();
+                    fat::copy_between(m, &mut src, from, &mut dst, to).map_err(boxed)?;
+                    fats.insert(*from_offset, src);
+                    fats.insert(*to_offset, dst);
                 }
             }
             Action::FatAttrib {
@@ -197,11 +213,15 @@ impl<'a> Runner<'a> {
                 attrib,
             } => {
                 let attributes: fat::Attributes = attrib.parse().map_err(boxed)?;
-                fat_vol(m, *block_offset)?.attrib(m, path, attributes).map_err(boxed)?
+                fat_vol(fats, m, *block_offset)?
+                    .attrib(m, path, attributes)
+                    .map_err(boxed)?
             }
-            Action::FatTouch { block_offset, path } => fat_vol(m, *block_offset)?.touch(m, path).map_err(boxed)?,
+            Action::FatTouch { block_offset, path } => {
+                fat_vol(fats, m, *block_offset)?.touch(m, path).map_err(boxed)?
+            }
             Action::FatSetlabel { block_offset, label } => {
-                fat_vol(m, *block_offset)?.set_label(m, label).map_err(boxed)?
+                fat_vol(fats, m, *block_offset)?.set_label(m, label).map_err(boxed)?
             }
             Action::Info { message } => {
                 self.reporter.event(&Event::Info {
@@ -236,13 +256,13 @@ impl<'a> Runner<'a> {
 
     /// Splits the runner for a resource's data phase: the sink borrows the
     /// overlay while progress goes to the reporter.
-    pub fn data_phase(&mut self) -> (&mut Overlay<'a>, Progress<'_>) {
+    pub fn data_phase(&mut self) -> (&mut Overlay<'a>, &mut HashMap<u64, fat::Fat>, Progress<'_>) {
         let progress = Progress {
             reporter: &mut *self.reporter,
             done: &mut self.resource_bytes,
             total: self.total_bytes,
         };
-        (&mut self.overlay, progress)
+        (&mut self.overlay, &mut self.fats, progress)
     }
 }
 
@@ -263,8 +283,18 @@ impl Progress<'_> {
     }
 }
 
-fn fat_vol(m: &mut Overlay<'_>, block_offset: u64) -> Result<fat::Fat, Failure> {
-    fat::Fat::open(m, block_offset * BLOCK_SIZE).map_err(boxed)
+/// The mounted volume at `block_offset`, mounting it on first use.
+fn fat_vol<'f>(
+    fats: &'f mut HashMap<u64, fat::Fat>,
+    m: &mut Overlay<'_>,
+    block_offset: u64,
+) -> Result<&'f mut fat::Fat, Failure> {
+    if !fats.contains_key(&block_offset) {
+        let vol = fat::Fat::open(m, block_offset * BLOCK_SIZE).map_err(boxed)?;
+        fats.insert(block_offset, vol);
+    }
+    fats.get_mut(&block_offset)
+        .ok_or_else(|| other("FAT volume vanished".into()))
 }
 
 /// An action failed: either with a ready-made engine error or a component

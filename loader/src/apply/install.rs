@@ -198,16 +198,17 @@ fn stream_resource(
 
     {
         // The data phase: the sink borrows the overlay, progress the reporter.
-        let (overlay, mut progress) = runner.data_phase();
-        let mut volume = None;
+        let (overlay, fats, mut progress) = runner.data_phase();
         let mut sink = match rest.first() {
-            Some(action) => Some(
-                DataSink::open(overlay, &mut volume, resource, action).map_err(|source| ApplyError::Action {
-                    stage: Stage::Resources,
-                    action: describe(action),
-                    source,
-                })?,
-            ),
+            Some(action) => {
+                Some(
+                    DataSink::open(overlay, fats, resource, action).map_err(|source| ApplyError::Action {
+                        stage: Stage::Resources,
+                        action: describe(action),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         let sink_error = |sink: &DataSink, source| ApplyError::Action {

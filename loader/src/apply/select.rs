@@ -122,6 +122,11 @@ pub fn validate_task(manifest: &Manifest, task: &Task, opts: &ApplyOptions) -> R
         if let Action::RawWrite { cipher: Some(_), .. } = action {
             return Err(ApplyError::Unsupported("raw_write with a dm-crypt cipher".into()));
         }
+        if let Action::FatAttrib { attrib, .. } = action {
+            attrib
+                .parse::<fat::Attributes>()
+                .map_err(|e| ApplyError::Manifest(e.to_string()))?;
+        }
     }
     for handler in &task.on_resource {
         let readers = handler.actions.iter().filter(|a| a.consumes_data()).count();

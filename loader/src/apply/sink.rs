@@ -2,6 +2,9 @@
 //! `fat_write`, `path_write`, `pipe_write`), with sparse resources expanded
 //! the way fwup expands them.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use super::actions::describe;
 use super::error::{ApplyError, BoxError};
 use super::exec::HostSink;
@@ -29,10 +32,10 @@ enum Kind<'s, 'o> {
 }
 
 impl<'s, 'o> DataSink<'s, 'o> {
-    /// `volume` is storage for the FAT handle the writer borrows.
+    /// `fats` holds the install's FAT mounts; a `fat_write` borrows one.
     pub fn open(
         overlay: &'s mut Overlay<'o>,
-        volume: &'s mut Option<fat::Fat>,
+        fats: &'s mut HashMap<u64, fat::Fat>,
         resource: &Resource,
         action: &Action,
     ) -> Result<Self, BoxError> {
@@ -52,7 +55,10 @@ impl<'s, 'o> DataSink<'s, 'o> {
             Action::FatWrite { block_offset, path } => {
                 // Created or truncated now: fwup leaves an empty file even
                 // for an empty resource.
-                let vol = volume.insert(fat::Fat::open(overlay, block_offset * BLOCK_SIZE)?);
+                let vol = match fats.entry(*block_offset) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(fat::Fat::open(overlay, block_offset * BLOCK_SIZE)?),
+                };
                 Kind::Fat(vol.write_file(overlay, path)?)
             }
             Action::PathWrite { path } => Kind::Host(HostSink::path(path)?),
