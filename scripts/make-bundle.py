@@ -40,7 +40,9 @@ def main():
         meta = meta.replace("@RESOURCE %s@" % name, section)
     with open(out, "wb") as raw:
         with zipfile.ZipFile(Unseekable(raw), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-            z.writestr(zipfile.ZipInfo("meta.conf", (2023, 11, 14, 22, 13, 20)), meta)
+            info = zipfile.ZipInfo("meta.conf", (2023, 11, 14, 22, 13, 20))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, meta)
             for name, path in resources:
                 info = zipfile.ZipInfo("data/" + name, (1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
