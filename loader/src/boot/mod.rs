@@ -1,0 +1,8 @@
+//! The boot flow's building blocks: what `loader` needs when it runs as the
+//! initramfs `/init` (or as `loader boot`) to get from "iPXE just booted us"
+//! to "rebooting into the installed system".
+//!
+//! Each piece is a library with tests; the wiring lives in the caller.
+
+pub mod cmdline;
+pub mod disks;
