@@ -5,4 +5,7 @@
 //! Each piece is a library with tests; the wiring lives in the caller.
 
 pub mod cmdline;
+pub mod config;
+mod config_keys;
+mod config_values;
 pub mod disks;

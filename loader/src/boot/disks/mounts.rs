@@ -130,10 +130,10 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors_naming_the_line() {
-        let err = parse_mountinfo("22 27 0:21 / /proc rw proc proc rw\n").unwrap_err();
+        let err = parse_mountinfo("22 27 0:21 / /proc rw proc proc rw\n").expect_err("no dash");
         assert_eq!(err.line, 1);
         assert!(err.to_string().contains("no `-`"), "{err}");
-        let err = parse_mountinfo("\n22 27 zz / /proc rw - proc proc rw\n").unwrap_err();
+        let err = parse_mountinfo("\n22 27 zz / /proc rw - proc proc rw\n").expect_err("bad dev");
         assert_eq!(err.line, 2);
         assert!(err.to_string().contains("bad device"), "{err}");
     }
