@@ -9,3 +9,4 @@ pub mod config;
 mod config_keys;
 mod config_values;
 pub mod disks;
+pub mod task_choice;
