@@ -25,3 +25,6 @@ pub trait Target: Medium + Send {
     /// Human-readable name for messages ("disk.img", "/dev/vda").
     fn describe(&self) -> String;
 }
+
+pub mod blockdev;
+pub(crate) mod sys;
