@@ -7,6 +7,10 @@
 pub mod cmdline;
 pub mod config;
 mod config_keys;
+mod config_source;
 mod config_values;
 pub mod disks;
+pub mod early;
+pub mod pid1;
+pub mod reaper;
 pub mod task_choice;
