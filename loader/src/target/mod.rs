@@ -3,6 +3,9 @@
 //! A `Target` is the narrow seam between the engine and hardware: positioned
 //! reads and writes plus size, discard and sync. Tests use sparse temp files.
 
+pub mod blockdev;
+pub(crate) mod sys;
+
 use std::io;
 
 use crate::formats::Medium;
@@ -25,6 +28,3 @@ pub trait Target: Medium + Send {
     /// Human-readable name for messages ("disk.img", "/dev/vda").
     fn describe(&self) -> String;
 }
-
-pub mod blockdev;
-pub(crate) mod sys;

@@ -289,12 +289,8 @@ impl DeviceIndex {
         if !slaves.is_empty() {
             return slaves
                 .iter()
-                .filter_map(|s| {
-                    self.by_partition
-                        .get(s)
-                        .map(String::as_str)
-                        .or(Some(s.as_str()))
-                })
+                // A member is a partition (sda3) or a whole device (md0).
+                .map(|s| self.by_partition.get(s).map_or(s.as_str(), String::as_str))
                 .flat_map(|disk| self.physical_disks(sys_block, mounts, disk, depth + 1))
                 .collect();
         }

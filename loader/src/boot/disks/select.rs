@@ -2,7 +2,7 @@
 //!
 //! The rules, in the order an operator reads them in a refusal:
 //! never a read-only disk or one too small for the bundle; never removable
-//! media, a disk with mounted or otherwise used partitions (LVM, RAID,
+//! media (the removable flag, or any USB disk), a disk with mounted or otherwise used partitions (LVM, RAID,
 //! swap via a holder), or the disk the loader started from, unless
 //! `loader.force=` names that rule. Without `loader.disk=` exactly one
 //! eligible disk must remain; with it, the matching disks are narrowed to
@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::{format_size, Disk, DiskSelector};
+use super::{format_size, Disk, DiskSelector, Transport};
 
 /// Rules the operator lifted with `loader.force=` (comma-separated
 /// `removable`, `mounted`, `boot-disk`, or `all`).
@@ -71,7 +71,9 @@ impl fmt::Display for Refusal {
             Refusal::TooSmall { needed } => {
                 write!(f, "too small (the bundle needs {})", format_size(*needed))
             }
-            Refusal::Removable => f.write_str("removable media (loader.force=removable to allow)"),
+            Refusal::Removable => {
+                f.write_str("removable or USB media (loader.force=removable to allow)")
+            }
             Refusal::Mounted(m) => {
                 write!(
                     f,
@@ -102,7 +104,9 @@ pub fn eligibility(disk: &Disk, min_size: u64, force: Force) -> Vec<Refusal> {
     } else if disk.size < min_size {
         refusals.push(Refusal::TooSmall { needed: min_size });
     }
-    if disk.removable && !force.removable {
+    // USB sticks often claim to be fixed disks; on a server a USB disk is
+    // the boot stick or someone's backup, never an implicit target.
+    if (disk.removable || disk.transport == Transport::Usb) && !force.removable {
         refusals.push(Refusal::Removable);
     }
     let mounts = disk.mounts();

@@ -124,7 +124,7 @@ fn each_refusal_is_listed_with_its_override() {
         "{msg}"
     );
     assert!(
-        msg.contains("removable media (loader.force=removable to allow)"),
+        msg.contains("removable or USB media (loader.force=removable to allow)"),
         "{msg}"
     );
     assert!(
@@ -232,7 +232,7 @@ fn a_path_selector_picks_that_disk_and_refuses_an_ineligible_one() {
         "{msg}"
     );
     assert!(
-        msg.contains("removable media") && !msg.contains("vda"),
+        msg.contains("removable or USB media") && !msg.contains("vda"),
         "only the match is listed: {msg}"
     );
     let msg = refused(select(&disks, Some("/dev/nvme0n1"), 0, Force::default()));
@@ -327,5 +327,20 @@ fn a_selector_skips_matching_disks_that_are_not_eligible() {
         chosen(select(&disks, Some("smallest"), 0, Force::default())),
         "vdb",
         "vda is mounted"
+    );
+}
+
+#[test]
+fn a_usb_disk_claiming_to_be_fixed_is_still_refused() {
+    let sys = FakeSysfs::new();
+    let mut stick = FakeDisk::usb("sda", 64 * GIB);
+    stick.removable = false;
+    sys.add(&stick).add(&FakeDisk::nvme("nvme0n1", 512 * GIB));
+    let disks = disks_of(&sys, "", None);
+    assert_eq!(chosen(select(&disks, None, 0, Force::default())), "nvme0n1");
+    let msg = refused(select(&disks, Some("sda"), 0, Force::default()));
+    assert!(
+        msg.contains("sda (usb, 64.0 GiB): removable or USB media"),
+        "{msg}"
     );
 }
