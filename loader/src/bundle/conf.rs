@@ -37,11 +37,7 @@ pub struct ValueError {
 impl Section {
     /// The last value set for `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Subsections of one kind, in file order.
@@ -51,9 +47,7 @@ impl Section {
 
     /// The subsection of `kind` titled `title`.
     pub fn child(&self, kind: &str, title: &str) -> Option<&Section> {
-        self.sections
-            .iter()
-            .find(|s| s.kind == kind && s.title.as_deref() == Some(title))
+        self.sections.iter().find(|s| s.kind == kind && s.title.as_deref() == Some(title))
     }
 
     pub fn str(&self, key: &str) -> Result<Option<&str>, ValueError> {
@@ -85,11 +79,7 @@ impl Section {
     }
 
     pub fn bad(&self, key: &str, problem: &str) -> ValueError {
-        ValueError {
-            section: self.to_string(),
-            key: key.to_string(),
-            problem: problem.to_string(),
-        }
+        ValueError { section: self.to_string(), key: key.to_string(), problem: problem.to_string() }
     }
 }
 

@@ -103,135 +103,45 @@ pub struct ResourceHandler {
 pub enum Requirement {
     /// `require-partition-offset(N, BLOCK)`; also the deprecated
     /// `require-partition1-offset = BLOCK` (N = 1).
-    PartitionOffset {
-        partition: u32,
-        block_offset: u64,
-    },
-    FatFileExists {
-        block_offset: u64,
-        path: String,
-    },
-    FatFileMatch {
-        block_offset: u64,
-        path: String,
-        pattern: String,
-    },
-    UbootVariable {
-        env: String,
-        name: String,
-        value: String,
-    },
-    PathOnDevice {
-        path: String,
-        device: String,
-    },
-    PathAtOffset {
-        path: String,
-        block_offset: u64,
-    },
+    PartitionOffset { partition: u32, block_offset: u64 },
+    FatFileExists { block_offset: u64, path: String },
+    FatFileMatch { block_offset: u64, path: String, pattern: String },
+    UbootVariable { env: String, name: String, value: String },
+    PathOnDevice { path: String, device: String },
+    PathAtOffset { path: String, block_offset: u64 },
     /// Passes when the command exits 0; only evaluated with `--unsafe`,
     /// otherwise "not met" (as fwup does).
-    Execute {
-        command: String,
-    },
+    Execute { command: String },
 }
 
 /// One action of a `funlist`. Offsets and counts are in 512-byte blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    RawWrite {
-        block_offset: u64,
-        cipher: Option<String>,
-    },
-    RawMemset {
-        block_offset: u64,
-        block_count: u64,
-        value: u8,
-    },
-    MbrWrite {
-        mbr: String,
-    },
-    GptWrite {
-        gpt: String,
-    },
-    Trim {
-        block_offset: u64,
-        block_count: u64,
-    },
-    UbootClearenv {
-        env: String,
-    },
-    UbootSetenv {
-        env: String,
-        name: String,
-        value: String,
-    },
-    UbootUnsetenv {
-        env: String,
-        name: String,
-    },
-    UbootRecover {
-        env: String,
-    },
-    FatMkfs {
-        block_offset: u64,
-        block_count: u64,
-    },
+    RawWrite { block_offset: u64, cipher: Option<String> },
+    RawMemset { block_offset: u64, block_count: u64, value: u8 },
+    MbrWrite { mbr: String },
+    GptWrite { gpt: String },
+    Trim { block_offset: u64, block_count: u64 },
+    UbootClearenv { env: String },
+    UbootSetenv { env: String, name: String, value: String },
+    UbootUnsetenv { env: String, name: String },
+    UbootRecover { env: String },
+    FatMkfs { block_offset: u64, block_count: u64 },
     /// `fat_write(OFFSET, PATH)`; the 2-argument-less form writes the
     /// resource under its own name.
-    FatWrite {
-        block_offset: u64,
-        path: String,
-    },
-    FatMkdir {
-        block_offset: u64,
-        path: String,
-    },
-    FatRm {
-        block_offset: u64,
-        path: String,
-        must_exist: bool,
-    },
-    FatMv {
-        block_offset: u64,
-        from: String,
-        to: String,
-        force: bool,
-    },
-    FatCp {
-        from_offset: u64,
-        from: String,
-        to_offset: u64,
-        to: String,
-    },
-    FatAttrib {
-        block_offset: u64,
-        path: String,
-        attrib: String,
-    },
-    FatTouch {
-        block_offset: u64,
-        path: String,
-    },
-    FatSetlabel {
-        block_offset: u64,
-        label: String,
-    },
-    Info {
-        message: String,
-    },
-    Error {
-        message: String,
-    },
-    Execute {
-        command: String,
-    },
-    PathWrite {
-        path: String,
-    },
-    PipeWrite {
-        command: String,
-    },
+    FatWrite { block_offset: u64, path: String },
+    FatMkdir { block_offset: u64, path: String },
+    FatRm { block_offset: u64, path: String, must_exist: bool },
+    FatMv { block_offset: u64, from: String, to: String, force: bool },
+    FatCp { from_offset: u64, from: String, to_offset: u64, to: String },
+    FatAttrib { block_offset: u64, path: String, attrib: String },
+    FatTouch { block_offset: u64, path: String },
+    FatSetlabel { block_offset: u64, label: String },
+    Info { message: String },
+    Error { message: String },
+    Execute { command: String },
+    PathWrite { path: String },
+    PipeWrite { command: String },
 }
 
 impl Action {
@@ -249,9 +159,6 @@ impl Action {
 
     /// Whether fwup only runs it with `--unsafe`.
     pub fn is_unsafe(&self) -> bool {
-        matches!(
-            self,
-            Action::Execute { .. } | Action::PathWrite { .. } | Action::PipeWrite { .. }
-        )
+        matches!(self, Action::Execute { .. } | Action::PathWrite { .. } | Action::PipeWrite { .. })
     }
 }

@@ -20,9 +20,7 @@ pub trait Medium {
 impl Medium for Vec<u8> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         buf.fill(0);
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.len());
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
         let end = start.saturating_add(buf.len()).min(self.len());
         buf[..end - start].copy_from_slice(&self[start..end]);
         Ok(())
