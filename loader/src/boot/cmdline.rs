@@ -113,10 +113,7 @@ pub fn parse(text: &str) -> Cmdline {
             None
         };
         if let Some(reason) = reason {
-            dropped = tokens.pop().map(|last| DroppedToken {
-                text: last.raw,
-                reason,
-            });
+            dropped = tokens.pop().map(|last| DroppedToken { text: last.raw, reason });
         }
     }
 
@@ -189,10 +186,7 @@ mod tests {
     use super::*;
 
     fn kv(c: &Cmdline) -> Vec<(String, Option<String>)> {
-        c.params
-            .iter()
-            .map(|p| (p.key.clone(), p.value.clone()))
-            .collect()
+        c.params.iter().map(|p| (p.key.clone(), p.value.clone())).collect()
     }
 
     #[test]
@@ -269,11 +263,7 @@ mod tests {
             .as_ref()
             .map(|d| (d.reason, d.text.starts_with("loader.url=")));
         assert_eq!(dropped, Some((DropReason::LineCut, true)));
-        assert!(c
-            .dropped
-            .map(|d| d.to_string())
-            .unwrap_or_default()
-            .contains("2047"));
+        assert!(c.dropped.map(|d| d.to_string()).unwrap_or_default().contains("2047"));
     }
 
     #[test]

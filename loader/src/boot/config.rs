@@ -160,24 +160,18 @@ impl Config {
                 })
             }
         };
-        let cmdline_text =
-            std::fs::read_to_string(cmdline_path).map_err(|source| ConfigError::Read {
-                path: cmdline_path.into(),
-                source,
-            })?;
+        let cmdline_text = std::fs::read_to_string(cmdline_path).map_err(|source| ConfigError::Read {
+            path: cmdline_path.into(),
+            source,
+        })?;
         let path = config_path.display().to_string();
-        let file = file_text
-            .as_deref()
-            .map(|text| ConfigFile { path: &path, text });
+        let file = file_text.as_deref().map(|text| ConfigFile { path: &path, text });
         Config::from_sources(file, &cmdline::parse(&cmdline_text))
     }
 
     /// Builds the configuration from the file's text (if any) and the
     /// parsed command line: file first, command line over it.
-    pub fn from_sources(
-        file: Option<ConfigFile<'_>>,
-        cmdline: &Cmdline,
-    ) -> Result<Loaded, ConfigError> {
+    pub fn from_sources(file: Option<ConfigFile<'_>>, cmdline: &Cmdline) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
         let mut settings = file.map(file_settings).unwrap_or_default();
         let from_file = settings.len();
@@ -218,13 +212,11 @@ impl Config {
         let name = match key {
             KeyName::Env(name) => {
                 parse::env_name(name).map_err(invalid)?;
-                self.env
-                    .insert(name.clone(), s.value.clone().unwrap_or_default());
+                self.env.insert(name.clone(), s.value.clone().unwrap_or_default());
                 return Ok(());
             }
             KeyName::Net(name) => {
-                self.net
-                    .insert(name.clone(), s.value.clone().unwrap_or_default());
+                self.net.insert(name.clone(), s.value.clone().unwrap_or_default());
                 return Ok(());
             }
             KeyName::Ip => {
@@ -250,21 +242,15 @@ impl Config {
         match name {
             "loader.url" => self.url = Some(parse::url(value).map_err(invalid)?),
             "loader.bundle" => self.bundle = Some(parse::absolute_path(value).map_err(invalid)?),
-            "loader.disk" => {
-                self.disk = Some(DiskSelector::parse(value).map_err(|e| invalid(e.problem))?)
-            }
+            "loader.disk" => self.disk = Some(DiskSelector::parse(value).map_err(|e| invalid(e.problem))?),
             "loader.disk_wait" => self.disk_wait = parse::duration(value).map_err(invalid)?,
             "loader.force" => self.force = Force::parse(value).map_err(invalid)?,
             "loader.task" => self.task = parse::task(value).map_err(invalid)?,
             "loader.pubkey" => self.pubkeys.push(parse::pubkey(value).map_err(invalid)?),
             "loader.on_success" => self.on_success = parse::on_success(value).map_err(invalid)?,
             "loader.on_error" => self.on_error = parse::on_error(value).map_err(invalid)?,
-            "loader.on_error_delay" => {
-                self.on_error_delay = parse::duration(value).map_err(invalid)?
-            }
-            "loader.on_error_retries" => {
-                self.on_error_retries = parse::count(value).map_err(invalid)?
-            }
+            "loader.on_error_delay" => self.on_error_delay = parse::duration(value).map_err(invalid)?,
+            "loader.on_error_retries" => self.on_error_retries = parse::count(value).map_err(invalid)?,
             "loader.console" => self.console = parse::console(value).map_err(invalid)?,
             "loader.ca" => self.ca.push(parse::ca_pem(value).map_err(invalid)?),
             "loader.sha256" => self.sha256 = Some(parse::sha256(value).map_err(invalid)?),

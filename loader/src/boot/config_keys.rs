@@ -74,19 +74,10 @@ pub(crate) fn suggest(key: &str) -> Option<String> {
         .find_map(|p| lower.strip_prefix(p).filter(|r| !r.is_empty()))
     {
         let name = &key[key.len() - rest.len()..];
-        return Some(format!(
-            "{ENV_PREFIX}{}",
-            name.trim_start_matches(['.', '_'])
-        ));
+        return Some(format!("{ENV_PREFIX}{}", name.trim_start_matches(['.', '_'])));
     }
-    let candidates = SCALAR_KEYS
-        .iter()
-        .chain(LIST_KEYS.iter())
-        .map(|k| k.to_string());
-    let extra = [
-        ENV_PREFIX.to_string() + "NAME",
-        NET_PREFIX.to_string() + "NAME",
-    ];
+    let candidates = SCALAR_KEYS.iter().chain(LIST_KEYS.iter()).map(|k| k.to_string());
+    let extra = [ENV_PREFIX.to_string() + "NAME", NET_PREFIX.to_string() + "NAME"];
     candidates
         .chain(extra)
         .map(|k| (edit_distance(&lower, &k), k))
@@ -120,10 +111,7 @@ mod tests {
             classify("loader.on-success"),
             Ok(Some(KeyName::Known("loader.on_success")))
         );
-        assert_eq!(
-            classify("loader.env.MY-VAR"),
-            Ok(Some(KeyName::Env("MY-VAR".into())))
-        );
+        assert_eq!(classify("loader.env.MY-VAR"), Ok(Some(KeyName::Env("MY-VAR".into()))));
         assert_eq!(classify("console"), Ok(None));
         assert_eq!(classify("ip"), Ok(Some(KeyName::Ip)));
     }
@@ -131,22 +119,13 @@ mod tests {
     #[test]
     fn near_misses_get_a_suggestion() {
         assert_eq!(classify("loader.dsik"), Err(Some("loader.disk".into())));
-        assert_eq!(
-            classify("loader.pubkeys"),
-            Err(Some("loader.pubkey".into()))
-        );
+        assert_eq!(classify("loader.pubkeys"), Err(Some("loader.pubkey".into())));
         assert_eq!(
             classify("loader.onerror_delay"),
             Err(Some("loader.on_error_delay".into()))
         );
-        assert_eq!(
-            classify("loader.envSERIAL"),
-            Err(Some("loader.env.SERIAL".into()))
-        );
-        assert_eq!(
-            classify("loader.env_SERIAL"),
-            Err(Some("loader.env.SERIAL".into()))
-        );
+        assert_eq!(classify("loader.envSERIAL"), Err(Some("loader.env.SERIAL".into())));
+        assert_eq!(classify("loader.env_SERIAL"), Err(Some("loader.env.SERIAL".into())));
         assert_eq!(classify("loader.frobnicate"), Err(None));
     }
 

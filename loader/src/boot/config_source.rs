@@ -49,10 +49,7 @@ impl fmt::Display for ConfigWarning {
                 key,
                 suggestion: Some(s),
             } => {
-                write!(
-                    f,
-                    "{origin}: unknown key {key} (did you mean {s}?); ignored"
-                )
+                write!(f, "{origin}: unknown key {key} (did you mean {s}?); ignored")
             }
             ConfigWarning::UnknownKey {
                 origin,
@@ -63,10 +60,7 @@ impl fmt::Display for ConfigWarning {
             }
             ConfigWarning::Dropped(token) => token.fmt(f),
             ConfigWarning::Repeated { origin, key, used } => {
-                write!(
-                    f,
-                    "{origin}: {key} given more than once; using the last ({key}={used})"
-                )
+                write!(f, "{origin}: {key} given more than once; using the last ({key}={used})")
             }
         }
     }

@@ -64,26 +64,14 @@ fn every_key_from_the_command_line() {
     assert_eq!(c.task, TaskRequest::Prefix("upgrade".into()));
     assert_eq!(c.pubkeys.len(), 1);
     assert_eq!(c.pubkeys[0][..2], [0x51, 0xff]);
-    assert_eq!(
-        c.env.get("NERVES_SERIAL_NUMBER").map(String::as_str),
-        Some("rack 4")
-    );
-    assert_eq!(
-        (c.on_success, c.on_error),
-        (OnSuccess::Poweroff, OnError::Halt)
-    );
-    assert_eq!(
-        (c.on_error_delay, c.on_error_retries),
-        (Duration::from_secs(5), 7)
-    );
+    assert_eq!(c.env.get("NERVES_SERIAL_NUMBER").map(String::as_str), Some("rack 4"));
+    assert_eq!((c.on_success, c.on_error), (OnSuccess::Poweroff, OnError::Halt));
+    assert_eq!((c.on_error_delay, c.on_error_retries), (Duration::from_secs(5), 7));
     assert_eq!(c.console, ConsoleMode::Json);
     assert_eq!(c.sha256, Some([0xab; 32]));
     assert!(c.insecure, "a bare flag turns it on");
     assert_eq!(c.report.as_deref(), Some("https://r.test/s"));
-    assert_eq!(
-        c.metadata.as_deref(),
-        Some("http://169.254.169.254/v1.json")
-    );
+    assert_eq!(c.metadata.as_deref(), Some("http://169.254.169.254/v1.json"));
     assert_eq!(c.ip, ["dhcp"]);
     assert_eq!(c.net.get("timeout").map(String::as_str), Some("20"));
 }
@@ -103,11 +91,7 @@ fn the_command_line_wins_over_the_file_and_lists_accumulate() {
     assert_eq!(c.pubkeys.len(), 2, "baked-in keys stay enforced");
     assert_eq!(c.env.get("SITE").map(String::as_str), Some("ams 1"));
     assert_eq!(c.env.get("ROLE").map(String::as_str), Some("db"));
-    assert_eq!(
-        c.on_error,
-        OnError::Halt,
-        "file values without an override stay"
-    );
+    assert_eq!(c.on_error, OnError::Halt, "file values without an override stay");
 }
 
 #[test]
@@ -123,10 +107,7 @@ fn an_empty_value_resets_a_file_default() {
 #[test]
 fn dashes_in_key_names_work_like_underscores() {
     let c = config(None, "loader.on-success=halt loader.disk-wait=5");
-    assert_eq!(
-        (c.on_success, c.disk_wait),
-        (OnSuccess::Halt, Duration::from_secs(5))
-    );
+    assert_eq!((c.on_success, c.disk_wait), (OnSuccess::Halt, Duration::from_secs(5)));
 }
 
 #[test]
@@ -148,10 +129,7 @@ fn invalid_values_name_the_key_the_value_and_the_origin() {
             "loader.pubkey=AAAA",
             "loader.pubkey=AAAA: decodes to 3 bytes; an Ed25519 public key is 32",
         ),
-        (
-            "loader.env.1BAD=x",
-            "loader.env.1BAD=x: variable names are letters",
-        ),
+        ("loader.env.1BAD=x", "loader.env.1BAD=x: variable names are letters"),
         (
             "loader.bundle=install.fw",
             "loader.bundle=install.fw: expected an absolute path",
@@ -161,18 +139,12 @@ fn invalid_values_name_the_key_the_value_and_the_origin() {
             "loader.on_error_retries=-1",
             "loader.on_error_retries=-1: expected a whole number",
         ),
-        (
-            "loader.insecure=maybe",
-            "loader.insecure=maybe: expected 1 or 0",
-        ),
+        ("loader.insecure=maybe", "loader.insecure=maybe: expected 1 or 0"),
         (
             "loader.ca=aGVsbG8=",
             "loader.ca=aGVsbG8=: decodes to text without a -----BEGIN CERTIFICATE-----",
         ),
-        (
-            "loader.url",
-            "kernel command line: loader.url needs a value",
-        ),
+        ("loader.url", "kernel command line: loader.url needs a value"),
     ] {
         let msg = error(None, line);
         assert!(msg.contains(expected), "{line}: {msg}");
@@ -207,7 +179,10 @@ fn repeated_single_value_keys_are_reported_once_with_the_value_used() {
         None,
         "loader.disk=vda loader.disk=vdb loader.disk=vdc loader.env.A=1 loader.env.A=2",
     );
-    assert_eq!(w, ["kernel command line: loader.disk given more than once; using the last (loader.disk=vdc)"]);
+    assert_eq!(
+        w,
+        ["kernel command line: loader.disk given more than once; using the last (loader.disk=vdc)"]
+    );
     let c = config(None, "loader.disk=vda loader.disk=vdb");
     assert_eq!(c.disk, Some(DiskSelector::Path("/dev/vdb".into())));
 }
@@ -218,10 +193,7 @@ fn a_cut_command_line_is_warned_about_and_its_fragment_unused() {
     let line = format!("{head}{}", "x".repeat(cmdline::CMDLINE_MAX - head.len()));
     let loaded = load(None, &line).expect("valid");
     assert_eq!(loaded.config.url, None);
-    assert_eq!(
-        loaded.config.disk,
-        Some(DiskSelector::Path("/dev/vda".into()))
-    );
+    assert_eq!(loaded.config.disk, Some(DiskSelector::Path("/dev/vda".into())));
     assert!(
         loaded.warnings[0].to_string().contains("was probably cut"),
         "{:?}",
@@ -243,10 +215,7 @@ fn load_reads_both_files_and_tolerates_a_missing_config_file() {
         .expect_err("bad file value")
         .to_string();
     assert!(
-        err.starts_with(&format!(
-            "{} line 1: loader.on_error=bogus",
-            missing.display()
-        )),
+        err.starts_with(&format!("{} line 1: loader.on_error=bogus", missing.display())),
         "{err}"
     );
 

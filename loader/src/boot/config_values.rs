@@ -146,12 +146,8 @@ pub(crate) fn pubkey(v: &str) -> Result<[u8; 32], String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(v)
         .map_err(|_| "not base64 (expected the contents of fwup's .pub file)")?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!(
-            "decodes to {} bytes; an Ed25519 public key is 32",
-            bytes.len()
-        )
-    })
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("decodes to {} bytes; an Ed25519 public key is 32", bytes.len()))
 }
 
 /// A SHA-256 digest as 64 hex digits.
@@ -162,8 +158,7 @@ pub(crate) fn sha256(v: &str) -> Result<[u8; 32], String> {
     }
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte =
-            u8::from_str_radix(v.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(v.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
     }
     Ok(out)
 }
@@ -183,9 +178,7 @@ pub(crate) fn ca_pem(v: &str) -> Result<String, String> {
 /// A shell-style variable name, as `${NAME}` in meta.conf can refer to it.
 pub(crate) fn env_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
@@ -210,10 +203,7 @@ mod tests {
     fn urls_need_a_scheme_and_host() {
         assert!(url("https://example.test/a.fw").is_ok());
         assert!(url("http://10.0.2.2:8000/a.fw").is_ok());
-        assert_eq!(
-            url("ftp://x/a.fw"),
-            Err("expected an http:// or https:// URL".into())
-        );
+        assert_eq!(url("ftp://x/a.fw"), Err("expected an http:// or https:// URL".into()));
         assert_eq!(url("https:///a.fw"), Err("the URL has no host".into()));
     }
 

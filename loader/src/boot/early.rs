@@ -247,10 +247,7 @@ fn make_dir(path: &Path, perms: u32, mode: RunMode) -> io::Result<Outcome> {
     if mode == RunMode::DryRun {
         return Ok(Outcome::Planned);
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(perms)
-        .create(path)?;
+    fs::DirBuilder::new().recursive(true).mode(perms).create(path)?;
     // The umask may have cleared bits (the sticky /tmp needs all of them).
     fs::set_permissions(path, fs::Permissions::from_mode(perms))?;
     Ok(Outcome::Done)
@@ -267,13 +264,7 @@ fn make_link(link: &Path, target: &str, mode: RunMode) -> io::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn mount(
-    target: &Path,
-    fstype: &str,
-    flags: MsFlags,
-    data: Option<&str>,
-    mode: RunMode,
-) -> io::Result<Outcome> {
+fn mount(target: &Path, fstype: &str, flags: MsFlags, data: Option<&str>, mode: RunMode) -> io::Result<Outcome> {
     match mode {
         RunMode::DryRun => return Ok(Outcome::Planned),
         RunMode::CreateOnly => return Ok(Outcome::Skipped("mounts only as PID 1")),

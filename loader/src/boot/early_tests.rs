@@ -8,18 +8,10 @@ fn outcomes(reports: &[StepReport]) -> Vec<String> {
 fn the_plan_prints_one_numbered_step_per_line() {
     let text = early_plan().to_string();
     assert!(text.starts_with(" 1. mkdir /dev (0755)\n"), "{text}");
-    assert!(
-        text.contains(" 7. mount devtmpfs on /dev (mode=0755)\n"),
-        "{text}"
-    );
+    assert!(text.contains(" 7. mount devtmpfs on /dev (mode=0755)\n"), "{text}");
     assert!(text.contains("mount tmpfs on /tmp (mode=1777)\n"), "{text}");
-    assert!(text.contains(
-        "mount efivarfs on /sys/firmware/efi/efivars if /sys/firmware/efi/efivars exists\n"
-    ));
-    assert!(
-        text.ends_with("symlink /dev/stderr -> /proc/self/fd/2\n"),
-        "{text}"
-    );
+    assert!(text.contains("mount efivarfs on /sys/firmware/efi/efivars if /sys/firmware/efi/efivars exists\n"));
+    assert!(text.ends_with("symlink /dev/stderr -> /proc/self/fd/2\n"), "{text}");
 }
 
 #[test]
@@ -36,7 +28,10 @@ fn dry_run_touches_nothing() {
         lines.contains(&"mount proc on /proc: would run".to_string()),
         "{lines:?}"
     );
-    assert!(lines.contains(&"mount efivarfs on /sys/firmware/efi/efivars if /sys/firmware/efi/efivars exists: skipped (not present)".to_string()));
+    assert!(lines.contains(
+        &"mount efivarfs on /sys/firmware/efi/efivars if /sys/firmware/efi/efivars exists: skipped (not present)"
+            .to_string()
+    ));
 }
 
 #[test]
@@ -44,17 +39,11 @@ fn create_only_makes_directories_and_links_but_never_mounts() {
     let root = tempfile::tempdir().expect("temp dir");
     let reports = run_plan(root.path(), &early_plan(), RunMode::CreateOnly);
     assert!(
-        reports
-            .iter()
-            .all(|r| !matches!(r.outcome, Outcome::Failed(_))),
+        reports.iter().all(|r| !matches!(r.outcome, Outcome::Failed(_))),
         "{:?}",
         outcomes(&reports)
     );
-    let tmp_mode = fs::metadata(root.path().join("tmp"))
-        .expect("tmp")
-        .permissions()
-        .mode()
-        & 0o7777;
+    let tmp_mode = fs::metadata(root.path().join("tmp")).expect("tmp").permissions().mode() & 0o7777;
     assert_eq!(tmp_mode, 0o1777, "sticky, world-writable /tmp");
     assert_eq!(
         fs::read_link(root.path().join("dev/fd")).expect("link"),
@@ -89,15 +78,9 @@ fn failures_are_reported_and_later_steps_still_run() {
     let root = tempfile::tempdir().expect("temp dir");
     fs::write(root.path().join("dev"), b"a file where /dev should be").expect("write");
     let reports = run_plan(root.path(), &early_plan(), RunMode::CreateOnly);
+    assert!(matches!(&reports[0].outcome, Outcome::Failed(_)), "{}", reports[0]);
     assert!(
-        matches!(&reports[0].outcome, Outcome::Failed(_)),
-        "{}",
-        reports[0]
-    );
-    assert!(
-        reports[0]
-            .to_string()
-            .starts_with("mkdir /dev (0755): FAILED: "),
+        reports[0].to_string().starts_with("mkdir /dev (0755): FAILED: "),
         "{}",
         reports[0]
     );
@@ -132,11 +115,7 @@ fn apply_mounts_for_real_and_a_second_run_finds_them() {
     assert_eq!(reports[1].outcome, Outcome::Done);
     assert!(is_mount_point(&run).expect("stat"));
     let again = run_plan(root.path(), &plan, RunMode::Apply);
-    assert_eq!(
-        again[1].outcome,
-        Outcome::AlreadyThere,
-        "never stacks a second mount"
-    );
+    assert_eq!(again[1].outcome, Outcome::AlreadyThere, "never stacks a second mount");
     drop(unmount);
     assert!(!is_mount_point(&run).expect("stat"));
 }

@@ -70,10 +70,7 @@ pub struct BootLog {
 
 impl BootLog {
     /// A log over any two writers; either may be absent.
-    pub fn new(
-        console: Option<Box<dyn Write + Send>>,
-        kmsg: Option<Box<dyn Write + Send>>,
-    ) -> BootLog {
+    pub fn new(console: Option<Box<dyn Write + Send>>, kmsg: Option<Box<dyn Write + Send>>) -> BootLog {
         BootLog {
             console: Mutex::new(console),
             kmsg: Mutex::new(kmsg),
@@ -88,10 +85,7 @@ impl BootLog {
             Err(_) => Box::new(io::stderr()),
         };
         let kmsg = OpenOptions::new().write(true).open(dev.join("kmsg")).ok();
-        BootLog::new(
-            Some(console),
-            kmsg.map(|f| Box::new(f) as Box<dyn Write + Send>),
-        )
+        BootLog::new(Some(console), kmsg.map(|f| Box::new(f) as Box<dyn Write + Send>))
     }
 
     /// Logs a message; write errors are ignored (there is nowhere left to
@@ -100,9 +94,7 @@ impl BootLog {
         if let Ok(mut console) = self.console.lock() {
             if let Some(console) = console.as_mut() {
                 let text: String = message.lines().map(|l| format!("loader: {l}\n")).collect();
-                let _ = console
-                    .write_all(text.as_bytes())
-                    .and_then(|()| console.flush());
+                let _ = console.write_all(text.as_bytes()).and_then(|()| console.flush());
             }
         }
         if let Ok(mut kmsg) = self.kmsg.lock() {
@@ -201,26 +193,19 @@ pub fn finish(action: OnSuccess) -> Result<Infallible, FinishError> {
 }
 
 /// [`finish`] through a given [`PowerControl`].
-pub fn finish_with(
-    action: OnSuccess,
-    power: &mut dyn PowerControl,
-) -> Result<Infallible, FinishError> {
+pub fn finish_with(action: OnSuccess, power: &mut dyn PowerControl) -> Result<Infallible, FinishError> {
     let (mode, name) = match action {
         OnSuccess::Reboot => (RebootMode::RB_AUTOBOOT, "reboot"),
         OnSuccess::Poweroff => (RebootMode::RB_POWER_OFF, "power off"),
         OnSuccess::Halt => (RebootMode::RB_HALT_SYSTEM, "halt"),
     };
     power.sync();
-    power.reboot(mode).map_err(|errno| FinishError {
-        action: name,
-        errno,
-    })
+    power.reboot(mode).map_err(|errno| FinishError { action: name, errno })
 }
 
 /// `/etc/hosts` for a machine named `hostname` (or only localhost).
 pub fn hosts_text(hostname: Option<&str>) -> String {
-    let mut text =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some(name) = hostname.filter(|n| !n.is_empty()) {
         text.push_str(&format!("127.0.1.1\t{name}\n"));
     }
@@ -240,9 +225,7 @@ pub fn write_resolv_conf(root: &Path, content: &str) -> io::Result<()> {
 
 /// Replaces a file through a temporary name, so a reader never sees half.
 fn write_atomically(path: &Path, content: &str) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("path has no directory"))?;
+    let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, content)?;

@@ -29,10 +29,7 @@ impl Records {
 #[test]
 fn log_lines_go_to_the_console_and_one_kmsg_record_each() {
     let (console, kmsg) = (Records::default(), Records::default());
-    let log = BootLog::new(
-        Some(Box::new(console.clone())),
-        Some(Box::new(kmsg.clone())),
-    );
+    let log = BootLog::new(Some(Box::new(console.clone())), Some(Box::new(kmsg.clone())));
     log.info("stage: fetching bundle");
     log.error("install failed\nstage: writing");
     assert_eq!(
@@ -48,10 +45,7 @@ fn log_lines_go_to_the_console_and_one_kmsg_record_each() {
         ]
     );
     log.warn("careful");
-    assert_eq!(
-        kmsg.strings().last().map(String::as_str),
-        Some("<4>loader: careful\n")
-    );
+    assert_eq!(kmsg.strings().last().map(String::as_str), Some("<4>loader: careful\n"));
 }
 
 #[test]
@@ -74,10 +68,7 @@ fn open_uses_the_kmsg_it_finds_and_tolerates_a_missing_console() {
         std::fs::read_to_string(dev.path().join("kmsg")).expect("read"),
         "<6>loader: hello\n"
     );
-    assert!(
-        open_console(dev.path()).is_err(),
-        "no console in the temp dir"
-    );
+    assert!(open_console(dev.path()).is_err(), "no console in the temp dir");
     assert!(!is_pid1(), "tests never run as init");
 }
 
@@ -109,7 +100,10 @@ fn finish_syncs_before_the_power_action() {
         assert!(err.to_string().contains("EPERM"), "{err}");
     }
     let err = finish_with(OnSuccess::Poweroff, &mut FakePower::default()).expect_err("fails");
-    assert_eq!(err.to_string(), "power off failed: EPERM: Operation not permitted (only PID 1 or a process with CAP_SYS_BOOT can power off)");
+    assert_eq!(
+        err.to_string(),
+        "power off failed: EPERM: Operation not permitted (only PID 1 or a process with CAP_SYS_BOOT can power off)"
+    );
 }
 
 #[test]
@@ -181,11 +175,7 @@ fn panic_hook_reports_then_calls_the_failure_policy() {
         .env(CHILD_ENV, dir.path())
         .output()
         .expect("run child");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stdout)
-    );
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stdout));
     let kmsg = std::fs::read_to_string(dir.path().join("kmsg")).expect("kmsg");
     assert!(kmsg.starts_with("<3>loader: internal error at "), "{kmsg}");
     assert!(
@@ -194,8 +184,5 @@ fn panic_hook_reports_then_calls_the_failure_policy() {
     );
     let policy = std::fs::read_to_string(dir.path().join("policy")).expect("policy was called");
     assert_eq!(format!("<3>loader: {policy}\n"), kmsg);
-    assert!(
-        dir.path().join("after").exists(),
-        "the process went on after the panic"
-    );
+    assert!(dir.path().join("after").exists(), "the process went on after the panic");
 }

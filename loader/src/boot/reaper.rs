@@ -56,8 +56,7 @@ pub fn zombie_children(proc_root: &Path, parent: i32) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
         .filter(|pid| {
-            let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
-                .unwrap_or_default();
+            let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).unwrap_or_default();
             parse_stat(&stat) == Some(('Z', parent))
         })
         .collect();
@@ -82,12 +81,10 @@ pub fn reap_zombies(proc_root: &Path, may_reap: impl Fn(i32) -> bool) -> Vec<(i3
     zombie_children(proc_root, me)
         .into_iter()
         .filter(|pid| may_reap(*pid))
-        .filter_map(
-            |pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => None,
-                Ok(status) => Some((pid, status)),
-            },
-        )
+        .filter_map(|pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => None,
+            Ok(status) => Some((pid, status)),
+        })
         .collect()
 }
 
@@ -96,20 +93,15 @@ pub fn reap_zombies(proc_root: &Path, may_reap: impl Fn(i32) -> bool) -> Vec<(i3
 /// this early in `main`, before other threads exist: they inherit the
 /// mask, and the signal then only wakes the reaper. (Children spawned by
 /// `std::process::Command` start with an empty mask.)
-pub fn spawn_reaper(
-    proc_root: PathBuf,
-    registry: ChildRegistry,
-) -> io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn_reaper(proc_root: PathBuf, registry: ChildRegistry) -> io::Result<std::thread::JoinHandle<()>> {
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
     sigchld.thread_block().map_err(io::Error::from)?;
-    std::thread::Builder::new()
-        .name("reaper".into())
-        .spawn(move || loop {
-            if sigchld.wait().is_ok() {
-                registry.reap(&proc_root);
-            }
-        })
+    std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
+        if sigchld.wait().is_ok() {
+            registry.reap(&proc_root);
+        }
+    })
 }
 
 #[cfg(test)]
@@ -159,10 +151,7 @@ mod tests {
         let mut owned = registry
             .spawn(Command::new("sh").args(["-c", "exit 4"]))
             .expect("spawn sh");
-        let mut orphan = Command::new("sh")
-            .args(["-c", "exit 3"])
-            .spawn()
-            .expect("spawn sh");
+        let mut orphan = Command::new("sh").args(["-c", "exit 3"]).spawn().expect("spawn sh");
         let (owned_pid, orphan_pid) = (owned.id() as i32, orphan.id() as i32);
         assert!(
             wait_for_zombie(orphan_pid) && wait_for_zombie(owned_pid),
@@ -175,14 +164,8 @@ mod tests {
         let reaped = reap_zombies(Path::new("/proc"), |pid| {
             (pid == orphan_pid || pid == owned_pid) && !registry_view.contains(&pid)
         });
-        assert_eq!(
-            reaped,
-            [(orphan_pid, WaitStatus::Exited(Pid::from_raw(orphan_pid), 3))]
-        );
-        assert!(
-            orphan.try_wait().is_err(),
-            "already reaped: nothing left to wait for"
-        );
+        assert_eq!(reaped, [(orphan_pid, WaitStatus::Exited(Pid::from_raw(orphan_pid), 3))]);
+        assert!(orphan.try_wait().is_err(), "already reaped: nothing left to wait for");
         assert_eq!(owned.wait().expect("owner can still wait").code(), Some(4));
         registry.release(owned.id());
         assert!(registry.0.lock().expect("lock").is_empty());

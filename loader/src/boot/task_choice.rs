@@ -106,13 +106,8 @@ pub struct TaskChoice {
 #[derive(Debug, thiserror::Error)]
 pub enum TaskChoiceError {
     #[error("loader.task={requested}: the bundle has no task starting with `{requested}`; its tasks: {}", .available.join(", "))]
-    NoSuchTask {
-        requested: String,
-        available: Vec<String>,
-    },
-    #[error(
-        "disk holds {installed}, but {why}; set loader.task=complete to reinstall, wiping the disk"
-    )]
+    NoSuchTask { requested: String, available: Vec<String> },
+    #[error("disk holds {installed}, but {why}; set loader.task=complete to reinstall, wiping the disk")]
     UpgradeImpossible { installed: String, why: String },
     #[error("reading the disk to decide between complete and upgrade: {0}")]
     Read(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -131,10 +126,7 @@ struct Installed {
 
 impl Installed {
     fn from_env(env: &BTreeMap<String, String>) -> Option<Installed> {
-        let slot = env
-            .get("nerves_fw_active")
-            .filter(|s| !s.is_empty())?
-            .clone();
+        let slot = env.get("nerves_fw_active").filter(|s| !s.is_empty())?.clone();
         let var = |name: &str| {
             env.get(&format!("{slot}.nerves_fw_{name}"))
                 .filter(|v| !v.is_empty())
@@ -234,11 +226,7 @@ pub fn choose_task(
             if !bundle.has_task("upgrade") {
                 return Err(impossible("the bundle has no upgrade task".into()));
             }
-            let to = bundle
-                .version
-                .as_ref()
-                .map(|v| format!(" to {v}"))
-                .unwrap_or_default();
+            let to = bundle.version.as_ref().map(|v| format!(" to {v}")).unwrap_or_default();
             Ok(TaskChoice {
                 task: "upgrade".into(),
                 kind: TaskKind::Upgrade,
@@ -252,13 +240,10 @@ pub fn choose_task(
             "disk holds {other}, a different firmware than {}",
             describe(bundle)
         )),
-        None if disk.partition_table == TableComparison::Matches => {
-            Err(TaskChoiceError::UpgradeImpossible {
-                installed: "the bundle's partition table".into(),
-                why: "no U-Boot environment naming an active slot, so there is nothing to upgrade"
-                    .into(),
-            })
-        }
+        None if disk.partition_table == TableComparison::Matches => Err(TaskChoiceError::UpgradeImpossible {
+            installed: "the bundle's partition table".into(),
+            why: "no U-Boot environment naming an active slot, so there is nothing to upgrade".into(),
+        }),
         None => complete("disk holds no recognised install".into()),
     }
 }
@@ -274,9 +259,7 @@ pub fn choose_task_on(
     if let TaskRequest::Prefix(_) = request {
         return choose_task(request, &bundle, &DiskFacts::default());
     }
-    let facts = reader
-        .read_facts(disk, manifest)
-        .map_err(TaskChoiceError::Read)?;
+    let facts = reader.read_facts(disk, manifest).map_err(TaskChoiceError::Read)?;
     choose_task(request, &bundle, &facts)
 }
 

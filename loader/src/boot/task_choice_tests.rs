@@ -50,10 +50,7 @@ fn decide(disk: &DiskFacts) -> Result<TaskChoice, TaskChoiceError> {
 #[test]
 fn a_blank_disk_gets_complete() {
     let choice = decide(&facts(None, TableComparison::NoTable)).expect("complete");
-    assert_eq!(
-        (choice.task.as_str(), choice.kind),
-        ("complete", TaskKind::Complete)
-    );
+    assert_eq!((choice.task.as_str(), choice.kind), ("complete", TaskKind::Complete));
     assert_eq!(
         choice.reason,
         "disk holds no recognised install: installing from scratch (task complete)"
@@ -62,24 +59,14 @@ fn a_blank_disk_gets_complete() {
 
 #[test]
 fn a_disk_with_the_same_firmware_is_upgraded_keeping_data() {
-    let choice = decide(&facts(
-        Some(env_after_complete("a")),
-        TableComparison::Matches,
-    ))
-    .expect("upgrade");
-    assert_eq!(
-        (choice.task.as_str(), choice.kind),
-        ("upgrade", TaskKind::Upgrade)
-    );
+    let choice = decide(&facts(Some(env_after_complete("a")), TableComparison::Matches)).expect("upgrade");
+    assert_eq!((choice.task.as_str(), choice.kind), ("upgrade", TaskKind::Upgrade));
     assert_eq!(
         choice.reason,
         "disk holds slot a of 'Loader Test Firmware' 1.0.0 for x86_64: upgrading to 2.0.0 \
          (keeps application data); set loader.task=complete to wipe"
     );
-    let unchecked = decide(&facts(
-        Some(env_after_complete("a")),
-        TableComparison::NotChecked,
-    ));
+    let unchecked = decide(&facts(Some(env_after_complete("a")), TableComparison::NotChecked));
     assert_eq!(unchecked.map(|c| c.kind).ok(), Some(TaskKind::Upgrade));
 }
 
@@ -87,8 +74,7 @@ fn a_disk_with_the_same_firmware_is_upgraded_keeping_data() {
 fn a_different_product_or_platform_is_not_recognised() {
     let mut other = env_after_complete("a");
     other.insert("a.nerves_fw_product".into(), "Another Product".into());
-    let choice =
-        decide(&facts(Some(other), TableComparison::Differs("p1".into()))).expect("complete");
+    let choice = decide(&facts(Some(other), TableComparison::Differs("p1".into()))).expect("complete");
     assert_eq!(choice.kind, TaskKind::Complete);
     assert!(
         choice.reason.starts_with(
@@ -102,9 +88,7 @@ fn a_different_product_or_platform_is_not_recognised() {
     let mut rpi = env_after_complete("a");
     rpi.insert("a.nerves_fw_platform".into(), "rpi4".into());
     assert_eq!(
-        decide(&facts(Some(rpi), TableComparison::Matches))
-            .map(|c| c.kind)
-            .ok(),
+        decide(&facts(Some(rpi), TableComparison::Matches)).map(|c| c.kind).ok(),
         Some(TaskKind::Complete)
     );
 }
@@ -119,8 +103,7 @@ fn an_environment_without_an_active_slot_or_identity_is_not_an_install() {
             .ok(),
         Some(TaskKind::Complete)
     );
-    let anonymous: BTreeMap<String, String> =
-        [("nerves_fw_active".to_string(), "b".to_string())].into();
+    let anonymous: BTreeMap<String, String> = [("nerves_fw_active".to_string(), "b".to_string())].into();
     assert_eq!(
         decide(&facts(Some(anonymous), TableComparison::NoTable))
             .map(|c| c.kind)
@@ -152,8 +135,7 @@ fn slot_b_is_read_from_the_b_variables() {
 
 #[test]
 fn a_changed_layout_stops_instead_of_wiping() {
-    let table =
-        TableComparison::Differs("partition 2 starts at block 35328, the bundle's at 69632".into());
+    let table = TableComparison::Differs("partition 2 starts at block 35328, the bundle's at 69632".into());
     let err = decide(&facts(Some(env_after_complete("a")), table)).expect_err("refused");
     assert_eq!(
         err.to_string(),
@@ -161,15 +143,8 @@ fn a_changed_layout_stops_instead_of_wiping() {
          from the bundle's (partition 2 starts at block 35328, the bundle's at 69632); set \
          loader.task=complete to reinstall, wiping the disk"
     );
-    let err = decide(&facts(
-        Some(env_after_complete("a")),
-        TableComparison::NoTable,
-    ))
-    .expect_err("refused");
-    assert!(
-        err.to_string().contains("it has no partition table"),
-        "{err}"
-    );
+    let err = decide(&facts(Some(env_after_complete("a")), TableComparison::NoTable)).expect_err("refused");
+    assert!(err.to_string().contains("it has no partition table"), "{err}");
 }
 
 #[test]
@@ -204,21 +179,10 @@ fn an_explicit_task_is_used_as_given_when_the_bundle_has_it() {
     let installed = facts(Some(env_after_complete("a")), TableComparison::Matches);
     let request = TaskRequest::Prefix("complete".into());
     let choice = choose_task(&request, &bundle_v2(), &installed).expect("complete");
-    assert_eq!(
-        (choice.task.as_str(), choice.kind),
-        ("complete", TaskKind::Requested)
-    );
-    assert_eq!(
-        choice.reason,
-        "running task complete as loader.task=complete asks"
-    );
+    assert_eq!((choice.task.as_str(), choice.kind), ("complete", TaskKind::Requested));
+    assert_eq!(choice.reason, "running task complete as loader.task=complete asks");
 
-    let err = choose_task(
-        &TaskRequest::Prefix("factory".into()),
-        &bundle_v2(),
-        &installed,
-    )
-    .expect_err("missing");
+    let err = choose_task(&TaskRequest::Prefix("factory".into()), &bundle_v2(), &installed).expect_err("missing");
     assert_eq!(
         err.to_string(),
         "loader.task=factory: the bundle has no task starting with `factory`; its tasks: complete, \
@@ -230,12 +194,8 @@ fn an_explicit_task_is_used_as_given_when_the_bundle_has_it() {
 fn auto_on_a_blank_disk_needs_a_complete_task() {
     let mut bundle = bundle_v2();
     bundle.tasks = vec!["upgrade".into()];
-    let err = choose_task(
-        &TaskRequest::Auto,
-        &bundle,
-        &facts(None, TableComparison::NoTable),
-    )
-    .expect_err("no complete");
+    let err =
+        choose_task(&TaskRequest::Auto, &bundle, &facts(None, TableComparison::NoTable)).expect_err("no complete");
     assert!(
         err.to_string()
             .starts_with("loader.task=complete: the bundle has no task starting with `complete`"),
@@ -254,9 +214,7 @@ impl InstallReader for FixedReader {
     ) -> Result<DiskFacts, Box<dyn std::error::Error + Send + Sync>> {
         let mut first = [0u8; 1];
         disk.read_at(0, &mut first)?;
-        self.0
-            .clone()
-            .ok_or_else(|| "short read at block 2048".into())
+        self.0.clone().ok_or_else(|| "short read at block 2048".into())
     }
 }
 
@@ -282,29 +240,18 @@ fn manifest() -> Manifest {
 #[test]
 fn the_reader_plugs_in_and_its_failure_is_reported() {
     let mut disk: Vec<u8> = vec![0; 4096];
-    let reader = FixedReader(Some(facts(
-        Some(env_after_complete("a")),
-        TableComparison::NotChecked,
-    )));
-    let choice =
-        choose_task_on(&TaskRequest::Auto, &manifest(), &mut disk, &reader).expect("upgrade");
+    let reader = FixedReader(Some(facts(Some(env_after_complete("a")), TableComparison::NotChecked)));
+    let choice = choose_task_on(&TaskRequest::Auto, &manifest(), &mut disk, &reader).expect("upgrade");
     assert_eq!(choice.kind, TaskKind::Upgrade);
 
-    let err = choose_task_on(
-        &TaskRequest::Auto,
-        &manifest(),
-        &mut disk,
-        &FixedReader(None),
-    )
-    .expect_err("fails");
+    let err = choose_task_on(&TaskRequest::Auto, &manifest(), &mut disk, &FixedReader(None)).expect_err("fails");
     assert_eq!(
         err.to_string(),
         "reading the disk to decide between complete and upgrade: short read at block 2048"
     );
 
     let explicit = TaskRequest::Prefix("complete".into());
-    let choice = choose_task_on(&explicit, &manifest(), &mut disk, &FixedReader(None))
-        .expect("no read needed");
+    let choice = choose_task_on(&explicit, &manifest(), &mut disk, &FixedReader(None)).expect("no read needed");
     assert_eq!(choice.kind, TaskKind::Requested);
 }
 

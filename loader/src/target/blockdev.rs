@@ -127,11 +127,7 @@ impl BlockDevice {
     }
 
     /// [`BlockDevice::open`] with the mount table and sysfs at `host`.
-    pub fn open_with(
-        path: &Path,
-        allow_mounted: bool,
-        host: &HostPaths,
-    ) -> Result<BlockDevice, BlockDevError> {
+    pub fn open_with(path: &Path, allow_mounted: bool, host: &HostPaths) -> Result<BlockDevice, BlockDevError> {
         let open_err = |source| BlockDevError::Open {
             path: path.into(),
             source,
@@ -160,9 +156,7 @@ impl BlockDevice {
             .custom_flags(flags)
             .open(path)
             .map_err(|e| match e.raw_os_error() {
-                Some(code) if code == Errno::EBUSY as i32 => {
-                    BlockDevError::Busy { path: path.into() }
-                }
+                Some(code) if code == Errno::EBUSY as i32 => BlockDevError::Busy { path: path.into() },
                 _ => open_err(e),
             })?;
         let ioctl_err = |what| {
@@ -172,10 +166,8 @@ impl BlockDevice {
                 errno,
             }
         };
-        let size =
-            sys::device_size(file.as_fd()).map_err(ioctl_err("BLKGETSIZE64 (device size)"))?;
-        let sector_size =
-            sys::logical_sector_size(file.as_fd()).map_err(ioctl_err("BLKSSZGET (sector size)"))?;
+        let size = sys::device_size(file.as_fd()).map_err(ioctl_err("BLKGETSIZE64 (device size)"))?;
+        let sector_size = sys::logical_sector_size(file.as_fd()).map_err(ioctl_err("BLKSSZGET (sector size)"))?;
         Ok(BlockDevice {
             file,
             path: path.into(),
@@ -235,13 +227,7 @@ impl BlockDevice {
         })
     }
 
-    fn check_range(
-        &self,
-        offset: u64,
-        len: usize,
-        kind: io::ErrorKind,
-        verb: &str,
-    ) -> io::Result<()> {
+    fn check_range(&self, offset: u64, len: usize, kind: io::ErrorKind, verb: &str) -> io::Result<()> {
         let end = offset.checked_add(len as u64);
         if end.is_some_and(|end| end <= self.size) {
             return Ok(());

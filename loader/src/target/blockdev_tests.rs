@@ -90,8 +90,7 @@ fn mbr_with_one_partition() -> Vec<u8> {
 }
 
 fn open(dev: &LoopDevice) -> BlockDevice {
-    BlockDevice::open(&dev.path, false)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", dev.path.display()))
+    BlockDevice::open(&dev.path, false).unwrap_or_else(|e| panic!("opening {}: {e}", dev.path.display()))
 }
 
 #[test]
@@ -126,16 +125,10 @@ fn reads_and_writes_past_the_end_are_errors_not_zeros() {
     };
     let mut disk = open(&dev);
     let mut buf = [0u8; 512];
-    disk.read_at(4 * MIB - 512, &mut buf)
-        .expect("last sector is readable");
-    let err = disk
-        .read_at(4 * MIB - 256, &mut buf)
-        .expect_err("past the end");
+    disk.read_at(4 * MIB - 512, &mut buf).expect("last sector is readable");
+    let err = disk.read_at(4 * MIB - 256, &mut buf).expect_err("past the end");
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-    assert!(
-        err.to_string().contains("past the end of /dev/loop"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("past the end of /dev/loop"), "{err}");
     let err = disk.write_at(4 * MIB, b"x").expect_err("past the end");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(
@@ -161,8 +154,7 @@ fn discard_forgets_only_whole_sectors_inside_the_range() {
         return;
     };
     let mut disk = open(&dev);
-    disk.write_at(0, &vec![0xab; 3 * MIB as usize])
-        .expect("fill");
+    disk.write_at(0, &vec![0xab; 3 * MIB as usize]).expect("fill");
     disk.sync().expect("sync");
     // 100 bytes into the first sector to 100 bytes into the last: only the
     // sectors fully inside are discarded.
@@ -174,10 +166,7 @@ fn discard_forgets_only_whole_sectors_inside_the_range() {
     }
     let mut buf = vec![0u8; MIB as usize + 1024];
     disk.read_at(MIB - 512, &mut buf).expect("read back");
-    assert!(
-        buf[..512].iter().all(|b| *b == 0xab),
-        "partial first sector kept"
-    );
+    assert!(buf[..512].iter().all(|b| *b == 0xab), "partial first sector kept");
     assert!(
         buf[512..MIB as usize + 512].iter().all(|b| *b == 0),
         "inner sectors discarded"
@@ -186,10 +175,8 @@ fn discard_forgets_only_whole_sectors_inside_the_range() {
         buf[MIB as usize + 512..].iter().all(|b| *b == 0xab),
         "partial last sector kept"
     );
-    disk.discard(0, 100)
-        .expect("a range inside one sector is a no-op");
-    disk.discard(7 * MIB, 4 * MIB)
-        .expect("a range past the end is clipped");
+    disk.discard(0, 100).expect("a range inside one sector is a no-op");
+    disk.discard(7 * MIB, 4 * MIB).expect("a range past the end is clipped");
 }
 
 /// Whether the running kernel parses MBRs (this host's may not).
@@ -198,9 +185,7 @@ fn kernel_reads_mbrs() -> bool {
         .args(["-c", "zcat /proc/config.gz 2>/dev/null"])
         .output();
     match config {
-        Ok(out) if !out.stdout.is_empty() => {
-            String::from_utf8_lossy(&out.stdout).contains("CONFIG_MSDOS_PARTITION=y")
-        }
+        Ok(out) if !out.stdout.is_empty() => String::from_utf8_lossy(&out.stdout).contains("CONFIG_MSDOS_PARTITION=y"),
         _ => true,
     }
 }
@@ -211,8 +196,7 @@ fn rereading_the_partition_table_shows_the_new_partition() {
         return;
     };
     let mut disk = open(&dev);
-    disk.write_at(0, &mbr_with_one_partition())
-        .expect("write mbr");
+    disk.write_at(0, &mbr_with_one_partition()).expect("write mbr");
     disk.reread_partitions().expect("re-read");
     if !kernel_reads_mbrs() {
         eprintln!("skipping the partition check: this kernel has no CONFIG_MSDOS_PARTITION");
@@ -238,8 +222,7 @@ fn a_mounted_filesystem_is_named_in_the_refusal_and_blocks_rereading() {
     // A partition when the kernel can parse the MBR, else the whole device.
     let (target, name) = if kernel_reads_mbrs() {
         let mut disk = open(&dev);
-        disk.write_at(0, &mbr_with_one_partition())
-            .expect("write mbr");
+        disk.write_at(0, &mbr_with_one_partition()).expect("write mbr");
         disk.reread_partitions().expect("re-read");
         (
             PathBuf::from(format!("{}p1", dev.path.display())),
@@ -248,10 +231,7 @@ fn a_mounted_filesystem_is_named_in_the_refusal_and_blocks_rereading() {
     } else {
         (dev.path.clone(), dev.name())
     };
-    let mkfs = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&target)
-        .output();
+    let mkfs = Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&target).output();
     assert!(
         mkfs.as_ref().is_ok_and(|o| o.status.success()),
         "mkfs.ext4 {}: {mkfs:?}",
@@ -261,14 +241,8 @@ fn a_mounted_filesystem_is_named_in_the_refusal_and_blocks_rereading() {
         dir: tempfile::tempdir().expect("mount point"),
     };
     let flags = nix::mount::MsFlags::empty();
-    nix::mount::mount(
-        Some(&target),
-        mounted.dir.path(),
-        Some("ext4"),
-        flags,
-        None::<&str>,
-    )
-    .unwrap_or_else(|e| panic!("mounting {}: {e}", target.display()));
+    nix::mount::mount(Some(&target), mounted.dir.path(), Some("ext4"), flags, None::<&str>)
+        .unwrap_or_else(|e| panic!("mounting {}: {e}", target.display()));
 
     let err = BlockDevice::open(&dev.path, false).expect_err("mounted");
     let expected = format!("{name} on {}", mounted.dir.path().display());
@@ -284,10 +258,7 @@ fn a_mounted_filesystem_is_named_in_the_refusal_and_blocks_rereading() {
     let err = disk
         .reread_partitions_with(policy, &mut |d| sleeps.push(d))
         .expect_err("busy");
-    assert!(
-        matches!(err, BlockDevError::RereadBusy { attempts: 3, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, BlockDevError::RereadBusy { attempts: 3, .. }), "{err}");
     assert_eq!(
         sleeps,
         [Duration::from_millis(1), Duration::from_millis(2)],
@@ -317,10 +288,7 @@ fn mounts_on_partitions_are_found_through_sysfs() {
         mountinfo,
         sys_dev_block,
     };
-    let vda = DevNum {
-        major: 254,
-        minor: 0,
-    };
+    let vda = DevNum { major: 254, minor: 0 };
     assert_eq!(mounts_on(vda, &host).expect("mounts"), ["vda2 on /"]);
     assert!(mounts_on(DevNum { major: 8, minor: 0 }, &host)
         .expect("mounts")
@@ -342,8 +310,5 @@ fn a_regular_file_is_not_a_block_device() {
     let err = BlockDevice::open(file.path(), false).expect_err("regular file");
     assert!(matches!(err, BlockDevError::NotBlockDevice { .. }), "{err}");
     let err = BlockDevice::open(Path::new("/dev/does-not-exist"), false).expect_err("missing");
-    assert!(
-        err.to_string().starts_with("opening /dev/does-not-exist: "),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("opening /dev/does-not-exist: "), "{err}");
 }

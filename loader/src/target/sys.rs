@@ -17,11 +17,7 @@ mod raw {
         nix::request_code_read!(0x12, 114, std::mem::size_of::<usize>()),
         u64
     );
-    nix::ioctl_read_bad!(
-        blk_sszget,
-        nix::request_code_none!(0x12, 104),
-        nix::libc::c_int
-    );
+    nix::ioctl_read_bad!(blk_sszget, nix::request_code_none!(0x12, 104), nix::libc::c_int);
     nix::ioctl_write_ptr_bad!(blk_discard, nix::request_code_none!(0x12, 119), [u64; 2]);
     nix::ioctl_none!(blk_rrpart, 0x12, 95);
 }

@@ -58,13 +58,7 @@ pub fn discover(
     };
     let mut names = Vec::new();
     for entry in fs::read_dir(sys_block).map_err(read_err)? {
-        names.push(
-            entry
-                .map_err(read_err)?
-                .file_name()
-                .to_string_lossy()
-                .into_owned(),
-        );
+        names.push(entry.map_err(read_err)?.file_name().to_string_lossy().into_owned());
     }
     names.sort();
 
@@ -242,28 +236,17 @@ impl DeviceIndex {
                 .into_iter()
                 .filter(|p| dir.join(p).join("partition").is_file())
             {
-                if let Some(dev) =
-                    read_attr(&dir.join(&part).join("dev")).and_then(|d| DevNum::parse(&d))
-                {
+                if let Some(dev) = read_attr(&dir.join(&part).join("dev")).and_then(|d| DevNum::parse(&d)) {
                     by_dev.insert(dev, name.clone());
                 }
                 by_partition.insert(part, name.clone());
             }
         }
-        DeviceIndex {
-            by_dev,
-            by_partition,
-        }
+        DeviceIndex { by_dev, by_partition }
     }
 
     /// The physical disks under the filesystem that holds `path`.
-    fn disks_holding(
-        &self,
-        sys_block: &Path,
-        mounts: &[MountEntry],
-        path: &Path,
-        depth: usize,
-    ) -> HashSet<String> {
+    fn disks_holding(&self, sys_block: &Path, mounts: &[MountEntry], path: &Path, depth: usize) -> HashSet<String> {
         let Some(mount) = mount_containing(mounts, path) else {
             return HashSet::new();
         };
@@ -274,13 +257,7 @@ impl DeviceIndex {
     }
 
     /// Follows a device down to the disks it is built on.
-    fn physical_disks(
-        &self,
-        sys_block: &Path,
-        mounts: &[MountEntry],
-        name: &str,
-        depth: usize,
-    ) -> HashSet<String> {
+    fn physical_disks(&self, sys_block: &Path, mounts: &[MountEntry], name: &str, depth: usize) -> HashSet<String> {
         if depth >= MAX_STACK_DEPTH {
             return HashSet::new();
         }

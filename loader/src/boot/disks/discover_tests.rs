@@ -40,11 +40,7 @@ fn reads_size_sector_flags_model_serial_and_wwn() {
     assert_eq!((n.transport, n.rotational), (Transport::Nvme, Some(false)));
 
     let s = find(&disks, "sda");
-    assert_eq!(
-        s.serial.as_deref(),
-        Some("WD-WCC4E"),
-        "serial from VPD page 0x80"
-    );
+    assert_eq!(s.serial.as_deref(), Some("WD-WCC4E"), "serial from VPD page 0x80");
     assert_eq!(s.wwn.as_deref(), Some("naa.50014ee2b5c3d4e5"));
     assert_eq!((s.transport, s.rotational), (Transport::Ata, Some(true)));
 
@@ -63,17 +59,11 @@ fn transport_comes_from_the_device_path() {
     scsi.device_path = "pci0000:00/0000:00:05.0/virtio3/host2/target2:0:0/2:0:0:0".into();
     let mut mmc = FakeDisk::sata("mmcblk0", GIB);
     mmc.device_path = "platform/fe340000.mmc/mmc_host/mmc0/mmc0:0001".into();
-    sys.add(&FakeDisk::usb("sdb", 16 * GIB))
-        .add(&scsi)
-        .add(&mmc);
+    sys.add(&FakeDisk::usb("sdb", 16 * GIB)).add(&scsi).add(&mmc);
     let disks = discover(&sys.sys_block(), &[], &DiscoverOptions::default()).expect("discover");
     assert_eq!(find(&disks, "sdb").transport, Transport::Usb);
     assert!(find(&disks, "sdb").removable);
-    assert_eq!(
-        find(&disks, "sdc").transport,
-        Transport::Scsi,
-        "virtio-scsi is SCSI"
-    );
+    assert_eq!(find(&disks, "sdc").transport, Transport::Scsi, "virtio-scsi is SCSI");
     assert_eq!(find(&disks, "mmcblk0").transport, Transport::Mmc);
 }
 
@@ -129,10 +119,9 @@ fn partitions_carry_their_mounts_and_holders() {
             .partition("vda2", "254:2")
             .holder("vda2", "dm-0"),
     );
-    let mounts = parse_mountinfo(
-        "30 1 254:1 / /boot rw - vfat /dev/vda1 rw\n31 1 254:1 / /mnt rw - vfat /dev/vda1 rw\n",
-    )
-    .expect("mountinfo");
+    let mounts =
+        parse_mountinfo("30 1 254:1 / /boot rw - vfat /dev/vda1 rw\n31 1 254:1 / /mnt rw - vfat /dev/vda1 rw\n")
+            .expect("mountinfo");
     let disks = discover(&sys.sys_block(), &mounts, &DiscoverOptions::default()).expect("discover");
     let vda = find(&disks, "vda");
     assert_eq!(vda.partitions.len(), 2);
@@ -143,12 +132,7 @@ fn partitions_carry_their_mounts_and_holders() {
 
 #[test]
 fn missing_sys_block_is_an_error_naming_the_path() {
-    let err = discover(
-        Path::new("/nonexistent/sys/block"),
-        &[],
-        &DiscoverOptions::default(),
-    )
-    .expect_err("no such dir");
+    let err = discover(Path::new("/nonexistent/sys/block"), &[], &DiscoverOptions::default()).expect_err("no such dir");
     assert!(err.to_string().contains("/nonexistent/sys/block"), "{err}");
 }
 
@@ -159,29 +143,17 @@ fn boot_disks(sys: &FakeSysfs, mountinfo: &str, exe: &str) -> Vec<String> {
         loader_exe: Some(exe.into()),
     };
     let disks = discover(&sys.sys_block(), &mounts, &options).expect("discover");
-    disks
-        .into_iter()
-        .filter(|d| d.boot)
-        .map(|d| d.name)
-        .collect()
+    disks.into_iter().filter(|d| d.boot).map(|d| d.name).collect()
 }
 
 #[test]
 fn boot_disk_is_the_disk_holding_the_loaders_filesystem() {
     let sys = FakeSysfs::new();
-    sys.add(
-        &FakeDisk::sata("sda", 100 * GIB)
-            .dev_num("8:0")
-            .partition("sda2", "8:2"),
-    )
-    .add(&FakeDisk::virtio("vdb", 100 * GIB).dev_num("254:16"));
+    sys.add(&FakeDisk::sata("sda", 100 * GIB).dev_num("8:0").partition("sda2", "8:2"))
+        .add(&FakeDisk::virtio("vdb", 100 * GIB).dev_num("254:16"));
     let table = "1 0 8:2 / / rw - ext4 /dev/root rw\n2 1 254:16 / /srv rw - ext4 /dev/vdb rw\n";
     assert_eq!(boot_disks(&sys, table, "/usr/local/bin/loader"), ["sda"]);
-    assert_eq!(
-        boot_disks(&sys, table, "/srv/loader"),
-        ["vdb"],
-        "whole-disk filesystem"
-    );
+    assert_eq!(boot_disks(&sys, table, "/srv/loader"), ["vdb"], "whole-disk filesystem");
 }
 
 #[test]
@@ -195,29 +167,22 @@ fn an_initramfs_has_no_boot_disk() {
 #[test]
 fn boot_disk_is_followed_through_lvm_raid_and_loop_files() {
     let sys = FakeSysfs::new();
-    sys.add(
-        &FakeDisk::sata("sda", 100 * GIB)
-            .dev_num("8:0")
-            .partition("sda3", "8:3"),
-    )
-    .add(
-        &FakeDisk::sata("sdb", 100 * GIB)
-            .dev_num("8:16")
-            .partition("sdb3", "8:19"),
-    )
-    .add(
-        &FakeDisk::virtio("vdc", 100 * GIB)
-            .dev_num("254:32")
-            .partition("vdc1", "254:33"),
-    )
-    .add_stacked("md0", "9:0", &["sda3", "sdb3"])
-    .add_stacked("dm-0", "253:0", &["md0"])
-    .add_loop("loop0", "7:0", "/media/live/root.squashfs");
+    sys.add(&FakeDisk::sata("sda", 100 * GIB).dev_num("8:0").partition("sda3", "8:3"))
+        .add(
+            &FakeDisk::sata("sdb", 100 * GIB)
+                .dev_num("8:16")
+                .partition("sdb3", "8:19"),
+        )
+        .add(
+            &FakeDisk::virtio("vdc", 100 * GIB)
+                .dev_num("254:32")
+                .partition("vdc1", "254:33"),
+        )
+        .add_stacked("md0", "9:0", &["sda3", "sdb3"])
+        .add_stacked("dm-0", "253:0", &["md0"])
+        .add_loop("loop0", "7:0", "/media/live/root.squashfs");
     let lvm_on_raid = "1 0 253:0 / / rw - ext4 /dev/mapper/vg-root rw\n";
-    assert_eq!(
-        sorted(boot_disks(&sys, lvm_on_raid, "/usr/bin/loader")),
-        ["sda", "sdb"]
-    );
+    assert_eq!(sorted(boot_disks(&sys, lvm_on_raid, "/usr/bin/loader")), ["sda", "sdb"]);
     let live = "1 0 7:0 / / ro - squashfs /dev/loop0 ro\n2 1 254:33 / /media/live ro - vfat /dev/vdc1 ro\n";
     assert_eq!(
         boot_disks(&sys, live, "/usr/bin/loader"),

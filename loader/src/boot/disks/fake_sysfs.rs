@@ -46,17 +46,9 @@ impl FakeDisk {
     }
 
     pub fn virtio(name: &str, size: u64) -> FakeDisk {
-        let n = name
-            .as_bytes()
-            .last()
-            .map_or(0, |b| u32::from(b.saturating_sub(b'a')));
-        FakeDisk::new(
-            name,
-            &format!("pci0000:00/0000:00:0{n}.0/virtio{n}"),
-            254,
-            size,
-        )
-        .dev_num(&format!("254:{}", n * 16))
+        let n = name.as_bytes().last().map_or(0, |b| u32::from(b.saturating_sub(b'a')));
+        FakeDisk::new(name, &format!("pci0000:00/0000:00:0{n}.0/virtio{n}"), 254, size)
+            .dev_num(&format!("254:{}", n * 16))
     }
 
     pub fn nvme(name: &str, size: u64) -> FakeDisk {
@@ -64,10 +56,7 @@ impl FakeDisk {
     }
 
     pub fn sata(name: &str, size: u64) -> FakeDisk {
-        let n = name
-            .as_bytes()
-            .last()
-            .map_or(0, |b| u32::from(b.saturating_sub(b'a')));
+        let n = name.as_bytes().last().map_or(0, |b| u32::from(b.saturating_sub(b'a')));
         let path = format!("pci0000:00/0000:00:1f.2/ata{n}/host{n}/target{n}:0:0/{n}:0:0:0");
         FakeDisk::new(name, &path, 8, size)
     }
@@ -134,10 +123,7 @@ impl FakeSysfs {
         fs::create_dir_all(disk_dir.join("holders")).expect("holders");
         fs::create_dir_all(disk_dir.join("slaves")).expect("slaves");
         write(Path::new("dev"), format!("{}\n", disk.dev).as_bytes());
-        write(
-            Path::new("size"),
-            format!("{}\n", disk.size / 512).as_bytes(),
-        );
+        write(Path::new("size"), format!("{}\n", disk.size / 512).as_bytes());
         write(
             Path::new("queue/logical_block_size"),
             format!("{}\n", disk.sector).as_bytes(),
@@ -146,18 +132,9 @@ impl FakeSysfs {
             Path::new("queue/rotational"),
             if disk.rotational { b"1\n" } else { b"0\n" },
         );
-        write(
-            Path::new("removable"),
-            if disk.removable { b"1\n" } else { b"0\n" },
-        );
-        write(
-            Path::new("ro"),
-            if disk.read_only { b"1\n" } else { b"0\n" },
-        );
-        write(
-            Path::new("hidden"),
-            if disk.hidden { b"1\n" } else { b"0\n" },
-        );
+        write(Path::new("removable"), if disk.removable { b"1\n" } else { b"0\n" });
+        write(Path::new("ro"), if disk.read_only { b"1\n" } else { b"0\n" });
+        write(Path::new("hidden"), if disk.hidden { b"1\n" } else { b"0\n" });
         symlink("../..", disk_dir.join("device")).expect("device link");
         for (rel, contents) in &disk.files {
             let target = rel

@@ -141,29 +141,21 @@ impl Disk {
 
     /// Every mount point on the disk or its partitions, as "vda1 on /boot".
     pub fn mounts(&self) -> Vec<String> {
-        let whole = self
-            .mount_points
+        let whole = self.mount_points.iter().map(|m| format!("{} on {m}", self.name));
+        let parts = self
+            .partitions
             .iter()
-            .map(|m| format!("{} on {m}", self.name));
-        let parts = self.partitions.iter().flat_map(|p| {
-            p.mount_points
-                .iter()
-                .map(move |m| format!("{} on {m}", p.name))
-        });
+            .flat_map(|p| p.mount_points.iter().map(move |m| format!("{} on {m}", p.name)));
         whole.chain(parts).collect()
     }
 
     /// Every holder of the disk or its partitions, as "vda2 used by dm-0".
     pub fn holders_in_use(&self) -> Vec<String> {
-        let whole = self
-            .holders
+        let whole = self.holders.iter().map(|h| format!("{} used by {h}", self.name));
+        let parts = self
+            .partitions
             .iter()
-            .map(|h| format!("{} used by {h}", self.name));
-        let parts = self.partitions.iter().flat_map(|p| {
-            p.holders
-                .iter()
-                .map(move |h| format!("{} used by {h}", p.name))
-        });
+            .flat_map(|p| p.holders.iter().map(move |h| format!("{} used by {h}", p.name)));
         whole.chain(parts).collect()
     }
 }
@@ -199,13 +191,7 @@ mod tests {
 
     #[test]
     fn devnum_parses_sysfs_dev_files() {
-        assert_eq!(
-            DevNum::parse("254:16\n"),
-            Some(DevNum {
-                major: 254,
-                minor: 16
-            })
-        );
+        assert_eq!(DevNum::parse("254:16\n"), Some(DevNum { major: 254, minor: 16 }));
         assert_eq!(DevNum::parse("254"), None);
         assert_eq!(DevNum::parse("a:b"), None);
     }

@@ -50,9 +50,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountEntry>, MountinfoError> {
             .skip(6)
             .position(|f| *f == "-")
             .ok_or_else(|| bad("no `-`"))?;
-        let fs_type = fields
-            .get(7 + dash)
-            .ok_or_else(|| bad("no filesystem type"))?;
+        let fs_type = fields.get(7 + dash).ok_or_else(|| bad("no filesystem type"))?;
         let source = fields.get(8 + dash).copied().unwrap_or("none");
         entries.push(MountEntry {
             dev,
@@ -115,13 +113,7 @@ mod tests {
     fn parses_device_numbers_mount_points_and_types() {
         let mounts = parse_mountinfo(SAMPLE).expect("valid sample");
         assert_eq!(mounts.len(), 4);
-        assert_eq!(
-            mounts[1].dev,
-            DevNum {
-                major: 254,
-                minor: 0
-            }
-        );
+        assert_eq!(mounts[1].dev, DevNum { major: 254, minor: 0 });
         assert_eq!(mounts[1].mount_point, "/");
         assert_eq!(mounts[1].fs_type, "ext4", "optional fields are skipped");
         assert_eq!(mounts[1].source, "/dev/root");
@@ -143,15 +135,8 @@ mod tests {
         let mounts = parse_mountinfo(SAMPLE).expect("valid sample");
         let on = |p: &str| mount_containing(&mounts, Path::new(p)).map(|m| m.mount_point.clone());
         assert_eq!(on("/usr/bin/loader").as_deref(), Some("/"));
-        assert_eq!(
-            on("/mnt/usb stick/loader").as_deref(),
-            Some("/mnt/usb stick")
-        );
-        assert_eq!(
-            on("/procfoo").as_deref(),
-            Some("/"),
-            "components, not string prefixes"
-        );
+        assert_eq!(on("/mnt/usb stick/loader").as_deref(), Some("/mnt/usb stick"));
+        assert_eq!(on("/procfoo").as_deref(), Some("/"), "components, not string prefixes");
         assert_eq!(on("/proc/self/exe").as_deref(), Some("/proc"));
     }
 }

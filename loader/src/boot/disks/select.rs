@@ -71,24 +71,12 @@ impl fmt::Display for Refusal {
             Refusal::TooSmall { needed } => {
                 write!(f, "too small (the bundle needs {})", format_size(*needed))
             }
-            Refusal::Removable => {
-                f.write_str("removable or USB media (loader.force=removable to allow)")
-            }
+            Refusal::Removable => f.write_str("removable or USB media (loader.force=removable to allow)"),
             Refusal::Mounted(m) => {
-                write!(
-                    f,
-                    "mounted: {} (loader.force=mounted to allow)",
-                    m.join(", ")
-                )
+                write!(f, "mounted: {} (loader.force=mounted to allow)", m.join(", "))
             }
-            Refusal::InUse(h) => write!(
-                f,
-                "in use: {} (loader.force=mounted to allow)",
-                h.join(", ")
-            ),
-            Refusal::BootDisk => {
-                f.write_str("the loader was started from it (loader.force=boot-disk to allow)")
-            }
+            Refusal::InUse(h) => write!(f, "in use: {} (loader.force=mounted to allow)", h.join(", ")),
+            Refusal::BootDisk => f.write_str("the loader was started from it (loader.force=boot-disk to allow)"),
         }
     }
 }
@@ -150,11 +138,7 @@ impl fmt::Display for CandidateList {
             let verdict = if refusals.is_empty() {
                 "eligible".to_string()
             } else {
-                refusals
-                    .iter()
-                    .map(Refusal::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                refusals.iter().map(Refusal::to_string).collect::<Vec<_>>().join("; ")
             };
             write!(f, "\n  {summary}: {verdict}")?;
         }
@@ -168,13 +152,8 @@ pub enum SelectError {
     NoDisks,
     #[error("no disk can be the install target:{candidates}")]
     NoneEligible { candidates: CandidateList },
-    #[error(
-        "{count} disks could be the install target; set loader.disk= to one of them:{candidates}"
-    )]
-    Ambiguous {
-        count: usize,
-        candidates: CandidateList,
-    },
+    #[error("{count} disks could be the install target; set loader.disk= to one of them:{candidates}")]
+    Ambiguous { count: usize, candidates: CandidateList },
     #[error("no disk matches loader.disk={selector}; disks:{candidates}")]
     NoMatch {
         selector: DiskSelector,
@@ -214,11 +193,7 @@ pub fn select_disk(disks: &[Disk], request: &SelectRequest) -> Result<Selected, 
     let all = || list(&|_| true);
 
     let Some(selector) = &request.selector else {
-        let eligible: Vec<&Disk> = verdicts
-            .iter()
-            .filter(|(_, r)| r.is_empty())
-            .map(|(d, _)| *d)
-            .collect();
+        let eligible: Vec<&Disk> = verdicts.iter().filter(|(_, r)| r.is_empty()).map(|(d, _)| *d).collect();
         return match eligible.as_slice() {
             [] => Err(SelectError::NoneEligible { candidates: all() }),
             [disk] => Ok(Selected {
@@ -236,21 +211,14 @@ pub fn select_disk(disks: &[Disk], request: &SelectRequest) -> Result<Selected, 
         };
     };
 
-    let matching: Vec<&(&Disk, Vec<Refusal>)> = verdicts
-        .iter()
-        .filter(|(d, _)| selector.matches(d))
-        .collect();
+    let matching: Vec<&(&Disk, Vec<Refusal>)> = verdicts.iter().filter(|(d, _)| selector.matches(d)).collect();
     if matching.is_empty() {
         return Err(SelectError::NoMatch {
             selector: selector.clone(),
             candidates: all(),
         });
     }
-    let mut eligible: Vec<&Disk> = matching
-        .iter()
-        .filter(|(_, r)| r.is_empty())
-        .map(|(d, _)| *d)
-        .collect();
+    let mut eligible: Vec<&Disk> = matching.iter().filter(|(_, r)| r.is_empty()).map(|(d, _)| *d).collect();
     let matched = |d: &Disk| selector.matches(d);
     if eligible.is_empty() {
         return Err(SelectError::MatchNotEligible {

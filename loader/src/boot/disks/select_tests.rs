@@ -37,12 +37,7 @@ fn disks_of(sys: &FakeSysfs, mountinfo: &str, exe: Option<&str>) -> Vec<Disk> {
     discover(&sys.sys_block(), &mounts, &options).expect("discover")
 }
 
-fn select(
-    disks: &[Disk],
-    selector: Option<&str>,
-    min_size: u64,
-    force: Force,
-) -> Result<Selected, SelectError> {
+fn select(disks: &[Disk], selector: Option<&str>, min_size: u64, force: Force) -> Result<Selected, SelectError> {
     let selector = selector.map(|s| DiskSelector::parse(s).expect("selector"));
     select_disk(
         disks,
@@ -71,22 +66,14 @@ fn refused(result: Result<Selected, SelectError>) -> String {
 /// vda: the real target; sdb: a USB stick; vdc: mounted; sda: the loader's disk.
 fn mixed_machine() -> (FakeSysfs, &'static str) {
     let sys = FakeSysfs::new();
-    sys.add(
-        &FakeDisk::virtio("vda", 20 * GIB)
-            .dev_num("254:0")
-            .file("serial", "ABC"),
-    )
-    .add(&FakeDisk::usb("sdb", 16 * GIB).file("device/model", "Cruzer Blade"))
-    .add(
-        &FakeDisk::virtio("vdc", 50 * GIB)
-            .dev_num("254:32")
-            .partition("vdc1", "254:33"),
-    )
-    .add(
-        &FakeDisk::sata("sda", 100 * GIB)
-            .dev_num("8:0")
-            .partition("sda2", "8:2"),
-    );
+    sys.add(&FakeDisk::virtio("vda", 20 * GIB).dev_num("254:0").file("serial", "ABC"))
+        .add(&FakeDisk::usb("sdb", 16 * GIB).file("device/model", "Cruzer Blade"))
+        .add(
+            &FakeDisk::virtio("vdc", 50 * GIB)
+                .dev_num("254:32")
+                .partition("vdc1", "254:33"),
+        )
+        .add(&FakeDisk::sata("sda", 100 * GIB).dev_num("8:0").partition("sda2", "8:2"));
     (
         sys,
         "1 0 8:2 / / rw - ext4 /dev/root rw\n2 1 254:33 / /data rw - ext4 /dev/vdc1 rw\n",
@@ -111,10 +98,7 @@ fn each_refusal_is_listed_with_its_override() {
     let (sys, mounts) = mixed_machine();
     let disks = disks_of(&sys, mounts, Some("/usr/bin/loader"));
     let msg = refused(select(&disks, None, 30 * GIB, Force::default()));
-    assert!(
-        msg.starts_with("no disk can be the install target:"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("no disk can be the install target:"), "{msg}");
     assert!(
         msg.contains("vda (virtio, 20.0 GiB, serial ABC): too small (the bundle needs 30.0 GiB)"),
         "{msg}"
@@ -127,10 +111,7 @@ fn each_refusal_is_listed_with_its_override() {
         msg.contains("removable or USB media (loader.force=removable to allow)"),
         "{msg}"
     );
-    assert!(
-        msg.contains("vdc (virtio, 50.0 GiB): mounted: vdc1 on /data"),
-        "{msg}"
-    );
+    assert!(msg.contains("vdc (virtio, 50.0 GiB): mounted: vdc1 on /data"), "{msg}");
     assert!(
         msg.contains(
             "sda (ata, 100.0 GiB): mounted: sda2 on / (loader.force=mounted to allow); \
@@ -184,14 +165,8 @@ fn force_lifts_exactly_the_named_rule() {
     let (sys, mounts) = mixed_machine();
     let disks = disks_of(&sys, mounts, Some("/usr/bin/loader"));
     let force = |t: &str| Force::parse(t).expect("force");
-    assert_eq!(
-        chosen(select(&disks, Some("/dev/sdb"), 0, force("removable"))),
-        "sdb"
-    );
-    assert_eq!(
-        chosen(select(&disks, Some("vdc"), 0, force("mounted"))),
-        "vdc"
-    );
+    assert_eq!(chosen(select(&disks, Some("/dev/sdb"), 0, force("removable"))), "sdb");
+    assert_eq!(chosen(select(&disks, Some("vdc"), 0, force("mounted"))), "vdc");
     let msg = refused(select(&disks, Some("sda"), 0, force("mounted")));
     assert!(
         msg.contains("the loader was started from it") && !msg.contains("mounted:"),
@@ -280,10 +255,7 @@ fn serial_wwn_model_and_size_selectors() {
     assert_eq!(pick("size:<=1T"), "nvme0n1");
     assert_eq!(pick("smallest"), "nvme0n1");
     let msg = refused(select(&disks, Some("serial:NOPE"), 0, Force::default()));
-    assert!(
-        msg.contains("no disk matches loader.disk=serial:NOPE"),
-        "{msg}"
-    );
+    assert!(msg.contains("no disk matches loader.disk=serial:NOPE"), "{msg}");
 }
 
 #[test]
@@ -299,10 +271,7 @@ fn a_selector_matching_several_eligible_disks_is_refused() {
         "{msg}"
     );
     let msg = refused(select(&disks, Some("largest"), 0, Force::default()));
-    assert!(
-        msg.contains("matches 2 eligible disks"),
-        "a tie is ambiguous: {msg}"
-    );
+    assert!(msg.contains("matches 2 eligible disks"), "a tie is ambiguous: {msg}");
     let msg = refused(select(&disks, Some("size:>=1T"), 0, Force::default()));
     assert!(msg.contains("matches 2 eligible disks"), "{msg}");
 }
@@ -339,8 +308,5 @@ fn a_usb_disk_claiming_to_be_fixed_is_still_refused() {
     let disks = disks_of(&sys, "", None);
     assert_eq!(chosen(select(&disks, None, 0, Force::default())), "nvme0n1");
     let msg = refused(select(&disks, Some("sda"), 0, Force::default()));
-    assert!(
-        msg.contains("sda (usb, 64.0 GiB): removable or USB media"),
-        "{msg}"
-    );
+    assert!(msg.contains("sda (usb, 64.0 GiB): removable or USB media"), "{msg}");
 }

@@ -104,10 +104,7 @@ impl DiskSelector {
                 let name = path.strip_prefix("/dev").unwrap_or(path);
                 name.as_os_str() == disk.name.as_str()
             }
-            DiskSelector::Serial(serial) => disk
-                .serial
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case(serial)),
+            DiskSelector::Serial(serial) => disk.serial.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(serial)),
             DiskSelector::Wwn(wwn) => disk
                 .wwn
                 .as_deref()
@@ -165,9 +162,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "T" | "TB" | "TIB" => 40,
         _ => return Err(format!("unknown size unit `{unit}` (use K, M, G or T)")),
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size"))?;
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size"))?;
     let bytes = value * (1u64 << shift) as f64;
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
         return Err(format!("`{text}` is too large"));
@@ -233,13 +228,8 @@ mod tests {
             "wwn:naa.5000c500a1b2c3d4",
             "wwn:5000C500A1B2C3D4",
         ] {
-            assert!(
-                DiskSelector::parse(text).expect(text).matches(&disk),
-                "{text}"
-            );
+            assert!(DiskSelector::parse(text).expect(text).matches(&disk), "{text}");
         }
-        assert!(!DiskSelector::parse("wwn:5000c500a1b2c3d5")
-            .expect("wwn")
-            .matches(&disk));
+        assert!(!DiskSelector::parse("wwn:5000c500a1b2c3d5").expect("wwn").matches(&disk));
     }
 }

@@ -27,9 +27,7 @@ pub struct SystemClock {
 
 impl Default for SystemClock {
     fn default() -> Self {
-        SystemClock {
-            origin: Instant::now(),
-        }
+        SystemClock { origin: Instant::now() }
     }
 }
 
@@ -85,16 +83,12 @@ pub fn wait_for_disk(
     mut on_poll: impl FnMut(&SelectError),
 ) -> Result<Selected, WaitError> {
     let start = clock.now();
-    let needs_settle = request
-        .selector
-        .as_ref()
-        .is_none_or(|s| !s.identifies_one());
+    let needs_settle = request.selector.as_ref().is_none_or(|s| !s.identifies_one());
     let mut unchanged_since: Option<(Vec<(String, u64)>, Duration)> = None;
     loop {
         let disks = discover()?;
         let now = clock.now();
-        let fingerprint: Vec<(String, u64)> =
-            disks.iter().map(|d| (d.name.clone(), d.size)).collect();
+        let fingerprint: Vec<(String, u64)> = disks.iter().map(|d| (d.name.clone(), d.size)).collect();
         let since = match unchanged_since.take() {
             Some((previous, since)) if previous == fingerprint => since,
             _ => now,
@@ -160,10 +154,7 @@ mod tests {
             .collect()
     }
 
-    fn run(
-        schedule: &[(&str, u64, u64)],
-        selector: Option<&str>,
-    ) -> (Result<Selected, WaitError>, Duration, usize) {
+    fn run(schedule: &[(&str, u64, u64)], selector: Option<&str>) -> (Result<Selected, WaitError>, Duration, usize) {
         let clock = std::cell::RefCell::new(FakeClock(Duration::ZERO));
         let request = SelectRequest {
             selector: selector.map(|s| DiskSelector::parse(s).expect("selector")),
@@ -196,11 +187,7 @@ mod tests {
     fn a_late_disk_is_waited_for() {
         let (result, elapsed, polls) = run(&[("nvme0n1", 3000, 100 * GIB)], None);
         assert_eq!(result.expect("found").disk.name, "nvme0n1");
-        assert_eq!(
-            elapsed,
-            Duration::from_secs(4),
-            "appeared at 3 s, settled 1 s later"
-        );
+        assert_eq!(elapsed, Duration::from_secs(4), "appeared at 3 s, settled 1 s later");
         assert_eq!(polls, 6, "6 failed polls before the disk appeared");
     }
 
@@ -209,10 +196,7 @@ mod tests {
         let (result, _, _) = run(&[("vda", 0, 20 * GIB), ("nvme0n1", 700, 100 * GIB)], None);
         let err = result.expect_err("two disks");
         assert!(
-            matches!(
-                err,
-                WaitError::Refused(SelectError::Ambiguous { count: 2, .. })
-            ),
+            matches!(err, WaitError::Refused(SelectError::Ambiguous { count: 2, .. })),
             "{err}"
         );
     }
@@ -232,9 +216,7 @@ mod tests {
         assert_eq!(elapsed, POLICY.timeout);
         let msg = err.to_string();
         assert!(
-            msg.starts_with(
-                "after waiting 10.0 s for disks: no disk matches loader.disk=/dev/nvme0n1"
-            ),
+            msg.starts_with("after waiting 10.0 s for disks: no disk matches loader.disk=/dev/nvme0n1"),
             "{msg}"
         );
     }
