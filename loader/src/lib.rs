@@ -2,6 +2,7 @@
 //! command or as the initramfs `/init`.
 
 pub mod apply;
+pub mod boot;
 pub mod bundle;
 pub mod cli;
 pub mod formats;

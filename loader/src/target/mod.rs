@@ -3,7 +3,9 @@
 //! A `Target` is the narrow seam between the engine and hardware: positioned
 //! reads and writes plus size, discard and sync. Tests use sparse temp files.
 
+pub mod blockdev;
 pub mod file;
+pub(crate) mod sys;
 
 use std::io;
 

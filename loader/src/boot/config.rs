@@ -1,0 +1,292 @@
+//! The loader's configuration: kernel command line over an optional file.
+//!
+//! # `/etc/loader.conf`
+//!
+//! Defaults baked into the initramfs (or any file given to [`Config::load`]).
+//! One `key=value` per line, with the same key names as the kernel command
+//! line:
+//!
+//! ```text
+//! # comment lines start with '#'; blank lines are ignored
+//! loader.url=https://images.example.com/server.fw
+//! loader.pubkey=1Yh0m4X2… (base64, as in fwup's .pub file; repeatable)
+//! loader.env.NERVES_SERIAL_NUMBER="rack 4 unit 2"
+//! loader.on_error=halt
+//! ip=dhcp
+//! ```
+//!
+//! Spaces around `=` and one pair of double quotes around the value are
+//! removed; `#` only starts a comment at the beginning of a line (URLs may
+//! contain it). A key without `=` is a flag (`loader.insecure`).
+//!
+//! # Precedence
+//!
+//! The file is read first, then the kernel command line; a later value
+//! replaces an earlier one, so the command line wins. `loader.pubkey`,
+//! `loader.ca` and `loader.env.*` accumulate instead: keys from both
+//! sources are enforced, and variables from both are set (the command line
+//! wins per variable name). An empty value (`loader.disk=`) resets a key
+//! to its default, so the command line can undo a file default.
+//!
+//! Unknown `loader.*` keys are warnings with a suggestion for near misses,
+//! never silently ignored; invalid values are errors naming the key, the
+//! value and where it came from.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cmdline::{self, Cmdline};
+use super::config_keys::{classify, KeyName};
+use super::config_source::{file_settings, repeats, unknown, Setting};
+pub use super::config_source::{ConfigFile, ConfigWarning, Origin};
+use super::config_values as parse;
+pub use super::config_values::{ConsoleMode, OnError, OnSuccess, TaskRequest};
+use super::disks::{DiskSelector, Force};
+
+/// Where the default configuration file lives in the initramfs.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/loader.conf";
+
+/// Everything the `loader.*` keys say, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `loader.url=`: fetch the bundle from here.
+    pub url: Option<String>,
+    /// `loader.bundle=`: a bundle path (default search: `/root/install.fw`).
+    pub bundle: Option<PathBuf>,
+    /// `loader.disk=`: which disk (see [`DiskSelector`]).
+    pub disk: Option<DiskSelector>,
+    /// `loader.disk_wait=`: how long to wait for disks to appear (30 s).
+    pub disk_wait: Duration,
+    /// `loader.force=`: safety rules lifted for disk selection.
+    pub force: Force,
+    /// `loader.task=`: `auto` (default), `complete`, `upgrade` or a prefix.
+    pub task: TaskRequest,
+    /// `loader.pubkey=` (repeatable): Ed25519 keys, added to the baked-in ones.
+    pub pubkeys: Vec<[u8; 32]>,
+    /// `loader.env.NAME=VALUE`: provisioning variables for `${NAME}`.
+    pub env: BTreeMap<String, String>,
+    /// `loader.on_success=` (reboot).
+    pub on_success: OnSuccess,
+    /// `loader.on_error=` (retry).
+    pub on_error: OnError,
+    /// `loader.on_error_delay=`: pause before a retry (10 s).
+    pub on_error_delay: Duration,
+    /// `loader.on_error_retries=`: retries before halting (3).
+    pub on_error_retries: u32,
+    /// `loader.console=` (auto).
+    pub console: ConsoleMode,
+    /// `loader.ca=` (repeatable): extra CA certificates, PEM text.
+    pub ca: Vec<String>,
+    /// `loader.sha256=`: the whole bundle's expected digest.
+    pub sha256: Option<[u8; 32]>,
+    /// `loader.insecure=1`: allow plain HTTP without a key or digest.
+    pub insecure: bool,
+    /// `loader.report=`: status callback URL.
+    pub report: Option<String>,
+    /// `loader.metadata=`: JSON metadata URL for provisioning variables.
+    pub metadata: Option<String>,
+    /// The kernel's `ip=` values, in order, for the network setup.
+    pub ip: Vec<String>,
+    /// `loader.net.NAME=VALUE`, passed through for the network setup.
+    pub net: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: None,
+            bundle: None,
+            disk: None,
+            disk_wait: Duration::from_secs(30),
+            force: Force::default(),
+            task: TaskRequest::Auto,
+            pubkeys: Vec::new(),
+            env: BTreeMap::new(),
+            on_success: OnSuccess::Reboot,
+            on_error: OnError::Retry,
+            on_error_delay: Duration::from_secs(10),
+            on_error_retries: 3,
+            console: ConsoleMode::Auto,
+            ca: Vec::new(),
+            sha256: None,
+            insecure: false,
+            report: None,
+            metadata: None,
+            ip: Vec::new(),
+            net: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: {key}={value}: {problem}")]
+    Invalid {
+        origin: Origin,
+        key: String,
+        value: String,
+        problem: String,
+    },
+    #[error("{origin}: {key} needs a value ({key}=…)")]
+    MissingValue { origin: Origin, key: String },
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A configuration and the warnings found while building it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Config {
+    /// Reads `config_path` (absent is fine: no defaults) and the kernel
+    /// command line at `cmdline_path` (`/proc/cmdline`).
+    pub fn load(config_path: &Path, cmdline_path: &Path) -> Result<Loaded, ConfigError> {
+        let file_text = match std::fs::read_to_string(config_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: config_path.into(),
+                    source,
+                })
+            }
+        };
+        let cmdline_text = std::fs::read_to_string(cmdline_path).map_err(|source| ConfigError::Read {
+            path: cmdline_path.into(),
+            source,
+        })?;
+        let path = config_path.display().to_string();
+        let file = file_text.as_deref().map(|text| ConfigFile { path: &path, text });
+        Config::from_sources(file, &cmdline::parse(&cmdline_text))
+    }
+
+    /// Builds the configuration from the file's text (if any) and the
+    /// parsed command line: file first, command line over it.
+    pub fn from_sources(file: Option<ConfigFile<'_>>, cmdline: &Cmdline) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut settings = file.map(file_settings).unwrap_or_default();
+        let from_file = settings.len();
+        settings.extend(cmdline.params.iter().map(|p| Setting {
+            origin: Origin::Cmdline,
+            key: p.key.clone(),
+            value: p.value.clone(),
+        }));
+        if let Some(dropped) = &cmdline.dropped {
+            warnings.push(ConfigWarning::Dropped(dropped.clone()));
+        }
+
+        warnings.extend(repeats(&settings[..from_file]));
+        warnings.extend(repeats(&settings[from_file..]));
+
+        let mut config = Config::default();
+        for (index, setting) in settings.iter().enumerate() {
+            let in_file = index < from_file;
+            match classify(&setting.key) {
+                Ok(Some(key)) => config.apply(&key, setting)?,
+                // Other kernel parameters are the kernel's business; in our
+                // own file every key should be ours.
+                Ok(None) if !in_file => {}
+                Ok(None) => warnings.push(unknown(setting, None)),
+                Err(suggestion) => warnings.push(unknown(setting, suggestion)),
+            }
+        }
+        Ok(Loaded { config, warnings })
+    }
+
+    fn apply(&mut self, key: &KeyName, s: &Setting) -> Result<(), ConfigError> {
+        let invalid = |problem: String| ConfigError::Invalid {
+            origin: s.origin.clone(),
+            key: s.key.clone(),
+            value: s.value.clone().unwrap_or_default(),
+            problem,
+        };
+        let name = match key {
+            KeyName::Env(name) => {
+                parse::env_name(name).map_err(invalid)?;
+                self.env.insert(name.clone(), s.value.clone().unwrap_or_default());
+                return Ok(());
+            }
+            KeyName::Net(name) => {
+                self.net.insert(name.clone(), s.value.clone().unwrap_or_default());
+                return Ok(());
+            }
+            KeyName::Ip => {
+                self.ip.extend(s.value.clone());
+                return Ok(());
+            }
+            KeyName::Known(name) => *name,
+        };
+        let value = match (name, s.value.as_deref()) {
+            ("loader.insecure", None) => "1",
+            (_, None) => {
+                return Err(ConfigError::MissingValue {
+                    origin: s.origin.clone(),
+                    key: s.key.clone(),
+                })
+            }
+            (_, Some(v)) => v,
+        };
+        if value.is_empty() && name != "loader.pubkey" {
+            self.reset(name);
+            return Ok(());
+        }
+        match name {
+            "loader.url" => self.url = Some(parse::url(value).map_err(invalid)?),
+            "loader.bundle" => self.bundle = Some(parse::absolute_path(value).map_err(invalid)?),
+            "loader.disk" => self.disk = Some(DiskSelector::parse(value).map_err(|e| invalid(e.problem))?),
+            "loader.disk_wait" => self.disk_wait = parse::duration(value).map_err(invalid)?,
+            "loader.force" => self.force = Force::parse(value).map_err(invalid)?,
+            "loader.task" => self.task = parse::task(value).map_err(invalid)?,
+            "loader.pubkey" => self.pubkeys.push(parse::pubkey(value).map_err(invalid)?),
+            "loader.on_success" => self.on_success = parse::on_success(value).map_err(invalid)?,
+            "loader.on_error" => self.on_error = parse::on_error(value).map_err(invalid)?,
+            "loader.on_error_delay" => self.on_error_delay = parse::duration(value).map_err(invalid)?,
+            "loader.on_error_retries" => self.on_error_retries = parse::count(value).map_err(invalid)?,
+            "loader.console" => self.console = parse::console(value).map_err(invalid)?,
+            "loader.ca" => self.ca.push(parse::ca_pem(value).map_err(invalid)?),
+            "loader.sha256" => self.sha256 = Some(parse::sha256(value).map_err(invalid)?),
+            "loader.insecure" => self.insecure = parse::boolean(value).map_err(invalid)?,
+            "loader.report" => self.report = Some(parse::url(value).map_err(invalid)?),
+            "loader.metadata" => self.metadata = Some(parse::url(value).map_err(invalid)?),
+            other => return Err(invalid(format!("{other} is known but not handled"))),
+        }
+        Ok(())
+    }
+
+    /// `key=` puts a key back to its default.
+    fn reset(&mut self, name: &str) {
+        let d = Config::default();
+        match name {
+            "loader.url" => self.url = d.url,
+            "loader.bundle" => self.bundle = d.bundle,
+            "loader.disk" => self.disk = d.disk,
+            "loader.disk_wait" => self.disk_wait = d.disk_wait,
+            "loader.force" => self.force = d.force,
+            "loader.task" => self.task = d.task,
+            "loader.on_success" => self.on_success = d.on_success,
+            "loader.on_error" => self.on_error = d.on_error,
+            "loader.on_error_delay" => self.on_error_delay = d.on_error_delay,
+            "loader.on_error_retries" => self.on_error_retries = d.on_error_retries,
+            "loader.console" => self.console = d.console,
+            "loader.ca" => self.ca = d.ca,
+            "loader.sha256" => self.sha256 = d.sha256,
+            "loader.insecure" => self.insecure = d.insecure,
+            "loader.report" => self.report = d.report,
+            "loader.metadata" => self.metadata = d.metadata,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

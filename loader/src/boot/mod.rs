@@ -1,0 +1,16 @@
+//! The boot flow's building blocks: what `loader` needs when it runs as the
+//! initramfs `/init` (or as `loader boot`) to get from "iPXE just booted us"
+//! to "rebooting into the installed system".
+//!
+//! Each piece is a library with tests; the wiring lives in the caller.
+
+pub mod cmdline;
+pub mod config;
+mod config_keys;
+mod config_source;
+mod config_values;
+pub mod disks;
+pub mod early;
+pub mod pid1;
+pub mod reaper;
+pub mod task_choice;
