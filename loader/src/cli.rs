@@ -56,6 +56,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the boot flow (what `/init` does in the initramfs) on this host:
+    /// find the bundle, choose the disk, install. For rescue use and tests.
+    Boot {
+        /// Kernel command line file to read `loader.*` keys from.
+        #[arg(long, default_value = "/proc/cmdline")]
+        cmdline: PathBuf,
+        /// Default configuration file.
+        #[arg(long, default_value = crate::boot::config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Directory of baked-in public keys (`*.pub`, always enforced).
+        #[arg(long, default_value = "/etc/loader/keys")]
+        keys_dir: PathBuf,
+        /// Where to look for an injected bundle.
+        #[arg(long, default_value = "/root/install.fw")]
+        default_bundle: PathBuf,
+        /// sysfs block directory (a fake tree in tests).
+        #[arg(long, default_value = "/sys/block")]
+        sys_block: PathBuf,
+        /// Carry out loader.on_success / on_error (reboot, poweroff) at the end.
+        #[arg(long)]
+        finish: bool,
+    },
     /// Check a bundle completely (signature, every resource) without writing anything.
     Verify {
         bundle: String,
@@ -115,6 +137,16 @@ fn process_vars() -> BTreeMap<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    if let Command::Boot { cmdline, config, keys_dir, default_bundle, sys_block, finish } = cli.command {
+        let mut paths = crate::boot::run::BootPaths::system();
+        paths.cmdline = cmdline;
+        paths.config = config;
+        paths.keys_dir = keys_dir;
+        paths.default_bundle = default_bundle;
+        paths.sys_block = sys_block;
+        let mode = crate::boot::main_loop::BootMode { pid1: false, power_actions: finish };
+        return crate::boot::main_loop::boot_main(mode, &paths);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -126,6 +158,7 @@ pub fn main(cli: Cli) -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Boot { .. } => Err("internal: boot is dispatched before".into()),
         Command::Apply {
             bundle,
             device,

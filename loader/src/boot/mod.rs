@@ -14,3 +14,6 @@ pub mod early;
 pub mod pid1;
 pub mod reaper;
 pub mod task_choice;
+mod install_reader;
+pub mod run;
+pub mod main_loop;

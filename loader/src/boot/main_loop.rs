@@ -1,0 +1,147 @@
+//! The top of the boot flow: PID 1 duties, then attempts until one succeeds
+//! or the failure policy says stop. As PID 1 this never returns: a PID 1
+//! that exits is a kernel panic, so "halt" means waiting with the message
+//! on screen.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::config::{Config, ConsoleMode, OnError, OnSuccess};
+use super::early::{self, RunMode};
+use super::pid1::{self, BootLog};
+use super::reaper::{self, ChildRegistry};
+use super::run::{self, BootPaths, BootReporter};
+
+/// How `loader boot` was started.
+pub struct BootMode {
+    /// Really PID 1: mount, own the console, reboot at the end.
+    pub pid1: bool,
+    /// Carry out `loader.on_success`/`on_error` power actions (always as
+    /// PID 1; `loader boot --finish` on a host).
+    pub power_actions: bool,
+}
+
+pub fn boot_main(mode: BootMode, paths: &BootPaths) -> ExitCode {
+    let log = Arc::new(if mode.pid1 { early_boot() } else { BootLog::new(Some(Box::new(std::io::stdout())), None) });
+    if mode.pid1 {
+        let halt_log = log.clone();
+        pid1::install_panic_hook(log.clone(), Arc::new(move |msg: &str| halt_forever(&halt_log, msg)));
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempts(&mode, paths, &log)));
+    match outcome {
+        Ok(code) => code,
+        Err(_) if mode.pid1 => halt_forever(&log, "the loader crashed; see the message above"),
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// PID 1 set-up: mounts and directories, the console, the child reaper.
+fn early_boot() -> BootLog {
+    let reports = early::run_plan(Path::new("/"), &early::early_plan(), RunMode::Apply);
+    if let Ok(console) = pid1::open_console(Path::new("/dev/console")) {
+        let _ = pid1::attach_stdio(&console);
+    }
+    let log = BootLog::open(Path::new("/dev/console"));
+    for report in &reports {
+        if matches!(report.outcome, early::Outcome::Failed(_)) {
+            log.warn(&report.to_string());
+        }
+    }
+    // Reap orphans (PID 1 inherits every child) without stealing the exit
+    // status of children the loader waits for itself.
+    if let Err(e) = reaper::spawn_reaper("/proc".into(), ChildRegistry::default()) {
+        log.warn(&format!("cannot start the child reaper: {e}"));
+    }
+    if let Err(e) = pid1::write_hosts(Path::new("/"), None) {
+        log.warn(&format!("writing /etc/hosts: {e}"));
+    }
+    log
+}
+
+fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
+    let loaded = match Config::load(&paths.config, &paths.cmdline) {
+        Ok(l) => l,
+        Err(e) => return give_up(mode, log, &format!("result: failed class=config stage=configuration: {e}")),
+    };
+    for warning in &loaded.warnings {
+        log.warn(&warning.to_string());
+    }
+    let config = loaded.config;
+    log.info(&format!(
+        "loader {} starting (task={}, on_success={:?}, on_error={:?})",
+        env!("CARGO_PKG_VERSION"),
+        run::describe_task(&config.task),
+        config.on_success,
+        config.on_error
+    ));
+    let mut failed = 0u32;
+    loop {
+        let mut out = BootReporter::new(console_mode(&config));
+        match run::attempt(&config, paths, &mut out) {
+            Ok(installed) => {
+                log.info(&format!(
+                    "result: installed {} {} task={} disk={}",
+                    installed.summary.product, installed.summary.version, installed.summary.task, installed.disk
+                ));
+                return finish(mode, log, config.on_success);
+            }
+            Err(failure) => {
+                failed += 1;
+                log.error(&format!("result: failed class={} stage={}: {failure}", failure.class, failure.stage));
+                match run::retry_delay(&config, failed) {
+                    Some(delay) => {
+                        log.info(&format!(
+                            "retrying in {} s (attempt {} of {})",
+                            delay.as_secs(),
+                            failed + 1,
+                            config.on_error_retries + 1
+                        ));
+                        std::thread::sleep(delay);
+                    }
+                    None if config.on_error == OnError::Reboot && mode.power_actions => {
+                        return finish(mode, log, OnSuccess::Reboot);
+                    }
+                    None => return give_up(mode, log, "giving up: the disk was not made bootable by this attempt"),
+                }
+            }
+        }
+    }
+}
+
+fn console_mode(config: &Config) -> ConsoleMode {
+    // The kernel console is a serial line or a VGA text screen: without a
+    // terminal type, a redrawn bar is only safe when asked for.
+    config.console
+}
+
+fn finish(mode: &BootMode, log: &BootLog, action: OnSuccess) -> ExitCode {
+    if !mode.power_actions {
+        log.info(&format!("done; would now {action:?} (power actions are off)"));
+        return ExitCode::SUCCESS;
+    }
+    log.info(&format!("syncing and {action:?}"));
+    match pid1::finish(action) {
+        Ok(never) => match never {},
+        Err(e) => give_up(mode, log, &format!("{action:?} failed: {e}")),
+    }
+}
+
+fn give_up(mode: &BootMode, log: &BootLog, message: &str) -> ExitCode {
+    if mode.pid1 {
+        halt_forever(log, message)
+    } else {
+        log.error(message);
+        ExitCode::FAILURE
+    }
+}
+
+/// The end of the line for PID 1: the message stays on screen.
+fn halt_forever(log: &BootLog, message: &str) -> ! {
+    log.error(message);
+    log.error("halted: fix the cause and boot the loader again");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,310 @@
+//! The boot flow, as steps: configuration → bundle → verify → disk → task →
+//! install → finish. Used by PID 1 in the initramfs and by `loader boot`.
+//!
+//! Every step prints a `loader: stage: …` line on the console before it
+//! starts (the QEMU harness and people at a serial console follow these),
+//! and a failure names the stage, the cause and what to do.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::config::{Config, ConsoleMode, OnError, TaskRequest};
+use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
+use super::install_reader::DiskReader;
+use super::task_choice;
+use crate::apply::{self, ApplyOptions, Event, Reporter};
+use crate::bundle::signature::PublicKey;
+use crate::formats::BLOCK_SIZE;
+use crate::report::{console, Console, JsonLines};
+use crate::target::blockdev::BlockDevice;
+use crate::target::Target;
+
+/// Where the boot flow looks for things; `/` in an initramfs, a temp tree
+/// in tests.
+#[derive(Debug, Clone)]
+pub struct BootPaths {
+    pub config: PathBuf,
+    pub cmdline: PathBuf,
+    pub sys_block: PathBuf,
+    pub mountinfo: PathBuf,
+    /// Public keys baked into the initramfs (`*.pub`): always enforced.
+    pub keys_dir: PathBuf,
+    /// Where iPXE's `initrd … /root/install.fw` puts the bundle.
+    pub default_bundle: PathBuf,
+}
+
+impl BootPaths {
+    pub fn system() -> Self {
+        BootPaths {
+            config: PathBuf::from(super::config::DEFAULT_CONFIG_PATH),
+            cmdline: PathBuf::from("/proc/cmdline"),
+            sys_block: PathBuf::from("/sys/block"),
+            mountinfo: PathBuf::from("/proc/self/mountinfo"),
+            keys_dir: PathBuf::from("/etc/loader/keys"),
+            default_bundle: PathBuf::from("/root/install.fw"),
+        }
+    }
+}
+
+/// A failed attempt: the stage it failed in and why.
+#[derive(Debug)]
+pub struct Failure {
+    pub stage: &'static str,
+    pub class: String,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.stage, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, " ({})", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+fn fail(stage: &'static str, class: &str, message: impl ToString, hint: &'static str) -> Failure {
+    Failure { stage, class: class.to_string(), message: message.to_string(), hint }
+}
+
+/// What a successful attempt did.
+pub struct Installed {
+    pub summary: apply::Summary,
+    pub disk: String,
+}
+
+/// Prints stage lines and forwards engine events to the chosen reporter.
+pub struct BootReporter {
+    inner: Box<dyn Reporter>,
+    json: bool,
+}
+
+impl BootReporter {
+    pub fn new(mode: ConsoleMode) -> Self {
+        let inner: Box<dyn Reporter> = match mode {
+            ConsoleMode::Json => Box::new(JsonLines::new(Box::new(std::io::stdout()))),
+            ConsoleMode::Bar => Box::new(Console::new(console::Style::Bar, Box::new(std::io::stdout()))),
+            ConsoleMode::Plain => Box::new(Console::new(console::Style::Plain, Box::new(std::io::stdout()))),
+            ConsoleMode::Auto => Box::new(Console::new(console::Style::detect(), Box::new(std::io::stdout()))),
+        };
+        BootReporter { inner, json: mode == ConsoleMode::Json }
+    }
+
+    pub fn stage(&mut self, name: &str) {
+        self.say(&format!("stage: {name}"));
+    }
+
+    pub fn say(&mut self, line: &str) {
+        if self.json {
+            self.inner.event(&Event::Info { message: line.to_string() });
+        } else {
+            println!("loader: {line}");
+        }
+    }
+}
+
+impl Reporter for BootReporter {
+    fn event(&mut self, event: &Event) {
+        self.inner.event(event);
+    }
+}
+
+/// One install attempt, from reading the configuration to a synced disk.
+pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Result<Installed, Failure> {
+    let started = Instant::now();
+    let keys = load_keys(config, paths)?;
+    out.say(&format!(
+        "{} public key(s) enforced{}",
+        keys.len(),
+        if keys.is_empty() { " (no key: signatures are not checked)" } else { "" }
+    ));
+
+    out.stage("finding the bundle");
+    let bundle = find_bundle(config, paths)?;
+    out.say(&format!("bundle: {}", bundle.display()));
+
+    let mut opts = ApplyOptions::new("");
+    opts.public_keys = keys;
+    opts.vars = config.env.clone();
+
+    // The whole bundle is checked before the first write: an initramfs that
+    // failed to unpack can leave a full-size file with the wrong bytes.
+    out.stage("verifying the bundle");
+    let opened = apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
+    let manifest = opened.manifest.clone();
+    apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
+    out.say("bundle verified: signature and every resource hash");
+
+    out.stage("choosing the disk");
+    let min_size = layout_size(&manifest);
+    let selected = choose_disk(config, paths, min_size, out)?;
+    out.say(&format!("disk: {} ({})", selected.disk.summary(), selected.reason));
+    let dev = selected.disk.dev_path();
+    let mut device = BlockDevice::open(Path::new(&dev), config.force.mounted)
+        .map_err(|e| fail("opening the disk", "disk", format!("{dev}: {e}"), "is another process using it?"))?;
+
+    out.stage("choosing the task");
+    let reader = DiskReader { device_blocks: device.size().map(|s| s / BLOCK_SIZE) };
+    let choice = task_choice::choose_task_on(&config.task, &manifest, &mut device, &reader)
+        .map_err(|e| fail("choosing the task", "task", e, ""))?;
+    out.say(&format!("task: {} ({})", choice.task, choice.reason));
+
+    out.stage("installing");
+    opts.task = choice.task.clone();
+    let summary = apply::apply(open(&bundle)?, &mut device, &opts, out).map_err(|e| apply_failure("installing", e))?;
+
+    out.stage("re-reading the partition table");
+    if let Err(e) = device.reread_partitions() {
+        out.say(&format!("warning: the kernel did not re-read the partition table of {dev}: {e}"));
+    }
+    out.say(&format!(
+        "installed {} {} ({}) with task {} onto {dev} in {:.1} s; {} of resources, signature: {}",
+        summary.product,
+        summary.version,
+        summary.uuid,
+        summary.task,
+        started.elapsed().as_secs_f64(),
+        console::human(summary.resource_bytes),
+        summary.signature
+    ));
+    Ok(Installed { summary, disk: dev })
+}
+
+fn open(path: &Path) -> Result<File, Failure> {
+    File::open(path).map_err(|e| fail("reading the bundle", "no-bundle", format!("{}: {e}", path.display()), ""))
+}
+
+fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {
+    let hint = match e.class() {
+        "signature" => "sign the bundle with a key the loader trusts, or check loader.pubkey",
+        "corrupt" => "the bundle is damaged: fetch or build it again",
+        "no-task" | "bundle-error" => "check loader.task and what the disk holds",
+        _ => "",
+    };
+    fail(stage, e.class(), e, hint)
+}
+
+/// Keys baked into the initramfs plus `loader.pubkey=`.
+fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failure> {
+    let mut keys = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&paths.keys_dir) {
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pub")) {
+            keys.push(PublicKey::from_file(file).map_err(|e| {
+                fail("loading keys", "config", format!("{}: {e}", file.display()), "rebuild the initramfs")
+            })?);
+        }
+    }
+    for raw in &config.pubkeys {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(raw);
+        keys.push(PublicKey::parse(&text).map_err(|e| fail("loading keys", "config", e, "check loader.pubkey"))?);
+    }
+    Ok(keys)
+}
+
+/// `loader.bundle=`, else iPXE's `/root/install.fw`.
+fn find_bundle(config: &Config, paths: &BootPaths) -> Result<PathBuf, Failure> {
+    if let Some(url) = &config.url {
+        return Err(fail(
+            "finding the bundle",
+            "no-bundle",
+            format!("loader.url={url}: this loader was built without network install"),
+            "",
+        ));
+    }
+    let candidate = config.bundle.clone().unwrap_or_else(|| paths.default_bundle.clone());
+    match std::fs::metadata(&candidate) {
+        Ok(m) if m.is_file() && m.len() > 0 => Ok(candidate),
+        Ok(_) => Err(fail("finding the bundle", "no-bundle", format!("{} is empty", candidate.display()), "")),
+        Err(_) => Err(fail(
+            "finding the bundle",
+            "no-bundle",
+            format!("no bundle at {} and no loader.url= given", candidate.display()),
+            "add `initrd BUNDLE_URL /root/install.fw` to the iPXE script, or set loader.url=",
+        )),
+    }
+}
+
+/// Bytes the bundle's partition layout needs, for refusing too-small disks.
+fn layout_size(manifest: &crate::bundle::manifest::Manifest) -> u64 {
+    use crate::formats::{gpt, mbr};
+    let mut blocks = 0u64;
+    for s in &manifest.mbrs {
+        if let Ok(spec) = mbr::MbrSpec::from_section(s) {
+            for p in &spec.partitions {
+                blocks = blocks.max(u64::from(p.block_offset) + u64::from(p.block_count));
+            }
+        }
+    }
+    for s in &manifest.gpts {
+        if let Ok(spec) = gpt::GptSpec::from_section(s) {
+            for p in &spec.partitions {
+                blocks = blocks.max(p.block_offset + p.block_count + 33);
+            }
+        }
+    }
+    blocks * BLOCK_SIZE
+}
+
+fn choose_disk(
+    config: &Config,
+    paths: &BootPaths,
+    min_size: u64,
+    out: &mut BootReporter,
+) -> Result<disks::Selected, Failure> {
+    let mut selector = config.disk.clone();
+    // /dev/disk/by-id/… links name a device: resolve them first.
+    if let Some(disks::DiskSelector::Path(path)) = &selector {
+        if let Ok(real) = std::fs::canonicalize(path) {
+            selector = Some(disks::DiskSelector::Path(real));
+        }
+    }
+    let include_virtual = selector.as_ref().is_some_and(|s| s.names_device());
+    let options = DiscoverOptions { include_virtual, loader_exe: std::fs::read_link("/proc/self/exe").ok() };
+    let request = SelectRequest { selector, min_size, force: config.force };
+    let policy = WaitPolicy { timeout: config.disk_wait, ..WaitPolicy::default() };
+    let mut clock = disks::SystemClock::default();
+    let mut last_note = String::new();
+    disks::wait_for_disk(
+        &mut clock,
+        &policy,
+        &request,
+        || {
+            let mounts = std::fs::read_to_string(&paths.mountinfo)
+                .ok()
+                .and_then(|t| disks::parse_mountinfo(&t).ok())
+                .unwrap_or_default();
+            disks::discover(&paths.sys_block, &mounts, &options)
+        },
+        |e| {
+            let note = e.to_string();
+            if note != last_note {
+                out.say(&format!("waiting for a disk: {note}"));
+                last_note = note;
+            }
+        },
+    )
+    .map_err(|e| fail("choosing the disk", "disk", e, "set loader.disk= (serial:, wwn:, model:, size:>=, a path)"))
+}
+
+/// How long to pause before attempt `n` (1-based) is retried, or `None`
+/// when the policy says stop.
+pub fn retry_delay(config: &Config, failed_attempts: u32) -> Option<Duration> {
+    match config.on_error {
+        OnError::Retry if failed_attempts <= config.on_error_retries => Some(config.on_error_delay),
+        _ => None,
+    }
+}
+
+/// `loader.task=` as the engine's prefix (for messages).
+pub fn describe_task(task: &TaskRequest) -> String {
+    match task {
+        TaskRequest::Auto => "auto".into(),
+        TaskRequest::Prefix(p) => p.clone(),
+    }
+}
