@@ -137,14 +137,25 @@ fn process_vars() -> BTreeMap<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    if let Command::Boot { cmdline, config, keys_dir, default_bundle, sys_block, finish } = cli.command {
+    if let Command::Boot {
+        cmdline,
+        config,
+        keys_dir,
+        default_bundle,
+        sys_block,
+        finish,
+    } = cli.command
+    {
         let mut paths = crate::boot::run::BootPaths::system();
         paths.cmdline = cmdline;
         paths.config = config;
         paths.keys_dir = keys_dir;
         paths.default_bundle = default_bundle;
         paths.sys_block = sys_block;
-        let mode = crate::boot::main_loop::BootMode { pid1: false, power_actions: finish };
+        let mode = crate::boot::main_loop::BootMode {
+            pid1: false,
+            power_actions: finish,
+        };
         return crate::boot::main_loop::boot_main(mode, &paths);
     }
     match run(cli) {

@@ -8,7 +8,13 @@ use loader::boot::{main_loop, pid1, run::BootPaths};
 fn main() -> ExitCode {
     if pid1::is_pid1() {
         // The kernel started us as /init: run the boot flow, never exit.
-        return main_loop::boot_main(main_loop::BootMode { pid1: true, power_actions: true }, &BootPaths::system());
+        return main_loop::boot_main(
+            main_loop::BootMode {
+                pid1: true,
+                power_actions: true,
+            },
+            &BootPaths::system(),
+        );
     }
     loader::cli::main(loader::cli::Cli::parse())
 }

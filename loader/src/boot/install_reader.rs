@@ -23,8 +23,15 @@ impl InstallReader for DiskReader {
             let spec = uboot_env::UbootEnvSpec::from_section(section)?;
             match uboot_env::read(disk, &spec) {
                 Ok(env) => {
-                    let vars: BTreeMap<String, String> =
-                        env.iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned())).collect();
+                    let vars: BTreeMap<String, String> = env
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                String::from_utf8_lossy(k).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            )
+                        })
+                        .collect();
                     facts.uboot_env = Some(vars);
                     break;
                 }
@@ -40,7 +47,9 @@ impl InstallReader for DiskReader {
 fn compare_table(disk: &mut dyn Medium, manifest: &Manifest, blocks: Option<u64>) -> Result<TableComparison, BoxError> {
     if let Some(section) = manifest.gpts.first() {
         let spec = gpt::GptSpec::from_section(section)?;
-        let Ok(table) = gpt::read(disk, blocks) else { return Ok(TableComparison::NoTable) };
+        let Ok(table) = gpt::read(disk, blocks) else {
+            return Ok(TableComparison::NoTable);
+        };
         for want in spec.partitions.iter().filter(|p| !p.expand) {
             let found = table.partitions.iter().any(|p| p.first_lba == want.block_offset);
             if !found {

@@ -24,7 +24,11 @@ pub struct BootMode {
 }
 
 pub fn boot_main(mode: BootMode, paths: &BootPaths) -> ExitCode {
-    let log = Arc::new(if mode.pid1 { early_boot() } else { BootLog::new(Some(Box::new(std::io::stdout())), None) });
+    let log = Arc::new(if mode.pid1 {
+        early_boot()
+    } else {
+        BootLog::new(Some(Box::new(std::io::stdout())), None)
+    });
     if mode.pid1 {
         let halt_log = log.clone();
         pid1::install_panic_hook(log.clone(), Arc::new(move |msg: &str| halt_forever(&halt_log, msg)));
@@ -63,7 +67,13 @@ fn early_boot() -> BootLog {
 fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
     let loaded = match Config::load(&paths.config, &paths.cmdline) {
         Ok(l) => l,
-        Err(e) => return give_up(mode, log, &format!("result: failed class=config stage=configuration: {e}")),
+        Err(e) => {
+            return give_up(
+                mode,
+                log,
+                &format!("result: failed class=config stage=configuration: {e}"),
+            )
+        }
     };
     for warning in &loaded.warnings {
         log.warn(&warning.to_string());
@@ -89,7 +99,10 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
             }
             Err(failure) => {
                 failed += 1;
-                log.error(&format!("result: failed class={} stage={}: {failure}", failure.class, failure.stage));
+                log.error(&format!(
+                    "result: failed class={} stage={}: {failure}",
+                    failure.class, failure.stage
+                ));
                 match run::retry_delay(&config, failed) {
                     Some(delay) => {
                         log.info(&format!(

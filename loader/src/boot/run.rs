@@ -67,7 +67,12 @@ impl std::fmt::Display for Failure {
 }
 
 fn fail(stage: &'static str, class: &str, message: impl ToString, hint: &'static str) -> Failure {
-    Failure { stage, class: class.to_string(), message: message.to_string(), hint }
+    Failure {
+        stage,
+        class: class.to_string(),
+        message: message.to_string(),
+        hint,
+    }
 }
 
 /// What a successful attempt did.
@@ -90,7 +95,10 @@ impl BootReporter {
             ConsoleMode::Plain => Box::new(Console::new(console::Style::Plain, Box::new(std::io::stdout()))),
             ConsoleMode::Auto => Box::new(Console::new(console::Style::detect(), Box::new(std::io::stdout()))),
         };
-        BootReporter { inner, json: mode == ConsoleMode::Json }
+        BootReporter {
+            inner,
+            json: mode == ConsoleMode::Json,
+        }
     }
 
     pub fn stage(&mut self, name: &str) {
@@ -99,7 +107,9 @@ impl BootReporter {
 
     pub fn say(&mut self, line: &str) {
         if self.json {
-            self.inner.event(&Event::Info { message: line.to_string() });
+            self.inner.event(&Event::Info {
+                message: line.to_string(),
+            });
         } else {
             println!("loader: {line}");
         }
@@ -119,7 +129,11 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     out.say(&format!(
         "{} public key(s) enforced{}",
         keys.len(),
-        if keys.is_empty() { " (no key: signatures are not checked)" } else { "" }
+        if keys.is_empty() {
+            " (no key: signatures are not checked)"
+        } else {
+            ""
+        }
     ));
 
     out.stage("finding the bundle");
@@ -133,7 +147,8 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     // The whole bundle is checked before the first write: an initramfs that
     // failed to unpack can leave a full-size file with the wrong bytes.
     out.stage("verifying the bundle");
-    let opened = apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
+    let opened =
+        apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
     let manifest = opened.manifest.clone();
     apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
     out.say("bundle verified: signature and every resource hash");
@@ -143,11 +158,19 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     let selected = choose_disk(config, paths, min_size, out)?;
     out.say(&format!("disk: {} ({})", selected.disk.summary(), selected.reason));
     let dev = selected.disk.dev_path();
-    let mut device = BlockDevice::open(Path::new(&dev), config.force.mounted)
-        .map_err(|e| fail("opening the disk", "disk", format!("{dev}: {e}"), "is another process using it?"))?;
+    let mut device = BlockDevice::open(Path::new(&dev), config.force.mounted).map_err(|e| {
+        fail(
+            "opening the disk",
+            "disk",
+            format!("{dev}: {e}"),
+            "is another process using it?",
+        )
+    })?;
 
     out.stage("choosing the task");
-    let reader = DiskReader { device_blocks: device.size().map(|s| s / BLOCK_SIZE) };
+    let reader = DiskReader {
+        device_blocks: device.size().map(|s| s / BLOCK_SIZE),
+    };
     let choice = task_choice::choose_task_on(&config.task, &manifest, &mut device, &reader)
         .map_err(|e| fail("choosing the task", "task", e, ""))?;
     out.say(&format!("task: {} ({})", choice.task, choice.reason));
@@ -158,7 +181,9 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
 
     out.stage("re-reading the partition table");
     if let Err(e) = device.reread_partitions() {
-        out.say(&format!("warning: the kernel did not re-read the partition table of {dev}: {e}"));
+        out.say(&format!(
+            "warning: the kernel did not re-read the partition table of {dev}: {e}"
+        ));
     }
     out.say(&format!(
         "installed {} {} ({}) with task {} onto {dev} in {:.1} s; {} of resources, signature: {}",
@@ -174,7 +199,14 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
 }
 
 fn open(path: &Path) -> Result<File, Failure> {
-    File::open(path).map_err(|e| fail("reading the bundle", "no-bundle", format!("{}: {e}", path.display()), ""))
+    File::open(path).map_err(|e| {
+        fail(
+            "reading the bundle",
+            "no-bundle",
+            format!("{}: {e}", path.display()),
+            "",
+        )
+    })
 }
 
 fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {
@@ -195,7 +227,12 @@ fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failu
         files.sort();
         for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pub")) {
             keys.push(PublicKey::from_file(file).map_err(|e| {
-                fail("loading keys", "config", format!("{}: {e}", file.display()), "rebuild the initramfs")
+                fail(
+                    "loading keys",
+                    "config",
+                    format!("{}: {e}", file.display()),
+                    "rebuild the initramfs",
+                )
             })?);
         }
     }
@@ -220,7 +257,12 @@ fn find_bundle(config: &Config, paths: &BootPaths) -> Result<PathBuf, Failure> {
     let candidate = config.bundle.clone().unwrap_or_else(|| paths.default_bundle.clone());
     match std::fs::metadata(&candidate) {
         Ok(m) if m.is_file() && m.len() > 0 => Ok(candidate),
-        Ok(_) => Err(fail("finding the bundle", "no-bundle", format!("{} is empty", candidate.display()), "")),
+        Ok(_) => Err(fail(
+            "finding the bundle",
+            "no-bundle",
+            format!("{} is empty", candidate.display()),
+            "",
+        )),
         Err(_) => Err(fail(
             "finding the bundle",
             "no-bundle",
@@ -265,9 +307,19 @@ fn choose_disk(
         }
     }
     let include_virtual = selector.as_ref().is_some_and(|s| s.names_device());
-    let options = DiscoverOptions { include_virtual, loader_exe: std::fs::read_link("/proc/self/exe").ok() };
-    let request = SelectRequest { selector, min_size, force: config.force };
-    let policy = WaitPolicy { timeout: config.disk_wait, ..WaitPolicy::default() };
+    let options = DiscoverOptions {
+        include_virtual,
+        loader_exe: std::fs::read_link("/proc/self/exe").ok(),
+    };
+    let request = SelectRequest {
+        selector,
+        min_size,
+        force: config.force,
+    };
+    let policy = WaitPolicy {
+        timeout: config.disk_wait,
+        ..WaitPolicy::default()
+    };
     let mut clock = disks::SystemClock::default();
     let mut last_note = String::new();
     disks::wait_for_disk(
@@ -289,7 +341,14 @@ fn choose_disk(
             }
         },
     )
-    .map_err(|e| fail("choosing the disk", "disk", e, "set loader.disk= (serial:, wwn:, model:, size:>=, a path)"))
+    .map_err(|e| {
+        fail(
+            "choosing the disk",
+            "disk",
+            e,
+            "set loader.disk= (serial:, wwn:, model:, size:>=, a path)",
+        )
+    })
 }
 
 /// How long to pause before attempt `n` (1-based) is retried, or `None`
