@@ -3,6 +3,8 @@
 //! with a message where they are not available); refusals use fake sysfs
 //! trees, since they stop before a disk is opened.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,6 +6,8 @@
 //!
 //! Needs `zstd`, `python3` and `fsck.fat` (scripts/test installs them).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! written — the first and last MiB and the U-Boot environment of the
 //! destination are exactly as before.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 

@@ -289,12 +289,12 @@ fn fat_vol<'f>(
     m: &mut Overlay<'_>,
     block_offset: u64,
 ) -> Result<&'f mut fat::Fat, Failure> {
-    if !fats.contains_key(&block_offset) {
-        let vol = fat::Fat::open(m, block_offset * BLOCK_SIZE).map_err(boxed)?;
-        fats.insert(block_offset, vol);
+    match fats.entry(block_offset) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            Ok(e.insert(fat::Fat::open(m, block_offset * BLOCK_SIZE).map_err(boxed)?))
+        }
     }
-    fats.get_mut(&block_offset)
-        .ok_or_else(|| other("FAT volume vanished".into()))
 }
 
 /// An action failed: either with a ready-made engine error or a component

@@ -47,7 +47,8 @@ impl<'t> Overlay<'t> {
     /// protected from the start: MBR, GPTs, boot loaders and EBR-free layouts
     /// all live there.
     pub fn new(target: &'t mut dyn Target, limit: u64) -> Self {
-        let mut protected = vec![0..MIB];
+        let mut protected: Vec<Range<u64>> = Vec::with_capacity(4);
+        protected.push(0..MIB);
         if let Some(size) = target.size() {
             protected.push(size.saturating_sub(MIB)..size);
         }

@@ -70,7 +70,7 @@ fn compare_table(disk: &mut dyn Medium, manifest: &Manifest, blocks: Option<u64>
         }
         let slots = mbr::read_primary_slots(disk)?;
         for want in spec.partitions.iter().filter(|p| p.index < 4 && p.block_count > 0) {
-            let have = &slots[want.index as usize];
+            let have = &slots[want.index];
             if have.block_offset != u64::from(want.block_offset) || have.kind != want.kind {
                 return Ok(TableComparison::Differs(format!(
                     "partition {} is type {:#04x} at block {}, the bundle's is type {:#04x} at block {}",

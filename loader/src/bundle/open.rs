@@ -44,7 +44,6 @@ pub fn read_head<R: Read>(walker: &mut ZipWalker<R>) -> Result<BundleHead, HeadE
             return Err(HeadError::BadSignatureSize(sig.len()));
         }
         signature = Some(sig);
-        drop(entry);
         entry = walker.next_entry().map_err(|e| zip(&e))?.ok_or(HeadError::EmptyMeta)?;
     }
     if entry.name() != "meta.conf" {
