@@ -15,6 +15,9 @@ use crate::bundle::open::read_head;
 use crate::bundle::zip::ZipWalker;
 use crate::bundle::{meta_conf, signature};
 
+/// The first bytes of a VCDIFF (RFC 3284) delta.
+const VCDIFF_MAGIC: [u8; 3] = [0xd6, 0xc3, 0xc4];
+
 /// Source buffer: large reads keep syscalls and inflate calls few.
 const SOURCE_BUFFER: usize = 256 * 1024;
 
@@ -191,7 +194,9 @@ fn stream_resource(
         name: resource.name.clone(),
         bytes: resource.stored_len(),
     });
-    let actions = task.handler(&resource.name).map(|h| &h.actions[..]).unwrap_or(&[]);
+    let handler = task.handler(&resource.name);
+    let delta = handler.is_some_and(|h| h.delta_source);
+    let actions = handler.map(|h| &h.actions[..]).unwrap_or(&[]);
     let data_at = actions.iter().position(|a| a.consumes_data());
     let (before, rest) = actions.split_at(data_at.unwrap_or(actions.len()));
     runner.run_actions(Stage::Resources, before)?;
@@ -221,6 +226,14 @@ fn stream_resource(
         loop {
             match stream.next() {
                 Msg::Data(buf) => {
+                    // A delta update's resource is a VCDIFF patch against the
+                    // other slot: refuse it before writing patch bytes as data.
+                    if got == 0 && delta && buf.starts_with(&VCDIFF_MAGIC) {
+                        return Err(ApplyError::Unsupported(format!(
+                            "resource `{}` is a delta update (VCDIFF); delta updates",
+                            resource.name
+                        )));
+                    }
                     hasher.update(&buf);
                     if let Some(sink) = sink.as_mut() {
                         sink.write(&buf).map_err(|e| sink_error(sink, e))?;
