@@ -247,18 +247,7 @@ fn stream_resource(
                 Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
             }
         }
-        if got != resource.stored_len() {
-            return Err(ApplyError::LengthMismatch {
-                name: resource.name.clone(),
-                got,
-                expected: resource.stored_len(),
-            });
-        }
-        if hasher.finalize().as_bytes() != resource.blake2b_256 {
-            return Err(ApplyError::HashMismatch {
-                name: resource.name.clone(),
-            });
-        }
+        check_resource(resource, got, &hasher)?;
         if let Some(sink) = sink {
             let label = sink.label().to_string();
             sink.finish().map_err(|source| ApplyError::Action {
@@ -312,18 +301,7 @@ pub fn verify_all<R: Read + Send + 'static>(
                     }
                 }
                 let Some(resource) = resource else { continue };
-                if got != resource.stored_len() {
-                    return Err(ApplyError::LengthMismatch {
-                        name: resource.name.clone(),
-                        got,
-                        expected: resource.stored_len(),
-                    });
-                }
-                if hasher.finalize().as_bytes() != resource.blake2b_256 {
-                    return Err(ApplyError::HashMismatch {
-                        name: resource.name.clone(),
-                    });
-                }
+                check_resource(resource, got, &hasher)?;
                 seen.push(resource.name.clone());
             }
             Msg::Done => break,
@@ -343,4 +321,15 @@ pub fn verify_all<R: Read + Send + 'static>(
         }
     }
     Ok(done)
+}
+
+/// A resource's data ended: it must have meta.conf's length and BLAKE2b-256.
+fn check_resource(resource: &Resource, got: u64, hasher: &blake2b_simd::State) -> Result<(), ApplyError> {
+    if got != resource.stored_len() {
+        return Err(ApplyError::LengthMismatch { name: resource.name.clone(), got, expected: resource.stored_len() });
+    }
+    if hasher.finalize().as_bytes() != resource.blake2b_256 {
+        return Err(ApplyError::HashMismatch { name: resource.name.clone() });
+    }
+    Ok(())
 }
