@@ -3,4 +3,6 @@
 
 pub mod bundle;
 pub mod formats;
+pub mod initramfs;
+pub mod ipxe;
 pub mod target;
