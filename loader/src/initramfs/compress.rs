@@ -86,6 +86,7 @@ pub fn compress(archive: &[u8], compression: Compression) -> Result<Vec<u8>, Ini
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -203,6 +203,7 @@ impl<W: Write> NewcWriter<W> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

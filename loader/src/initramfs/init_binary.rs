@@ -89,6 +89,7 @@ pub(crate) fn fake_elf(program_header_types: &[u32]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

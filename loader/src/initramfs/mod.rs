@@ -226,6 +226,7 @@ fn checked_public_key(index: usize, key: &str) -> Result<&str, InitramfsError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -175,6 +175,7 @@ fn normalize(path: &str) -> Result<String, InitramfsError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
