@@ -18,8 +18,6 @@
 //! is written as `name="a b"`, which survives the re-joining and which the
 //! kernel unquotes.
 
-use std::fmt::Write as _;
-
 /// Longest kernel command line x86 Linux accepts (2048 bytes with the NUL).
 pub const CMDLINE_MAX: usize = 2047;
 
@@ -98,24 +96,31 @@ pub fn chain_script(options: &ChainOptions) -> Result<String, IpxeError> {
     let initramfs_url = checked_url(join(options.base_url.as_deref(), &options.initramfs))?;
     let cmdline = kernel_cmdline(options)?;
 
-    let mut script = String::from("#!ipxe\n");
-    let _ = writeln!(
-        script,
-        "# Boot the loader; it installs the bundle onto this machine's disk."
-    );
-    let _ = writeln!(script, "kernel {kernel_url} {cmdline}");
-    let _ = writeln!(script, "initrd {initramfs_url}");
+    let kernel_line = if cmdline.is_empty() {
+        format!("kernel {kernel_url}")
+    } else {
+        format!("kernel {kernel_url} {cmdline}")
+    };
+    let mut lines = vec![
+        "#!ipxe".to_owned(),
+        "# Boot the loader; it installs the bundle onto this machine's disk.".to_owned(),
+        kernel_line,
+        format!("initrd {initramfs_url}"),
+    ];
     match &options.bundle {
         BundleDelivery::Initrd(url) => {
-            let _ = writeln!(script, "initrd {} {BUNDLE_PATH}", checked_url(url.clone())?);
+            lines.push(format!(
+                "initrd {} {BUNDLE_PATH}",
+                checked_url(url.clone())?
+            ));
         }
         BundleDelivery::WrappedCpio(url) => {
-            let _ = writeln!(script, "initrd {}", checked_url(url.clone())?);
+            lines.push(format!("initrd {}", checked_url(url.clone())?));
         }
         BundleDelivery::None | BundleDelivery::LoaderFetches(_) => {}
     }
-    script.push_str("boot\n");
-    Ok(script)
+    lines.push("boot".to_owned());
+    Ok(lines.join("\n") + "\n")
 }
 
 /// The kernel command line the script passes: consoles, `loader.*`
@@ -127,13 +132,14 @@ pub fn kernel_cmdline(options: &ChainOptions) -> Result<String, IpxeError> {
     }
     let mut loader_options = options.loader_options.clone();
     if let BundleDelivery::LoaderFetches(url) = &options.bundle {
+        let url = checked_url(url.clone())?;
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(IpxeError::BadUrl {
                 url: url.clone(),
                 reason: "the loader fetches it itself, so it must be an absolute http:// or https:// URL",
             });
         }
-        loader_options.insert(0, ("url".to_owned(), url.clone()));
+        loader_options.insert(0, ("url".to_owned(), url));
     }
     let mut seen = Vec::new();
     for (name, value) in &loader_options {

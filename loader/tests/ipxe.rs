@@ -169,3 +169,24 @@ fn command_line_limit_is_enforced() {
         }
     );
 }
+
+#[test]
+fn no_parameters_means_no_trailing_space() {
+    let opts = ChainOptions {
+        consoles: Vec::new(),
+        ..ChainOptions::default()
+    };
+    let script = chain_script(&opts).unwrap();
+    assert!(script.contains("\nkernel bzImage\n"), "{script}");
+}
+
+#[test]
+fn fetched_bundle_url_must_be_one_word() {
+    let opts = options(BundleDelivery::LoaderFetches(
+        "https://x/my app.fw".to_owned(),
+    ));
+    assert!(matches!(
+        chain_script(&opts).unwrap_err(),
+        IpxeError::BadUrl { .. }
+    ));
+}
