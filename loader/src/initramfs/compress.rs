@@ -1,9 +1,12 @@
 //! Compressing the cpio archive in a form the kernel's initramfs unpacker accepts.
 //!
 //! The default is xz, written by the pure-Rust `lzma-rust2` encoder: the
-//! smallest of the formats the kernel reads (about 30% smaller than gzip on
-//! the loader binary), deterministic (single-threaded, no timestamps), and no
-//! C toolchain needed. The stream is shaped for the kernel's XZ decoder
+//! smallest of the formats the kernel reads, deterministic (single-threaded,
+//! no timestamps), and no C toolchain needed. Measured on 3 MiB of Rust
+//! machine code: xz 28% of the input, zstd -19 33%, gzip -9 38%; our output
+//! is within 0.1% of `xz -9e`. The price is unpack time under QEMU's TCG
+//! emulation (about 1.4 s for 3 MiB against 0.2 s for gzip; tens of
+//! milliseconds on real hardware), so tests that boot often may prefer gzip. The stream is shaped for the kernel's XZ decoder
 //! (`lib/xz`): one LZMA2 filter and no BCJ filter (a kernel may be built
 //! without `XZ_DEC_X86`), a CRC32 check (the only check it verifies), and a
 //! dictionary no larger than the input (the kernel allocates the full

@@ -173,7 +173,9 @@ pub fn build(spec: &InitramfsSpec, epoch: u32) -> Result<Vec<u8>, InitramfsError
 
 /// Writes an uncompressed cpio holding `bundle` at `/root/install.fw` to
 /// `out`, streaming the bundle. Loaded as a second initrd after the loader's
-/// initramfs, the kernel unpacks it on top.
+/// initramfs, the kernel unpacks it on top. The kernel needs each archive in
+/// a chain to start on a 4-byte boundary; xz files always end on one, so
+/// `cat initramfs.cpio.xz install.cpio` is also a valid single initrd.
 pub fn wrap_bundle<W: Write>(bundle: &Path, epoch: u32, out: W) -> Result<W, InitramfsError> {
     let read_error = |source| InitramfsError::Read {
         path: bundle.to_owned(),
