@@ -6,6 +6,8 @@ pub mod boot;
 pub mod bundle;
 pub mod cli;
 pub mod formats;
+pub mod initramfs;
 pub mod inspect;
+pub mod ipxe;
 pub mod report;
 pub mod target;
