@@ -7,5 +7,6 @@ pub mod bundle;
 pub mod cli;
 pub mod formats;
 pub mod inspect;
+pub mod pack;
 pub mod report;
 pub mod target;

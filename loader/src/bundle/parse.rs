@@ -72,7 +72,10 @@ pub enum ParseErrorKind {
     FunctionCall { name: String, context: String },
     #[error("sections are nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    #[error("includes are nested deeper than {} levels (does a file include itself?)", parser::MAX_INCLUDE_DEPTH)]
+    #[error(
+        "includes are nested deeper than {} levels (does a file include itself?)",
+        parser::MAX_INCLUDE_DEPTH
+    )]
     IncludeTooDeep,
     /// Refused by the caller's option table (`fwup.conf` rules).
     #[error("{0}")]
