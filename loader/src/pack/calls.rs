@@ -117,7 +117,10 @@ fn describe(error: ManifestError) -> String {
     match error {
         ManifestError::UnknownAction { action, .. } => format!("unknown action `{action}`"),
         ManifestError::UnknownRequirement { name, .. } => format!("unknown requirement `{name}`"),
-        ManifestError::BadAction { problem, .. } | ManifestError::BadRequirement { problem, .. } => problem,
+        ManifestError::BadAction { problem, .. } | ManifestError::BadRequirement { problem, .. } => {
+            // Only the tables declared so far count while reading.
+            problem.replace("which meta.conf does not declare", "which is not declared above")
+        }
         other => other.to_string(),
     }
 }
@@ -163,11 +166,13 @@ mod tests {
             check_action(&declared, "on-init", None, "fat_frob", &args(&["1"])),
             Err("unknown action `fat_frob`".into())
         );
-        let err = check_action(&declared, "on-init", None, "mbr_write", &args(&["nope"])).unwrap_err();
-        assert!(err.contains("mbr \"nope\""), "{err}");
-        let err = check_action(&declared, "on-init", None, "raw_write", &args(&["0"])).unwrap_err();
+        let err = check_action(&declared, "on-init", None, "mbr_write", &args(&["nope"])).expect_err("undeclared mbr");
+        assert!(err.contains("mbr \"nope\", which is not declared above"), "{err}");
+        let err =
+            check_action(&declared, "on-init", None, "raw_write", &args(&["0"])).expect_err("raw_write in on-init");
         assert!(err.contains("on-resource"), "{err}");
-        let err = check_action(&declared, "on-finish", None, "raw_memset", &args(&["0", "1", "256"])).unwrap_err();
+        let err =
+            check_action(&declared, "on-finish", None, "raw_memset", &args(&["0", "1", "256"])).expect_err("value 256");
         assert!(err.contains("between 0 and 255"), "{err}");
         assert_eq!(
             check_requirement(&declared, "require-moon-phase", &args(&["full"])),
@@ -175,7 +180,7 @@ mod tests {
         );
         let many = args(&["1"; 10]);
         assert!(check_action(&declared, "on-init", None, "info", &many)
-            .unwrap_err()
+            .expect_err("ten arguments")
             .contains("at most 9"));
     }
 }

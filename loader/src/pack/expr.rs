@@ -11,15 +11,15 @@
 /// Why an expression could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExprError {
-    #[error("expected a number or `(` at position {0}")]
+    #[error("expected a number or `(` at character {0}")]
     ExpectedNumber(usize),
-    #[error("unexpected `{found}` at position {at}")]
+    #[error("unexpected `{found}` at character {at}")]
     Unexpected { found: char, at: usize },
-    #[error("missing `)` for the `(` at position {0}")]
+    #[error("missing `)` for the `(` at character {0}")]
     UnclosedParen(usize),
     #[error("the expression is empty")]
     Empty,
-    #[error("division by zero at position {0}")]
+    #[error("division by zero at character {0}")]
     DivisionByZero(usize),
     #[error("exponent {0} is out of range (0 to 63)")]
     Exponent(i64),
@@ -47,13 +47,9 @@ pub fn eval(text: &str) -> Result<i64, ExprError> {
     parser.skip_blanks();
     match parser.peek() {
         None => Ok(value),
-        Some(b')') => Err(ExprError::Unexpected {
-            found: ')',
-            at: parser.pos,
-        }),
         Some(c) => Err(ExprError::Unexpected {
             found: char::from(c),
-            at: parser.pos,
+            at: parser.here(),
         }),
     }
 }
@@ -65,6 +61,11 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// The current position as messages count it (from 1).
+    fn here(&self) -> usize {
+        self.pos + 1
+    }
+
     fn peek(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
     }
@@ -104,7 +105,7 @@ impl Parser<'_> {
                 Some(op @ (b'*' | b'/' | b'%')) => op,
                 _ => return Ok(value),
             };
-            let at = self.pos;
+            let at = self.here();
             self.pos += 1;
             let rhs = self.unary()?;
             value = match op {
@@ -147,7 +148,7 @@ impl Parser<'_> {
     fn postfix(&mut self) -> Result<i64, ExprError> {
         self.skip_blanks();
         let mut value = if self.peek() == Some(b'(') {
-            let open = self.pos;
+            let open = self.here();
             self.pos += 1;
             let value = self.nested(Self::sum)?;
             self.skip_blanks();
@@ -177,6 +178,7 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<i64, ExprError> {
         let start = self.pos;
+        let at = self.here();
         let rest = &self.s[start..];
         let (radix, skip) = if rest.starts_with(b"0x") || rest.starts_with(b"0X") {
             (16, 2)
@@ -190,9 +192,9 @@ impl Parser<'_> {
             .take_while(|b| char::from(**b).is_digit(radix))
             .count();
         if digits == 0 {
-            return Err(ExprError::ExpectedNumber(start));
+            return Err(ExprError::ExpectedNumber(at));
         }
-        let text = std::str::from_utf8(&rest[skip..skip + digits]).map_err(|_| ExprError::ExpectedNumber(start))?;
+        let text = std::str::from_utf8(&rest[skip..skip + digits]).map_err(|_| ExprError::ExpectedNumber(at))?;
         let value = i64::from_str_radix(text, radix).map_err(|_| ExprError::Overflow)?;
         self.pos += skip + digits;
         Ok(value)
@@ -246,13 +248,13 @@ mod tests {
     #[test]
     fn errors_say_what_and_where() {
         assert_eq!(eval(""), Err(ExprError::Empty));
-        assert_eq!(eval("1 +"), Err(ExprError::ExpectedNumber(3)));
-        assert_eq!(eval("1 / (2 - 2)"), Err(ExprError::DivisionByZero(2)));
-        assert_eq!(eval("5 % 0"), Err(ExprError::DivisionByZero(2)));
-        assert_eq!(eval("(1 + 2"), Err(ExprError::UnclosedParen(0)));
-        assert_eq!(eval("1 + 2)"), Err(ExprError::Unexpected { found: ')', at: 5 }));
-        assert_eq!(eval("abc"), Err(ExprError::ExpectedNumber(0)));
-        assert_eq!(eval("3 x 4"), Err(ExprError::Unexpected { found: 'x', at: 2 }));
+        assert_eq!(eval("1 +"), Err(ExprError::ExpectedNumber(4)));
+        assert_eq!(eval("1 / (2 - 2)"), Err(ExprError::DivisionByZero(3)));
+        assert_eq!(eval("5 % 0"), Err(ExprError::DivisionByZero(3)));
+        assert_eq!(eval("(1 + 2"), Err(ExprError::UnclosedParen(1)));
+        assert_eq!(eval("1 + 2)"), Err(ExprError::Unexpected { found: ')', at: 6 }));
+        assert_eq!(eval("abc"), Err(ExprError::ExpectedNumber(1)));
+        assert_eq!(eval("3 x 4"), Err(ExprError::Unexpected { found: 'x', at: 3 }));
         assert_eq!(eval("2 ^ 64"), Err(ExprError::Exponent(64)));
         assert_eq!(eval("9223372036854775807 + 1"), Err(ExprError::Overflow));
         assert_eq!(eval("99999999999999999999"), Err(ExprError::Overflow));

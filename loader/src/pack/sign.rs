@@ -76,7 +76,6 @@ pub fn sign_bundle(input: &Path, key: &SigningKey, output: &Path) -> Result<Sign
         .ok_or_else(|| bundle_error(input, "the bundle is empty"))?;
     if entry.name() == "meta.conf.ed25519" {
         replaced = true;
-        drop(entry);
         entry = walker
             .next_entry()
             .map_err(|e| bundle_error(input, e))?
@@ -98,7 +97,6 @@ pub fn sign_bundle(input: &Path, key: &SigningKey, output: &Path) -> Result<Sign
         .take(MAX_META_CONF_LEN as u64)
         .read_to_end(&mut meta_conf)
         .map_err(|e| bundle_error(input, e))?;
-    drop(entry);
     if !(MIN_META_CONF_LEN..MAX_META_CONF_LEN).contains(&meta_conf.len()) {
         return Err(bundle_error(
             input,

@@ -54,6 +54,9 @@ pub(crate) struct ZipWriter<W: Write> {
     position: u64,
     central: Vec<CentralRecord>,
     level: u32,
+    /// Entries at least this big are zip64 ([`ZIP64_THRESHOLD`]; lower in
+    /// tests).
+    zip64_from: u64,
 }
 
 impl<W: Write> ZipWriter<W> {
@@ -64,6 +67,7 @@ impl<W: Write> ZipWriter<W> {
             position: 0,
             central: Vec::new(),
             level: level.min(9),
+            zip64_from: ZIP64_THRESHOLD,
         }
     }
 
@@ -78,7 +82,7 @@ impl<W: Write> ZipWriter<W> {
         let offset = self.position;
         let crc = crc32fast::hash(data);
         let size = data.len() as u64;
-        let zip64 = size >= ZIP64_THRESHOLD;
+        let zip64 = size >= self.zip64_from;
         self.local_header(name, Method::Stored, None, size, Some(size), zip64)?;
         self.write(data)?;
         self.descriptor(crc, size, size, zip64)?;
@@ -99,7 +103,7 @@ impl<W: Write> ZipWriter<W> {
     /// knows it); write the data into the returned writer, then `finish`.
     pub fn begin_deflated(&mut self, name: &str, size: u64, mtime: Option<u32>) -> io::Result<EntryWriter<'_, W>> {
         let offset = self.position;
-        let zip64 = size >= ZIP64_THRESHOLD;
+        let zip64 = size >= self.zip64_from;
         self.local_header(name, Method::Deflate, mtime, size, None, zip64)?;
         let level = Compression::new(self.level);
         Ok(EntryWriter {
@@ -408,11 +412,9 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
-    #[test]
-    fn entries_read_back_with_the_loaders_walker() {
-        use crate::bundle::zip::ZipWalker;
-        use std::io::Read;
+    fn sample_archive(zip64_from: u64) -> (Vec<u8>, Vec<u8>) {
         let mut zip = ZipWriter::new(Vec::new(), 9);
+        zip.zip64_from = zip64_from;
         zip.add_stored("sig", &[7u8; 64]).expect("stored");
         let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut entry = zip
@@ -422,7 +424,12 @@ mod tests {
             entry.write_all(piece).expect("write");
         }
         entry.finish().expect("finish");
-        let bytes = zip.finish().expect("finish");
+        (zip.finish().expect("finish"), body)
+    }
+
+    fn read_back(bytes: &[u8], body: Vec<u8>) {
+        use crate::bundle::zip::ZipWalker;
+        use std::io::Read;
         let mut walker = ZipWalker::new(&bytes[..]);
         let mut seen = Vec::new();
         while let Some(mut e) = walker.next_entry().expect("entry") {
@@ -434,5 +441,30 @@ mod tests {
             seen,
             vec![("sig".to_string(), vec![7u8; 64]), ("data/x".to_string(), body)]
         );
+    }
+
+    #[test]
+    fn entries_read_back_with_the_loaders_walker() {
+        let (bytes, body) = sample_archive(ZIP64_THRESHOLD);
+        assert!(!bytes.windows(4).any(|w| w == ZIP64_END_OF_CENTRAL.to_le_bytes()));
+        read_back(&bytes, body);
+    }
+
+    /// The zip64 layout (local extra field, 64-bit descriptors, central
+    /// extra fields), forced on small entries.
+    #[test]
+    fn zip64_entries_read_back() {
+        let (bytes, body) = sample_archive(0);
+        let local_extra = [0x01, 0x00, 16, 0];
+        assert!(bytes.windows(4).any(|w| w == local_extra), "no zip64 extra field");
+        read_back(&bytes, body);
+        // An independent reader: Info-ZIP's unzip, when installed.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("z.zip");
+        std::fs::write(&path, &bytes).expect("write");
+        match std::process::Command::new("unzip").arg("-tq").arg(&path).output() {
+            Ok(out) => assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout)),
+            Err(e) => eprintln!("unzip not available ({e}); skipped"),
+        }
     }
 }

@@ -36,7 +36,7 @@ pub fn corpus_bytes(name: &str, len: usize) -> Vec<u8> {
 }
 
 /// A copy of the corpus confs, `inputs/` and `keys/`, plus
-/// `inputs/sparse-2MiB.img` as the corpus README describes it: 2 MiB, 64 KiB
+/// `inputs/grub.img` when missing and `inputs/sparse-2MiB.img` as the corpus README describes it: 2 MiB, 64 KiB
 /// of data at 0 and at 1 MiB, holes elsewhere (its bytes are
 /// SHA-256("sparse-a:N") and SHA-256("sparse-b:N"), which reproduces fwup's
 /// hash and image).
@@ -51,6 +51,12 @@ pub fn corpus_workdir() -> tempfile::TempDir {
     }
     for conf in corpus_confs() {
         fs::copy(fixtures().join(&conf), dir.path().join(&conf)).expect("copy conf");
+    }
+    // `*.img` is git-ignored, so the fixture copy may lack grub.img; it is
+    // generated the same way as the other corpus inputs.
+    let grub = dir.path().join("inputs/grub.img");
+    if !grub.exists() {
+        fs::write(&grub, corpus_bytes("grub.img", 32768)).expect("write grub.img");
     }
     let sparse = File::create(dir.path().join("inputs/sparse-2MiB.img")).expect("create");
     sparse.set_len(2 << 20).expect("set_len");
