@@ -24,6 +24,7 @@ mod schema;
 mod sections;
 pub mod sign;
 mod sparse;
+mod zip_records;
 mod zip_writer;
 
 use std::collections::BTreeMap;
