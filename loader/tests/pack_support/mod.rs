@@ -107,6 +107,30 @@ pub fn bundle_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
     entries
 }
 
+/// The raw local header (fixed part, name, extra fields) of every entry:
+/// everything fwup's libarchive writes before an entry's data.
+pub fn local_headers(path: &Path) -> Vec<Vec<u8>> {
+    let file = File::open(path).expect("open");
+    let mut offsets = Vec::new();
+    let mut walker = ZipWalker::new(File::open(path).expect("open"));
+    while let Some(entry) = walker.next_entry().expect("entry") {
+        offsets.push(entry.header_offset());
+    }
+    offsets
+        .into_iter()
+        .map(|offset| {
+            let mut fixed = [0u8; 30];
+            file.read_exact_at(&mut fixed, offset).expect("header");
+            let len = 30
+                + usize::from(u16::from_le_bytes([fixed[26], fixed[27]]))
+                + usize::from(u16::from_le_bytes([fixed[28], fixed[29]]));
+            let mut header = vec![0u8; len];
+            file.read_exact_at(&mut header, offset).expect("header");
+            header
+        })
+        .collect()
+}
+
 /// One row of `cases.tsv`.
 pub struct Case {
     pub name: String,
