@@ -84,6 +84,12 @@ enum Command {
         #[command(flatten)]
         keys: KeyArgs,
     },
+    /// Make a bundle from an fwup configuration (fwup.conf), without fwup.
+    Pack(crate::pack::cli::PackArgs),
+    /// Create an Ed25519 signing key pair in fwup's format.
+    Keygen(crate::pack::cli::KeygenArgs),
+    /// Sign (or re-sign) an existing bundle.
+    Sign(crate::pack::cli::SignArgs),
 }
 
 #[derive(clap::Args)]
@@ -222,6 +228,9 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Pack(args) => crate::pack::cli::pack(args),
+        Command::Keygen(args) => crate::pack::cli::keygen(args),
+        Command::Sign(args) => crate::pack::cli::sign(args),
     }
 }
 

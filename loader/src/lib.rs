@@ -9,5 +9,6 @@ pub mod formats;
 pub mod initramfs;
 pub mod inspect;
 pub mod ipxe;
+pub mod pack;
 pub mod report;
 pub mod target;

@@ -31,8 +31,9 @@
 //! pass an `env` that answers it (see `meta_uuid::MetaIds::env`).
 
 mod lexer;
+pub(crate) mod parser;
 
-use lexer::{Lexer, Token, TokenKind};
+use parser::{At, Hooks, Source};
 
 use super::conf::{Section, Value};
 
@@ -71,17 +72,40 @@ pub enum ParseErrorKind {
     FunctionCall { name: String, context: String },
     #[error("sections are nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error(
+        "includes are nested deeper than {} levels (does a file include itself?)",
+        parser::MAX_INCLUDE_DEPTH
+    )]
+    IncludeTooDeep,
+    /// Refused by the caller's option table (`fwup.conf` rules).
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// Parses `meta.conf` text. `env` answers `${VAR}` references; an unset
 /// variable expands to the empty string (or to its `:-default`).
 pub fn parse_conf(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Section, ParseError> {
-    let mut parser = Parser {
-        lexer: Lexer::new(text, env),
+    let source = Source {
+        name: "meta.conf".into(),
+        text: text.to_string(),
     };
-    let mut root = Section::default();
-    parser.body(&mut root, 0)?;
-    Ok(root)
+    parser::parse_with_hooks(source, env, &mut MetaConfCalls).map_err(|e| e.error)
+}
+
+/// `meta.conf` rules: calls only in handlers and tasks, stored as fwup's
+/// callbacks store them.
+struct MetaConfCalls;
+
+impl Hooks for MetaConfCalls {
+    fn call(
+        &mut self,
+        _at: At<'_>,
+        section: &mut Section,
+        name: String,
+        args: Vec<String>,
+    ) -> Result<Option<Source>, ParseErrorKind> {
+        call_function(section, name, args).map(|()| None)
+    }
 }
 
 /// Expands `${VAR}` and `${VAR:-default}` in `s` the way a double-quoted
@@ -103,163 +127,8 @@ pub fn expand_vars(s: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
-struct Parser<'a> {
-    lexer: Lexer<'a>,
-}
-
-impl Parser<'_> {
-    fn next(&mut self) -> Result<Token, ParseError> {
-        self.lexer.next_token()
-    }
-
-    fn unexpected(token: &Token, expected: &'static str) -> ParseError {
-        ParseError {
-            line: token.line,
-            kind: ParseErrorKind::Unexpected {
-                found: token.kind.describe(),
-                expected,
-            },
-        }
-    }
-
-    /// Entries up to the closing `}` (or the end of input for the root).
-    fn body(&mut self, section: &mut Section, depth: usize) -> Result<(), ParseError> {
-        loop {
-            let token = self.next()?;
-            match token.kind {
-                TokenKind::Str(name) => self.entry(section, name, depth)?,
-                TokenKind::CloseBrace if depth > 0 => return Ok(()),
-                TokenKind::CloseBrace => {
-                    return Err(ParseError {
-                        line: token.line,
-                        kind: ParseErrorKind::UnmatchedCloseBrace,
-                    })
-                }
-                TokenKind::End if depth == 0 => return Ok(()),
-                _ if depth > 0 => return Err(Self::unexpected(&token, "an option name or `}`")),
-                _ => return Err(Self::unexpected(&token, "an option name")),
-            }
-        }
-    }
-
-    /// What follows an option or section name.
-    fn entry(&mut self, section: &mut Section, name: String, depth: usize) -> Result<(), ParseError> {
-        let token = self.next()?;
-        match token.kind {
-            TokenKind::Equals => {
-                let value = self.value()?;
-                section.options.push((name, value));
-            }
-            TokenKind::PlusEquals => {
-                let value = self.value()?;
-                append_option(section, name, value);
-            }
-            TokenKind::OpenBrace => self.subsection(section, name, None, token.line, depth)?,
-            TokenKind::Str(title) => {
-                let brace = self.next()?;
-                if brace.kind != TokenKind::OpenBrace {
-                    return Err(Self::unexpected(&brace, "`{` to open the section"));
-                }
-                self.subsection(section, name, Some(title), token.line, depth)?;
-            }
-            TokenKind::OpenParen => {
-                let args = self.call_args()?;
-                call_function(section, name, args).map_err(|kind| ParseError { line: token.line, kind })?;
-            }
-            _ => return Err(Self::unexpected(&token, "`=` after the option name")),
-        }
-        Ok(())
-    }
-
-    fn subsection(
-        &mut self,
-        parent: &mut Section,
-        kind: String,
-        title: Option<String>,
-        line: usize,
-        depth: usize,
-    ) -> Result<(), ParseError> {
-        if depth + 1 > MAX_DEPTH {
-            return Err(ParseError {
-                line,
-                kind: ParseErrorKind::TooDeep,
-            });
-        }
-        let existing = parent.sections.iter().position(|s| s.kind == kind && s.title == title);
-        match (existing, title) {
-            (Some(_), Some(title)) => Err(ParseError {
-                line,
-                kind: ParseErrorKind::DuplicateSection { kind, title },
-            }),
-            // A repeated untitled section continues the first one.
-            (Some(index), None) => {
-                let mut section = std::mem::take(&mut parent.sections[index]);
-                let result = self.body(&mut section, depth + 1);
-                parent.sections[index] = section;
-                result
-            }
-            (None, title) => {
-                let mut section = Section {
-                    kind,
-                    title,
-                    ..Section::default()
-                };
-                self.body(&mut section, depth + 1)?;
-                parent.sections.push(section);
-                Ok(())
-            }
-        }
-    }
-
-    /// A scalar or a `{…}` list. `{}` and a trailing comma are accepted, as
-    /// libconfuse does.
-    fn value(&mut self) -> Result<Value, ParseError> {
-        let token = self.next()?;
-        match token.kind {
-            TokenKind::Str(s) => Ok(Value::Scalar(s)),
-            TokenKind::OpenBrace => {
-                let mut items = Vec::new();
-                loop {
-                    let token = self.next()?;
-                    match token.kind {
-                        TokenKind::Str(s) => items.push(s),
-                        TokenKind::CloseBrace => return Ok(Value::List(items)),
-                        _ => return Err(Self::unexpected(&token, "a list value or `}`")),
-                    }
-                    let token = self.next()?;
-                    match token.kind {
-                        TokenKind::Comma => {}
-                        TokenKind::CloseBrace => return Ok(Value::List(items)),
-                        _ => return Err(Self::unexpected(&token, "`,` or `}` in the list")),
-                    }
-                }
-            }
-            _ => Err(Self::unexpected(&token, "a value")),
-        }
-    }
-
-    /// Arguments up to `)`; `f()` and a trailing comma are accepted.
-    fn call_args(&mut self) -> Result<Vec<String>, ParseError> {
-        let mut args = Vec::new();
-        loop {
-            let token = self.next()?;
-            match token.kind {
-                TokenKind::Str(s) => args.push(s),
-                TokenKind::CloseParen => return Ok(args),
-                _ => return Err(Self::unexpected(&token, "a function argument or `)`")),
-            }
-            let token = self.next()?;
-            match token.kind {
-                TokenKind::Comma => {}
-                TokenKind::CloseParen => return Ok(args),
-                _ => return Err(Self::unexpected(&token, "`,` or `)` after a function argument")),
-            }
-        }
-    }
-}
-
 /// `key += value`: extends the key's last value, or starts a list.
-fn append_option(section: &mut Section, key: String, value: Value) {
+pub(crate) fn append_option(section: &mut Section, key: String, value: Value) {
     let new_items = match value {
         Value::Scalar(s) => vec![s],
         Value::List(items) => items,
@@ -290,12 +159,18 @@ fn call_function(section: &mut Section, name: String, args: Vec<String>) -> Resu
             context: section.to_string(),
         });
     };
+    append_call(section, list, name, args);
+    Ok(())
+}
+
+/// Appends `argc, name, args…` to the `list` option (`funlist` or
+/// `reqlist`) of `section`, where `argc` counts the name.
+pub(crate) fn append_call(section: &mut Section, list: &str, name: String, args: Vec<String>) {
     let mut items = Vec::with_capacity(args.len() + 2);
     items.push((args.len() + 1).to_string());
     items.push(name);
     items.extend(args);
     append_option(section, list.to_string(), Value::List(items));
-    Ok(())
 }
 
 #[cfg(test)]

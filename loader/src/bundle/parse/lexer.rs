@@ -69,7 +69,9 @@ fn ends_bare_string(b: u8) -> bool {
 }
 
 pub(super) struct Lexer<'a> {
-    src: &'a [u8],
+    /// The text up to its first NUL (owned, so an included file's text
+    /// lives as long as its lexer).
+    src: Vec<u8>,
     pos: usize,
     line: usize,
     env: &'a dyn Fn(&str) -> Option<String>,
@@ -79,11 +81,11 @@ pub(super) struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    pub fn new(text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         let bytes = text.as_bytes();
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         Lexer {
-            src: &bytes[..end],
+            src: bytes[..end].to_vec(),
             pos: 0,
             line: 1,
             env,
