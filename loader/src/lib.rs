@@ -8,4 +8,5 @@ pub mod cli;
 pub mod formats;
 pub mod inspect;
 pub mod report;
+pub mod source;
 pub mod target;
