@@ -61,11 +61,7 @@ pub enum HttpError {
         "{url}: the download broke at byte {offset} ({cause}) and cannot be resumed: \
          the server sends neither ETag nor Last-Modified; start over"
     )]
-    NotResumable {
-        url: String,
-        offset: u64,
-        cause: String,
-    },
+    NotResumable { url: String, offset: u64, cause: String },
 
     #[error("{url}: the server broke the HTTP protocol: {detail}")]
     Protocol { url: String, detail: String },
@@ -87,10 +83,7 @@ impl HttpError {
     /// Whether the engine should discard what it has and start the whole
     /// install again from byte 0 (the file changed, or cannot be resumed).
     pub fn restart_from_zero(&self) -> bool {
-        matches!(
-            self,
-            HttpError::SourceChanged { .. } | HttpError::NotResumable { .. }
-        )
+        matches!(self, HttpError::SourceChanged { .. } | HttpError::NotResumable { .. })
     }
 
     /// The `HttpError` inside an `io::Error` returned by the reader's

@@ -33,7 +33,9 @@ use super::validator::Validator;
 pub enum PlainHttp {
     #[default]
     Refuse,
-    Allow { reason: String },
+    Allow {
+        reason: String,
+    },
 }
 
 /// Something the operator may want to see while a transfer runs.
@@ -185,9 +187,7 @@ impl HttpReader {
             }
             ("http", PlainHttp::Allow { reason }) => {
                 if let Some(sink) = &options.on_event {
-                    sink(&TransferEvent::PlainHttpAllowed {
-                        reason: reason.clone(),
-                    });
+                    sink(&TransferEvent::PlainHttpAllowed { reason: reason.clone() });
                 }
             }
             (scheme, _) => {
@@ -293,9 +293,7 @@ fn build_client(options: &HttpOptions) -> Result<reqwest::Client, HttpError> {
     if !options.proxy_from_env {
         builder = builder.no_proxy();
     }
-    builder
-        .build()
-        .map_err(|e| HttpError::ClientSetup(e.to_string()))
+    builder.build().map_err(|e| HttpError::ClientSetup(e.to_string()))
 }
 
 /// The URL without password and query (presigned URLs carry secrets there).
@@ -338,9 +336,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, HttpError::UnsupportedScheme { .. }), "{err}");
-        let err = HttpReader::open("not a url", HttpOptions::default())
-            .err()
-            .unwrap();
+        let err = HttpReader::open("not a url", HttpOptions::default()).err().unwrap();
         assert!(matches!(err, HttpError::BadUrl { .. }), "{err}");
     }
 }

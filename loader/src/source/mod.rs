@@ -16,9 +16,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 pub use error::HttpError;
-pub use http::{
-    EventSink, HttpOptions, HttpReader, PlainHttp, StatsHandle, TransferEvent, TransferStats,
-};
+pub use http::{EventSink, HttpOptions, HttpReader, PlainHttp, StatsHandle, TransferEvent, TransferStats};
 pub use retry::RetryPolicy;
 pub use sha256::{parse_sha256, to_hex, BadSha256, Sha256Handle, Sha256Mismatch, Sha256Reader};
 pub use tls::ExtraRoot;
@@ -41,10 +39,7 @@ impl SourceSpec {
     /// everything else a path.
     pub fn parse(arg: &str) -> SourceSpec {
         let is_url = arg.split_once("://").is_some_and(|(scheme, _)| {
-            !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         });
         match arg {
             "-" => SourceSpec::Stdin,

@@ -78,10 +78,7 @@ impl Backoff {
         if let Some(hint) = server_hint {
             wait = wait.max(hint.min(self.policy.max_delay));
         }
-        self.next_delay = self
-            .next_delay
-            .saturating_mul(2)
-            .min(self.policy.max_delay);
+        self.next_delay = self.next_delay.saturating_mul(2).min(self.policy.max_delay);
         let resume_at = self.last_progress.elapsed().saturating_add(wait);
         (resume_at <= self.policy.give_up_after).then_some(wait)
     }
@@ -103,9 +100,7 @@ mod tests {
     #[test]
     fn delays_double_up_to_the_cap() {
         let mut b = Backoff::new(policy(1, 8, 1000));
-        let waits: Vec<u64> = (0..6)
-            .map(|_| b.next_wait(None).map_or(0, |d| d.as_secs()))
-            .collect();
+        let waits: Vec<u64> = (0..6).map(|_| b.next_wait(None).map_or(0, |d| d.as_secs())).collect();
         assert_eq!(waits, [1, 2, 4, 8, 8, 8]);
         assert_eq!(b.failures(), 6);
     }
@@ -133,10 +128,7 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_but_capped() {
         let mut b = Backoff::new(policy(1, 5, 1000));
-        assert_eq!(
-            b.next_wait(Some(Duration::from_secs(3))),
-            Some(Duration::from_secs(3))
-        );
+        assert_eq!(b.next_wait(Some(Duration::from_secs(3))), Some(Duration::from_secs(3)));
         assert_eq!(
             b.next_wait(Some(Duration::from_secs(3600))),
             Some(Duration::from_secs(5))

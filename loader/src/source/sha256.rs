@@ -142,10 +142,7 @@ mod tests {
     fn a_wrong_pin_names_both_digests() {
         let mut reader = Sha256Reader::new(&b"abd"[..]);
         io::copy(&mut reader, &mut io::sink()).unwrap();
-        let err = reader
-            .handle()
-            .check(&parse_sha256(ABC).unwrap())
-            .unwrap_err();
+        let err = reader.handle().check(&parse_sha256(ABC).unwrap()).unwrap_err();
         assert_eq!(err.expected, ABC);
         assert_ne!(err.actual, ABC);
         assert!(err.to_string().contains("3 bytes"), "{err}");

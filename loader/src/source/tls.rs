@@ -59,18 +59,13 @@ pub(crate) fn client_config(extra: &[ExtraRoot]) -> Result<ClientConfig, HttpErr
 
 /// Finds a rustls error in an error's source chain. `io::Error` hides its
 /// payload from `source()`, so it is unwrapped explicitly.
-pub(crate) fn find_tls_error<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a rustls::Error> {
+pub(crate) fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
                 return Some(tls);
             }
@@ -95,12 +90,7 @@ pub(crate) fn is_permanent(err: &rustls::Error) -> bool {
 
 /// A sentence an operator can act on, for a TLS failure talking to `host`.
 pub(crate) fn explain(err: &rustls::Error, host: &str) -> String {
-    let clock = || {
-        format!(
-            "the system clock may be wrong: it reads {}",
-            format_utc(now_unix())
-        )
-    };
+    let clock = || format!("the system clock may be wrong: it reads {}", format_utc(now_unix()));
     let rustls::Error::InvalidCertificate(cert) = err else {
         return format!("TLS handshake with {host} failed: {err}");
     };
@@ -141,9 +131,7 @@ pub(crate) fn explain(err: &rustls::Error, host: &str) -> String {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `YYYY-MM-DD hh:mm:ss UTC` for seconds since the epoch (proleptic

@@ -98,11 +98,7 @@ enum Failure {
 }
 
 impl Transfer {
-    async fn run(
-        mut self,
-        head_tx: mpsc::Sender<Result<Validator, HttpError>>,
-        data_tx: mpsc::SyncSender<Message>,
-    ) {
+    async fn run(mut self, head_tx: mpsc::Sender<Result<Validator, HttpError>>, data_tx: mpsc::SyncSender<Message>) {
         let first = match self.request(None).await {
             Ok(response) => response,
             Err(e) => {
@@ -174,10 +170,7 @@ impl Transfer {
                 ResumePlan::Continue { skip } | ResumePlan::FromStart { skip } => skip,
             };
             self.stats.0.resumes.fetch_add(1, Ordering::Relaxed);
-            self.emit(TransferEvent::Resumed {
-                offset,
-                refetch: skip,
-            });
+            self.emit(TransferEvent::Resumed { offset, refetch: skip });
             response = resumed;
         }
     }
@@ -194,8 +187,7 @@ impl Transfer {
         let counters = &self.stats.0;
         let mut progressed = false;
         loop {
-            let chunk = match tokio::time::timeout(self.options.read_timeout, response.chunk()).await
-            {
+            let chunk = match tokio::time::timeout(self.options.read_timeout, response.chunk()).await {
                 Err(_) => {
                     let cause = format!("no data for {:?}", self.options.read_timeout);
                     return Ok(BodyEnd::Broken { cause, progressed });
@@ -217,9 +209,7 @@ impl Transfer {
                 Ok(Ok(Some(chunk))) => chunk,
             };
             let mut chunk = chunk;
-            counters
-                .received
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            counters.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if skip > 0 {
                 let dropped = skip.min(chunk.len() as u64);
                 // `dropped` ≤ chunk.len(), so it fits in usize.
@@ -299,11 +289,7 @@ impl Transfer {
     }
 
     /// Counts a failure and sleeps the backoff, or gives up.
-    async fn wait_before_retry(
-        &mut self,
-        cause: &str,
-        retry_after: Option<Duration>,
-    ) -> Result<(), HttpError> {
+    async fn wait_before_retry(&mut self, cause: &str, retry_after: Option<Duration>) -> Result<(), HttpError> {
         let Some(delay) = self.backoff.next_wait(retry_after) else {
             return Err(HttpError::GaveUp {
                 url: self.shown_url.clone(),
@@ -366,9 +352,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     text.trim().parse().ok().map(Duration::from_secs)
 }
 
-fn find_in_chain<'a, T: std::error::Error + 'static>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
+fn find_in_chain<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<T>() {

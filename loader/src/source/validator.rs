@@ -84,11 +84,7 @@ pub(crate) fn judge_resume(
                 .get(CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(ContentRange::parse)
-                .ok_or_else(|| {
-                    ResumeRejected::Protocol(
-                        "206 Partial Content without a valid Content-Range".into(),
-                    )
-                })?;
+                .ok_or_else(|| ResumeRejected::Protocol("206 Partial Content without a valid Content-Range".into()))?;
             if range.start > delivered {
                 return Err(ResumeRejected::Protocol(format!(
                     "asked for bytes from {delivered}, got bytes from {}",
@@ -127,9 +123,7 @@ fn compare(original: &Validator, now: &Validator, need_proof: bool) -> Result<()
     for (name, before, after) in pairs {
         if let (Some(before), Some(after)) = (before, after) {
             if before != after {
-                return Err(ResumeRejected::Changed(format!(
-                    "{name} was {before}, now {after}"
-                )));
+                return Err(ResumeRejected::Changed(format!("{name} was {before}, now {after}")));
             }
             proven = true;
         }
@@ -245,10 +239,7 @@ mod tests {
     fn changed_etag_or_length_is_detected() {
         let h = headers(&[("content-range", "bytes 400-999/1000"), ("etag", "\"v2\"")]);
         let err = judge_resume(&original(), 400, 206, &h, None).unwrap_err();
-        assert_eq!(
-            err,
-            ResumeRejected::Changed("ETag was \"v1\", now \"v2\"".into())
-        );
+        assert_eq!(err, ResumeRejected::Changed("ETag was \"v1\", now \"v2\"".into()));
         let h = headers(&[("content-range", "bytes 400-1199/1200")]);
         assert!(matches!(
             judge_resume(&original(), 400, 206, &h, None),
