@@ -58,19 +58,18 @@ pub(crate) fn client_config(extra: &[ExtraRoot]) -> Result<ClientConfig, HttpErr
 }
 
 /// Finds a rustls error in an error's source chain. `io::Error` hides its
-/// payload from `source()`, so it is unwrapped explicitly.
+/// payload from `source()` (and tokio-rustls nests one in another), so
+/// io errors are unwrapped explicitly.
 pub(crate) fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                return Some(tls);
-            }
-        }
-        current = e.source();
+        current = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
     }
     None
 }
@@ -123,11 +122,19 @@ pub(crate) fn explain(err: &rustls::Error, host: &str) -> String {
             if presented.is_empty() {
                 "no name".to_owned()
             } else {
-                presented.join(", ")
+                presented.iter().map(|p| plain_name(p)).collect::<Vec<_>>().join(", ")
             }
         ),
         other => format!("the certificate of {host} was rejected: {other:?}"),
     }
+}
+
+/// rustls reports presented names as `DnsName("host")`; show just `host`.
+fn plain_name(presented: &str) -> &str {
+    presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map_or(presented, |inner| inner.trim_matches('"'))
 }
 
 fn now_unix() -> u64 {
@@ -177,6 +184,13 @@ mod tests {
         assert!(msg.contains(" UTC"), "{msg}");
         let err = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
         assert!(!explain(&err, "example.net").contains("clock"));
+    }
+
+    #[test]
+    fn presented_names_are_shown_plainly() {
+        assert_eq!(plain_name("DnsName(\"a.example\")"), "a.example");
+        assert_eq!(plain_name("IpAddress(10.0.0.1)"), "10.0.0.1");
+        assert_eq!(plain_name("a.example"), "a.example");
     }
 
     #[test]
