@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cli;
 pub mod formats;
 pub mod inspect;
+pub mod net;
 pub mod report;
 pub mod source;
 pub mod target;
