@@ -16,6 +16,7 @@ mod netlink;
 mod pnp;
 mod resolv;
 mod route;
+mod rtnl_codec;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
