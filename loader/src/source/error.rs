@@ -26,9 +26,6 @@ pub enum HttpError {
     #[error("setting up TLS: {0}")]
     TlsSetup(String),
 
-    #[error("setting up the HTTP client: {0}")]
-    ClientSetup(String),
-
     /// The handshake failed for a reason retrying cannot fix; the message
     /// says which (untrusted CA, wrong name, clock).
     #[error("{url}: {message}")]

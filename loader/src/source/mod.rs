@@ -2,12 +2,15 @@
 //! `https://` URL (with retries and `Range` resume). Every source ends up as
 //! one plain `Read`, so there is a single verification path behind it.
 
+mod connect;
 mod error;
 mod http;
+mod http1;
 mod retry;
 mod sha256;
 mod tls;
 mod transfer;
+mod url;
 mod validator;
 
 use std::fmt;
@@ -20,6 +23,7 @@ pub use http::{EventSink, HttpOptions, HttpReader, PlainHttp, StatsHandle, Trans
 pub use retry::RetryPolicy;
 pub use sha256::{parse_sha256, to_hex, BadSha256, Sha256Handle, Sha256Mismatch, Sha256Reader};
 pub use tls::ExtraRoot;
+pub use url::{Host, HttpUrl, Scheme, UrlError};
 pub use validator::Validator;
 
 /// Where to read the bundle from, as the operator named it.

@@ -1,94 +1,90 @@
-//! The transfer thread: requests with retries, the body pump, and resuming
-//! a broken body with `Range` from the exact byte where it broke.
+//! The transfer thread: requests with retries and redirects, the body
+//! pump, and resuming a broken body with `Range` from the exact byte where
+//! it broke.
 
+use std::io::{self, BufReader, Read};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
-use reqwest::header::{HeaderMap, IF_RANGE, RANGE, RETRY_AFTER};
-use reqwest::{Response, Url};
+use rustls::ClientConfig;
 
+use super::connect::{self, ConnectError, Stream};
 use super::error::HttpError;
-use super::http::{HttpOptions, StatsHandle, TransferEvent};
+use super::http::{HttpOptions, PlainHttp, StatsHandle, TransferEvent};
+use super::http1::{self, Body, Head};
 use super::retry::Backoff;
 use super::tls;
+use super::url::{HttpUrl, Scheme};
 use super::validator::{judge_resume, ResumePlan, ResumeRejected, Validator};
+
+/// Bytes read from the network per chunk handed to the reader.
+const CHUNK: usize = 64 * 1024;
+const MAX_REDIRECTS: usize = 10;
 
 /// What the transfer thread sends to the reader.
 pub(crate) enum Message {
-    Data(Bytes),
+    Data(Vec<u8>),
     End,
     Failed(HttpError),
 }
-
-/// The redirect policy's error for a redirect to `http://`.
-#[derive(Debug, thiserror::Error)]
-#[error("redirect to plain http:// ({0})")]
-pub(crate) struct PlainRedirect(pub(crate) String);
 
 type HeadReceiver = mpsc::Receiver<Result<Validator, HttpError>>;
 
 /// Starts the transfer thread. The first receiver yields the first
 /// response's validator (or the error that prevented it), the second the
-/// body.
+/// body in chunks (at most `queue_chunks` × 64 KiB buffered).
 pub(crate) fn spawn(
-    client: reqwest::Client,
-    url: Url,
-    shown_url: String,
+    url: HttpUrl,
+    tls: Arc<ClientConfig>,
     options: HttpOptions,
     stats: &StatsHandle,
 ) -> Result<(HeadReceiver, mpsc::Receiver<Message>), HttpError> {
     let (head_tx, head_rx) = mpsc::channel();
     let (data_tx, data_rx) = mpsc::sync_channel(options.queue_chunks.max(1));
     let transfer = Transfer {
-        client,
+        shown_url: url.redacted(),
         url,
+        tls,
         backoff: Backoff::new(options.retry.clone()),
-        shown_url,
         options,
         stats: stats.clone(),
     };
-    std::thread::Builder::new()
+    thread::Builder::new()
         .name("https-fetch".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .enable_time()
-                .build();
-            match runtime {
-                Ok(runtime) => runtime.block_on(transfer.run(head_tx, data_tx)),
-                Err(e) => {
-                    let _ = head_tx.send(Err(HttpError::ClientSetup(format!(
-                        "starting the network runtime: {e}"
-                    ))));
-                }
-            }
-        })
+        .spawn(move || transfer.run(head_tx, data_tx))
         .map_err(HttpError::Thread)?;
     Ok((head_rx, data_rx))
 }
 
 struct Transfer {
-    client: reqwest::Client,
-    url: Url,
+    url: HttpUrl,
     shown_url: String,
+    tls: Arc<ClientConfig>,
     options: HttpOptions,
     stats: StatsHandle,
     backoff: Backoff,
 }
 
-/// How one response's body ended.
-enum BodyEnd {
-    /// All bytes delivered.
-    Complete,
-    /// The reader was dropped.
-    ConsumerGone,
-    /// The body broke off; `progressed` says whether it delivered new bytes.
-    Broken { cause: String, progressed: bool },
+/// A response whose body has not been read yet.
+struct Response {
+    head: Head,
+    body: Body<BufReader<Stream>>,
 }
 
-/// A failed attempt: retried unless `fatal`.
+/// How one response's body ended.
+enum BodyEnd {
+    Complete,
+    ConsumerGone,
+    /// The body broke off; `progressed` says whether it delivered new bytes.
+    Broken {
+        cause: String,
+        progressed: bool,
+    },
+}
+
+/// A failed attempt: retried unless fatal.
 enum Failure {
     Transient {
         cause: String,
@@ -98,19 +94,19 @@ enum Failure {
 }
 
 impl Transfer {
-    async fn run(mut self, head_tx: mpsc::Sender<Result<Validator, HttpError>>, data_tx: mpsc::SyncSender<Message>) {
-        let first = match self.request(None).await {
+    fn run(mut self, head_tx: mpsc::Sender<Result<Validator, HttpError>>, data_tx: mpsc::SyncSender<Message>) {
+        let first = match self.request(None) {
             Ok(response) => response,
             Err(e) => {
                 let _ = head_tx.send(Err(e));
                 return;
             }
         };
-        let validator = Validator::from_headers(first.headers(), first.content_length());
+        let validator = Validator::from_head(&first.head, first.head.content_length());
         if head_tx.send(Ok(validator.clone())).is_err() {
             return;
         }
-        let last = match self.stream(first, &validator, &data_tx).await {
+        let last = match self.stream(first, &validator, &data_tx) {
             Ok(()) => Message::End,
             Err(e) => Message::Failed(e),
         };
@@ -119,7 +115,7 @@ impl Transfer {
 
     /// Pumps bodies to the consumer until the file is complete, resuming
     /// after every break.
-    async fn stream(
+    fn stream(
         &mut self,
         mut response: Response,
         validator: &Validator,
@@ -127,7 +123,7 @@ impl Transfer {
     ) -> Result<(), HttpError> {
         let mut skip = 0u64;
         loop {
-            let (cause, progressed) = match self.pump(&mut response, skip, validator, tx).await? {
+            let (cause, progressed) = match self.pump(&mut response, skip, validator, tx)? {
                 BodyEnd::Complete | BodyEnd::ConsumerGone => return Ok(()),
                 BodyEnd::Broken { cause, progressed } => (cause, progressed),
             };
@@ -144,19 +140,12 @@ impl Transfer {
                 });
             }
             if !progressed {
-                // A server that answers and then breaks off immediately must
-                // not cause a tight loop: treat it like a failed attempt.
-                self.wait_before_retry(&cause, None).await?;
+                // A server that answers and then breaks off at once must
+                // not cause a tight loop: count it as a failed attempt.
+                self.wait_before_retry(&cause, None)?;
             }
-            let resumed = self.request(Some((offset, validator.if_range()))).await?;
-            let plan = judge_resume(
-                validator,
-                offset,
-                resumed.status().as_u16(),
-                resumed.headers(),
-                resumed.content_length(),
-            )
-            .map_err(|rejected| match rejected {
+            let resumed = self.request(Some((offset, validator.if_range())))?;
+            let plan = judge_resume(validator, offset, &resumed.head).map_err(|rejected| match rejected {
                 ResumeRejected::Changed(detail) => HttpError::SourceChanged {
                     url: self.shown_url.clone(),
                     detail,
@@ -177,26 +166,18 @@ impl Transfer {
 
     /// Moves one response's body to the consumer, dropping the first `skip`
     /// bytes (already delivered earlier).
-    async fn pump(
+    fn pump(
         &mut self,
         response: &mut Response,
         mut skip: u64,
         validator: &Validator,
         tx: &mpsc::SyncSender<Message>,
     ) -> Result<BodyEnd, HttpError> {
-        let counters = &self.stats.0;
         let mut progressed = false;
+        let mut buf = vec![0u8; CHUNK];
         loop {
-            let chunk = match tokio::time::timeout(self.options.read_timeout, response.chunk()).await {
-                Err(_) => {
-                    let cause = format!("no data for {:?}", self.options.read_timeout);
-                    return Ok(BodyEnd::Broken { cause, progressed });
-                }
-                Ok(Err(e)) => {
-                    let cause = describe(&e);
-                    return Ok(BodyEnd::Broken { cause, progressed });
-                }
-                Ok(Ok(None)) => {
+            let n = match response.body.read(&mut buf) {
+                Ok(0) => {
                     let delivered = self.delivered();
                     return Ok(match validator.length {
                         Some(length) if delivered < length => BodyEnd::Broken {
@@ -206,21 +187,30 @@ impl Transfer {
                         _ => BodyEnd::Complete,
                     });
                 }
-                Ok(Ok(Some(chunk))) => chunk,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    let cause = format!("no data for {}s", self.options.read_timeout.as_secs_f32());
+                    return Ok(BodyEnd::Broken { cause, progressed });
+                }
+                Err(e) => {
+                    return Ok(BodyEnd::Broken {
+                        cause: e.to_string(),
+                        progressed,
+                    })
+                }
             };
-            let mut chunk = chunk;
-            counters.received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if skip > 0 {
-                let dropped = skip.min(chunk.len() as u64);
-                // `dropped` ≤ chunk.len(), so it fits in usize.
-                chunk.advance(dropped as usize);
-                skip -= dropped;
-                counters.refetched.fetch_add(dropped, Ordering::Relaxed);
-            }
-            if chunk.is_empty() {
+            let counters = &self.stats.0;
+            counters.received.fetch_add(n as u64, Ordering::Relaxed);
+            // `dropped` ≤ n, so it fits in usize.
+            let dropped = skip.min(n as u64) as usize;
+            skip -= dropped as u64;
+            counters.refetched.fetch_add(dropped as u64, Ordering::Relaxed);
+            let fresh = &buf[dropped..n];
+            if fresh.is_empty() {
                 continue;
             }
-            let delivered = self.delivered() + chunk.len() as u64;
+            let delivered = self.delivered() + fresh.len() as u64;
             if let Some(length) = validator.length.filter(|&l| delivered > l) {
                 return Err(HttpError::TooLong {
                     url: self.shown_url.clone(),
@@ -230,35 +220,26 @@ impl Transfer {
             counters.delivered.store(delivered, Ordering::Relaxed);
             self.backoff.progressed();
             progressed = true;
-            if tx.send(Message::Data(chunk)).is_err() {
+            if tx.send(Message::Data(fresh.to_vec())).is_err() {
                 return Ok(BodyEnd::ConsumerGone);
             }
         }
     }
 
-    /// Sends the request (a range from `from`, with `If-Range`) until an
-    /// answer worth judging arrives, backing off between failures.
-    async fn request(&mut self, range: Option<(u64, Option<&str>)>) -> Result<Response, HttpError> {
-        let deadline = self.options.connect_timeout + self.options.read_timeout;
+    /// Sends the request (a range from `from`, with `If-Range`), following
+    /// redirects, until an answer worth judging arrives; backs off between
+    /// failures.
+    fn request(&mut self, range: Option<(u64, Option<&str>)>) -> Result<Response, HttpError> {
+        let mut url = self.url.clone();
+        let mut redirects = 0;
         loop {
             if self.stats.0.cancelled.load(Ordering::Relaxed) {
                 return Err(HttpError::ThreadGone);
             }
-            let mut request = self.client.get(self.url.clone());
-            if let Some((from, if_range)) = range {
-                request = request.header(RANGE, format!("bytes={from}-"));
-                if let Some(value) = if_range {
-                    request = request.header(IF_RANGE, value);
-                }
-            }
-            let failure = match tokio::time::timeout(deadline, request.send()).await {
-                Err(_) => Failure::Transient {
-                    cause: format!("no response within {deadline:?}"),
-                    retry_after: None,
-                },
-                Ok(Err(e)) => self.classify(&e),
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
+            let failure = match self.attempt(&url, range) {
+                Err(failure) => failure,
+                Ok(response) => {
+                    let status = response.head.status;
                     let acceptable = match range {
                         None => status == 200,
                         Some(_) => matches!(status, 200 | 206 | 416),
@@ -266,30 +247,87 @@ impl Transfer {
                     if acceptable {
                         return Ok(response);
                     }
+                    if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                        url = self.follow(&url, &response.head, &mut redirects)?;
+                        continue;
+                    }
                     if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) {
                         Failure::Transient {
-                            cause: format!("the server answered {}", response.status()),
-                            retry_after: retry_after(response.headers()),
+                            cause: format!("the server answered {}", response.head.status_text()),
+                            retry_after: retry_after(&response.head),
                         }
                     } else {
                         Failure::Fatal(HttpError::Status {
                             url: self.shown_url.clone(),
-                            status: response.status().to_string(),
+                            status: response.head.status_text(),
                         })
                     }
                 }
             };
             match failure {
                 Failure::Fatal(e) => return Err(e),
-                Failure::Transient { cause, retry_after } => {
-                    self.wait_before_retry(&cause, retry_after).await?;
-                }
+                Failure::Transient { cause, retry_after } => self.wait_before_retry(&cause, retry_after)?,
             }
         }
     }
 
+    /// One connection, one request, the response head.
+    fn attempt(&self, url: &HttpUrl, range: Option<(u64, Option<&str>)>) -> Result<Response, Failure> {
+        let options = &self.options;
+        let stream =
+            connect::connect(url, &self.tls, options.connect_timeout, options.read_timeout).map_err(|e| match e {
+                ConnectError::Transient(cause) => Failure::Transient {
+                    cause,
+                    retry_after: None,
+                },
+                ConnectError::Tls(err) => self.classify_tls(url, &err),
+            })?;
+        let mut extra = Vec::new();
+        if let Some((from, if_range)) = range {
+            extra.push(("Range", format!("bytes={from}-")));
+            if let Some(value) = if_range {
+                extra.push(("If-Range", value.to_owned()));
+            }
+        }
+        let mut reader = BufReader::with_capacity(CHUNK, stream);
+        let transient = |what: &str, e: io::Error| Failure::Transient {
+            cause: format!("{what}: {e}"),
+            retry_after: None,
+        };
+        http1::write_request(reader.get_mut(), url, &options.user_agent, &extra)
+            .map_err(|e| transient("sending the request", e))?;
+        let head = http1::read_head(&mut reader).map_err(|e| transient("reading the response", e))?;
+        let body = Body::new(&head, reader);
+        Ok(Response { head, body })
+    }
+
+    /// The next URL of a redirect, if allowed.
+    fn follow(&self, from: &HttpUrl, head: &Head, redirects: &mut usize) -> Result<HttpUrl, HttpError> {
+        let protocol = |detail: String| HttpError::Protocol {
+            url: self.shown_url.clone(),
+            detail,
+        };
+        *redirects += 1;
+        if *redirects > MAX_REDIRECTS {
+            return Err(protocol(format!("more than {MAX_REDIRECTS} redirects")));
+        }
+        let location = head
+            .header("location")
+            .ok_or_else(|| protocol(format!("{} without a Location", head.status_text())))?;
+        let next = from
+            .join(location)
+            .map_err(|e| protocol(format!("redirect to an unusable URL `{location}`: {e:?}")))?;
+        if next.scheme == Scheme::Http && self.options.plain_http == PlainHttp::Refuse {
+            return Err(HttpError::RedirectToPlainHttp {
+                url: self.shown_url.clone(),
+                target: next.redacted(),
+            });
+        }
+        Ok(next)
+    }
+
     /// Counts a failure and sleeps the backoff, or gives up.
-    async fn wait_before_retry(&mut self, cause: &str, retry_after: Option<Duration>) -> Result<(), HttpError> {
+    fn wait_before_retry(&mut self, cause: &str, retry_after: Option<Duration>) -> Result<(), HttpError> {
         let Some(delay) = self.backoff.next_wait(retry_after) else {
             return Err(HttpError::GaveUp {
                 url: self.shown_url.clone(),
@@ -304,34 +342,22 @@ impl Transfer {
             delay,
             cause: cause.to_owned(),
         });
-        tokio::time::sleep(delay).await;
+        thread::sleep(delay);
         Ok(())
     }
 
-    /// Sorts a request error into retryable or not.
-    fn classify(&self, err: &reqwest::Error) -> Failure {
-        if let Some(tls_err) = tls::find_tls_error(err).filter(|t| tls::is_permanent(t)) {
-            let host = self.url.host_str().unwrap_or("the server");
-            return Failure::Fatal(HttpError::Tls {
+    /// A handshake failure: permanent ones (trust, name, clock) are fatal
+    /// with an explanation, others are retried.
+    fn classify_tls(&self, url: &HttpUrl, err: &io::Error) -> Failure {
+        match tls::find_tls_error(err) {
+            Some(tls_err) if tls::is_permanent(tls_err) => Failure::Fatal(HttpError::Tls {
                 url: self.shown_url.clone(),
-                message: tls::explain(tls_err, host),
-            });
-        }
-        if let Some(PlainRedirect(target)) = find_in_chain::<PlainRedirect>(err) {
-            return Failure::Fatal(HttpError::RedirectToPlainHttp {
-                url: self.shown_url.clone(),
-                target: target.clone(),
-            });
-        }
-        if err.is_redirect() || err.is_builder() {
-            return Failure::Fatal(HttpError::Protocol {
-                url: self.shown_url.clone(),
-                detail: describe(err),
-            });
-        }
-        Failure::Transient {
-            cause: describe(err),
-            retry_after: None,
+                message: tls::explain(tls_err, &url.host.to_string()),
+            }),
+            _ => Failure::Transient {
+                cause: format!("TLS handshake: {err}"),
+                retry_after: None,
+            },
         }
     }
 
@@ -347,37 +373,6 @@ impl Transfer {
 }
 
 /// `Retry-After` in its seconds form (the date form is ignored).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    text.trim().parse().ok().map(Duration::from_secs)
-}
-
-fn find_in_chain<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// The cause of a request error without reqwest's "error sending request
-/// for url (…)" wrapper: the innermost messages, joined.
-fn describe(err: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut current = std::error::Error::source(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    if parts.is_empty() {
-        err.to_string()
-    } else {
-        parts.join(": ")
-    }
+fn retry_after(head: &Head) -> Option<Duration> {
+    head.header("retry-after")?.trim().parse().ok().map(Duration::from_secs)
 }

@@ -40,7 +40,6 @@ pub fn options(ca_pem: &str) -> (HttpOptions, Arc<Mutex<Vec<TransferEvent>>>) {
             give_up_after: Duration::from_secs(20),
         },
         on_event: Some(Arc::new(move |e: &TransferEvent| sink.lock().unwrap().push(e.clone()))),
-        proxy_from_env: false,
         ..HttpOptions::default()
     };
     (options, events)
