@@ -1,49 +1,18 @@
 //! The HTTPS source against a fault-injecting server on loopback with a
 //! throw-away CA: every byte arrives exactly once through cuts, stalls and
-//! error statuses; a changed file, an untrusted or expired certificate and
-//! refused plain HTTP fail with messages an operator can act on.
+//! error statuses, with the bytes fetched twice counted; a changed file or
+//! a server that stays down fails with a message an operator can act on.
+//! Trust and plain-HTTP rules are in `https_tls.rs`.
 #![allow(clippy::unwrap_used)]
 
 mod https_support;
 
 use std::time::Duration;
 
-use https_support::pki::{loopback_cert, server_config, TestCa};
-use https_support::server::{random_bytes, Faults, Rng, TestServer};
-use https_support::{options, read_all, seed};
-use loader::source::{self, HttpError, HttpReader, PlainHttp, Sha256Reader, SourceSpec, TransferEvent};
+use https_support::server::{random_bytes, Faults, TestServer};
+use https_support::{fixture, open_err, options, read_all, Fixture, LEN};
+use loader::source::{self, HttpError, HttpReader, Sha256Reader, SourceSpec, TransferEvent};
 use sha2::{Digest, Sha256};
-
-const LEN: usize = 8 << 20;
-
-struct Fixture {
-    ca: TestCa,
-    content: Vec<u8>,
-    rng: Rng,
-}
-
-fn fixture() -> Fixture {
-    let seed = seed();
-    Fixture {
-        ca: TestCa::new("loader test CA"),
-        content: random_bytes(LEN, seed),
-        rng: Rng(seed.rotate_left(17) | 1),
-    }
-}
-
-impl Fixture {
-    fn serve(&self, faults: Faults) -> TestServer {
-        let tls = server_config(loopback_cert(&self.ca), false);
-        TestServer::start(self.content.clone(), faults, Some(tls))
-    }
-}
-
-fn open_err(url: &str, opts: source::HttpOptions) -> HttpError {
-    match HttpReader::open(url, opts) {
-        Ok(_) => panic!("{url} opened but should have failed"),
-        Err(e) => e,
-    }
-}
 
 #[test]
 fn normal_transfer_delivers_every_byte_once() {
@@ -332,97 +301,6 @@ fn without_validators_a_broken_transfer_must_start_over() {
     assert!(http.restart_from_zero());
     assert_eq!(bytes[..], f.content[..cut as usize]);
     assert_eq!(server.requests().len(), 1, "no blind resume attempt");
-}
-
-#[test]
-fn an_untrusted_certificate_is_refused_with_advice() {
-    let f = fixture();
-    let other = TestCa::new("someone else");
-    let tls = server_config(loopback_cert(&other), false);
-    let server = TestServer::start(f.content.clone(), Faults::default(), Some(tls));
-    let (opts, events) = options(&f.ca.pem());
-    let err = open_err(&server.url(), opts);
-    assert!(matches!(err, HttpError::Tls { .. }), "{err}");
-    assert!(err.to_string().contains("not signed by a trusted CA"), "{err}");
-    assert!(err.to_string().contains("loader.ca="), "{err}");
-    assert!(events.lock().unwrap().is_empty(), "certificate errors are not retried");
-}
-
-#[test]
-fn an_expired_certificate_mentions_the_clock() {
-    let f = fixture();
-    let tls = server_config(f.ca.issue(&["127.0.0.1"], 2001, 2002), false);
-    let server = TestServer::start(f.content.clone(), Faults::default(), Some(tls));
-    let (opts, _) = options(&f.ca.pem());
-    let msg = open_err(&server.url(), opts).to_string();
-    assert!(msg.contains("expired at 2002-01-01 00:00:00 UTC"), "{msg}");
-    assert!(msg.contains("the system clock may be wrong: it reads 20"), "{msg}");
-
-    let tls = server_config(f.ca.issue(&["127.0.0.1"], 2999, 3000), false);
-    let server = TestServer::start(f.content.clone(), Faults::default(), Some(tls));
-    let (opts, _) = options(&f.ca.pem());
-    let msg = open_err(&server.url(), opts).to_string();
-    assert!(msg.contains("valid only from 2999-01-01"), "{msg}");
-    assert!(msg.contains("clock may be wrong"), "{msg}");
-}
-
-#[test]
-fn a_certificate_for_another_name_is_refused() {
-    let f = fixture();
-    let tls = server_config(f.ca.issue(&["other.example"], 2000, 4000), false);
-    let server = TestServer::start(f.content.clone(), Faults::default(), Some(tls));
-    let (opts, _) = options(&f.ca.pem());
-    let msg = open_err(&server.url(), opts).to_string();
-    assert!(msg.contains("is for other.example, not for 127.0.0.1"), "{msg}");
-}
-
-#[test]
-fn tls_1_2_servers_work() {
-    let f = fixture();
-    let tls = server_config(loopback_cert(&f.ca), true);
-    let server = TestServer::start(f.content.clone(), Faults::default(), Some(tls));
-    let (opts, _) = options(&f.ca.pem());
-    let (bytes, err) = read_all(HttpReader::open(&server.url(), opts).unwrap());
-    assert!(err.is_none(), "{err:?}");
-    assert!(bytes == f.content);
-}
-
-#[test]
-fn plain_http_needs_a_reason() {
-    let f = fixture();
-    let server = TestServer::start(f.content.clone(), Faults::default(), None);
-    let (opts, _) = options(&f.ca.pem());
-    let err = open_err(&server.url(), opts);
-    assert!(matches!(err, HttpError::PlainHttpRefused { .. }), "{err}");
-    assert!(server.requests().is_empty(), "refused before connecting");
-
-    let (mut opts, events) = options(&f.ca.pem());
-    opts.plain_http = PlainHttp::Allow {
-        reason: "loader.sha256= pins the bundle".into(),
-    };
-    let (bytes, err) = read_all(HttpReader::open(&server.url(), opts).unwrap());
-    assert!(err.is_none(), "{err:?}");
-    assert!(bytes == f.content);
-    assert_eq!(
-        events.lock().unwrap()[0],
-        TransferEvent::PlainHttpAllowed {
-            reason: "loader.sha256= pins the bundle".into()
-        }
-    );
-}
-
-#[test]
-fn a_redirect_to_plain_http_is_refused() {
-    let f = fixture();
-    let plain = TestServer::start(f.content.clone(), Faults::default(), None);
-    let server = f.serve(Faults {
-        redirect_to: Some(plain.url()),
-        ..Faults::default()
-    });
-    let (opts, _) = options(&f.ca.pem());
-    let err = open_err(&server.url(), opts);
-    assert!(matches!(err, HttpError::RedirectToPlainHttp { .. }), "{err}");
-    assert!(plain.requests().is_empty());
 }
 
 #[test]

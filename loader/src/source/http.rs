@@ -154,6 +154,7 @@ impl StatsHandle {
 /// A remote file as a byte stream. See the module documentation.
 pub struct HttpReader {
     rx: mpsc::Receiver<Message>,
+    recycle: mpsc::Sender<Vec<u8>>,
     current: Vec<u8>,
     /// How much of `current` has been read.
     position: usize,
@@ -197,10 +198,11 @@ impl HttpReader {
         }
         let tls = Arc::new(tls::client_config(&options.extra_roots)?);
         let stats = StatsHandle::default();
-        let (head_rx, rx) = transfer::spawn(parsed, tls, options, &stats)?;
-        let validator = head_rx.recv().map_err(|_| HttpError::ThreadGone)??;
+        let channels = transfer::spawn(parsed, tls, options, &stats)?;
+        let validator = channels.head.recv().map_err(|_| HttpError::ThreadGone)??;
         Ok(HttpReader {
-            rx,
+            rx: channels.data,
+            recycle: channels.recycle,
             current: Vec::new(),
             position: 0,
             state: ReadState::Streaming,
@@ -246,7 +248,10 @@ impl Read for HttpReader {
             }
             match self.rx.recv() {
                 Ok(Message::Data(chunk)) => {
-                    self.current = chunk;
+                    let used = std::mem::replace(&mut self.current, chunk);
+                    // The transfer thread may have finished; then the
+                    // buffer is simply freed.
+                    let _ = self.recycle.send(used);
                     self.position = 0;
                 }
                 Ok(Message::End) => self.state = ReadState::Finished,

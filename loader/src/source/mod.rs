@@ -6,6 +6,7 @@ mod connect;
 mod error;
 mod http;
 mod http1;
+mod pinning;
 mod retry;
 mod sha256;
 mod tls;

@@ -9,11 +9,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 use super::error::HttpError;
+use super::pinning::PinningVerifier;
 
 /// A CA certificate (or several) in PEM form that is trusted in addition to
 /// the built-in roots.
@@ -26,10 +28,13 @@ pub struct ExtraRoot {
 }
 
 /// Builds the client configuration: ring, TLS 1.2 + 1.3, HTTP/1.1 only.
+/// Extra certificates are trusted as CAs, and also as pinned server
+/// certificates (see [`super::pinning`]).
 pub(crate) fn client_config(extra: &[ExtraRoot]) -> Result<ClientConfig, HttpError> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    let mut pinned = Vec::new();
     for root in extra {
         let bad = |detail: String| HttpError::BadCaCertificate {
             origin: root.origin.clone(),
@@ -38,9 +43,10 @@ pub(crate) fn client_config(extra: &[ExtraRoot]) -> Result<ClientConfig, HttpErr
         let mut found = 0usize;
         for cert in CertificateDer::pem_slice_iter(&root.pem) {
             let cert = cert.map_err(|e| bad(format!("not valid PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+            // A certificate that cannot be an anchor (e.g. an old v1
+            // self-signed one) can still be pinned.
+            let _ = roots.add(cert.clone());
+            pinned.push(cert);
             found += 1;
         }
         if found == 0 {
@@ -48,10 +54,14 @@ pub(crate) fn client_config(extra: &[ExtraRoot]) -> Result<ClientConfig, HttpErr
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .build()
+        .map_err(|e| HttpError::TlsSetup(e.to_string()))?;
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| HttpError::TlsSetup(e.to_string()))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinningVerifier { webpki, pinned }))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
@@ -124,6 +134,10 @@ pub(crate) fn explain(err: &rustls::Error, host: &str) -> String {
             } else {
                 presented.iter().map(|p| plain_name(p)).collect::<Vec<_>>().join(", ")
             }
+        ),
+        CertificateError::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => format!(
+            "{host} presents a CA certificate as its own (typical of a self-signed `openssl req -x509` \
+             certificate); to trust it, pass that exact certificate with loader.ca= or --ca"
         ),
         other => format!("the certificate of {host} was rejected: {other:?}"),
     }

@@ -30,20 +30,29 @@ pub(crate) enum Message {
     Failed(HttpError),
 }
 
-type HeadReceiver = mpsc::Receiver<Result<Validator, HttpError>>;
+/// The reader's ends of the channels to the transfer thread.
+pub(crate) struct Channels {
+    /// The first response's validator, or the error that prevented it.
+    pub(crate) head: mpsc::Receiver<Result<Validator, HttpError>>,
+    /// The body in chunks (at most `queue_chunks` × 64 KiB buffered).
+    pub(crate) data: mpsc::Receiver<Message>,
+    /// Consumed chunks go back for reuse: allocating a 64 KiB buffer per
+    /// chunk made musl's allocator mmap and munmap each one.
+    pub(crate) recycle: mpsc::Sender<Vec<u8>>,
+}
 
-/// Starts the transfer thread. The first receiver yields the first
-/// response's validator (or the error that prevented it), the second the
-/// body in chunks (at most `queue_chunks` × 64 KiB buffered).
+/// Starts the transfer thread.
 pub(crate) fn spawn(
     url: HttpUrl,
     tls: Arc<ClientConfig>,
     options: HttpOptions,
     stats: &StatsHandle,
-) -> Result<(HeadReceiver, mpsc::Receiver<Message>), HttpError> {
+) -> Result<Channels, HttpError> {
     let (head_tx, head_rx) = mpsc::channel();
     let (data_tx, data_rx) = mpsc::sync_channel(options.queue_chunks.max(1));
+    let (recycle_tx, recycle_rx) = mpsc::channel();
     let transfer = Transfer {
+        spare: recycle_rx,
         shown_url: url.redacted(),
         url,
         tls,
@@ -55,10 +64,15 @@ pub(crate) fn spawn(
         .name("https-fetch".into())
         .spawn(move || transfer.run(head_tx, data_tx))
         .map_err(HttpError::Thread)?;
-    Ok((head_rx, data_rx))
+    Ok(Channels {
+        head: head_rx,
+        data: data_rx,
+        recycle: recycle_tx,
+    })
 }
 
 struct Transfer {
+    spare: mpsc::Receiver<Vec<u8>>,
     url: HttpUrl,
     shown_url: String,
     tls: Arc<ClientConfig>,
@@ -174,10 +188,38 @@ impl Transfer {
         tx: &mpsc::SyncSender<Message>,
     ) -> Result<BodyEnd, HttpError> {
         let mut progressed = false;
-        let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = match response.body.read(&mut buf) {
-                Ok(0) => {
+            // Whole chunks in recycled buffers: fewer, larger hand-overs to
+            // the reader thread and no allocation per chunk.
+            let mut chunk = self.spare.try_recv().unwrap_or_default();
+            chunk.resize(CHUNK, 0);
+            let (n, end) = fill(&mut response.body, &mut chunk);
+            chunk.truncate(n);
+            let counters = &self.stats.0;
+            counters.received.fetch_add(n as u64, Ordering::Relaxed);
+            // `dropped` ≤ n, so it fits in usize.
+            let dropped = skip.min(n as u64) as usize;
+            skip -= dropped as u64;
+            counters.refetched.fetch_add(dropped as u64, Ordering::Relaxed);
+            chunk.drain(..dropped);
+            if !chunk.is_empty() {
+                let delivered = self.delivered() + chunk.len() as u64;
+                if let Some(length) = validator.length.filter(|&l| delivered > l) {
+                    return Err(HttpError::TooLong {
+                        url: self.shown_url.clone(),
+                        length,
+                    });
+                }
+                counters.delivered.store(delivered, Ordering::Relaxed);
+                self.backoff.progressed();
+                progressed = true;
+                if tx.send(Message::Data(chunk)).is_err() {
+                    return Ok(BodyEnd::ConsumerGone);
+                }
+            }
+            match end {
+                None => {}
+                Some(Ok(())) => {
                     let delivered = self.delivered();
                     return Ok(match validator.length {
                         Some(length) if delivered < length => BodyEnd::Broken {
@@ -187,41 +229,16 @@ impl Transfer {
                         _ => BodyEnd::Complete,
                     });
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Some(Err(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                     let cause = format!("no data for {}s", self.options.read_timeout.as_secs_f32());
                     return Ok(BodyEnd::Broken { cause, progressed });
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     return Ok(BodyEnd::Broken {
                         cause: e.to_string(),
                         progressed,
                     })
                 }
-            };
-            let counters = &self.stats.0;
-            counters.received.fetch_add(n as u64, Ordering::Relaxed);
-            // `dropped` ≤ n, so it fits in usize.
-            let dropped = skip.min(n as u64) as usize;
-            skip -= dropped as u64;
-            counters.refetched.fetch_add(dropped as u64, Ordering::Relaxed);
-            let fresh = &buf[dropped..n];
-            if fresh.is_empty() {
-                continue;
-            }
-            let delivered = self.delivered() + fresh.len() as u64;
-            if let Some(length) = validator.length.filter(|&l| delivered > l) {
-                return Err(HttpError::TooLong {
-                    url: self.shown_url.clone(),
-                    length,
-                });
-            }
-            counters.delivered.store(delivered, Ordering::Relaxed);
-            self.backoff.progressed();
-            progressed = true;
-            if tx.send(Message::Data(fresh.to_vec())).is_err() {
-                return Ok(BodyEnd::ConsumerGone);
             }
         }
     }
@@ -370,6 +387,21 @@ impl Transfer {
             sink(&event);
         }
     }
+}
+
+/// Reads until `buf` is full (`None`), the body ends (`Some(Ok)`) or an
+/// error; returns how much was read either way.
+fn fill(body: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Result<()>>) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match body.read(&mut buf[filled..]) {
+            Ok(0) => return (filled, Some(Ok(()))),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, Some(Err(e))),
+        }
+    }
+    (filled, None)
 }
 
 /// `Retry-After` in its seconds form (the date form is ignored).

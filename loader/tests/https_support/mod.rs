@@ -9,7 +9,9 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use loader::source::{ExtraRoot, HttpOptions, RetryPolicy, TransferEvent};
+use loader::source::{ExtraRoot, HttpError, HttpOptions, HttpReader, RetryPolicy, TransferEvent};
+use pki::{loopback_cert, server_config, TestCa};
+use server::{random_bytes, Faults, Rng, TestServer};
 
 /// The seed for this run: `LOADER_TEST_SEED` or the clock; printed so a
 /// failure can be replayed.
@@ -55,5 +57,39 @@ pub fn read_all(mut reader: impl Read) -> (Vec<u8>, Option<std::io::Error>) {
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) => return (out, Some(e)),
         }
+    }
+}
+
+pub const LEN: usize = 8 << 20;
+
+/// A CA, an 8 MiB file and a random generator seeded for this run.
+pub struct Fixture {
+    pub ca: TestCa,
+    pub content: Vec<u8>,
+    pub rng: Rng,
+}
+
+pub fn fixture() -> Fixture {
+    let seed = seed();
+    Fixture {
+        ca: TestCa::new("loader test CA"),
+        content: random_bytes(LEN, seed),
+        rng: Rng(seed.rotate_left(17) | 1),
+    }
+}
+
+impl Fixture {
+    /// Serves the file over TLS with a certificate from the CA.
+    pub fn serve(&self, faults: Faults) -> TestServer {
+        let tls = server_config(loopback_cert(&self.ca), false);
+        TestServer::start(self.content.clone(), faults, Some(tls))
+    }
+}
+
+/// The error of opening `url`, which must fail.
+pub fn open_err(url: &str, opts: HttpOptions) -> HttpError {
+    match HttpReader::open(url, opts) {
+        Ok(_) => panic!("{url} opened but should have failed"),
+        Err(e) => e,
     }
 }

@@ -49,6 +49,21 @@ impl TestCa {
     }
 }
 
+/// A self-signed server certificate for 127.0.0.1 that is also marked as
+/// a CA, as `openssl req -x509` makes them; returns its PEM too.
+pub fn self_signed_loopback() -> (String, ServerCert) {
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let server = ServerCert {
+        cert: cert.der().clone(),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    };
+    (cert.pem(), server)
+}
+
 /// A valid certificate for 127.0.0.1 and localhost.
 pub fn loopback_cert(ca: &TestCa) -> ServerCert {
     ca.issue(&["127.0.0.1", "localhost"], 2000, 4000)
