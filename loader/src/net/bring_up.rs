@@ -87,8 +87,7 @@ pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> 
         Ok(result) => result,
         Err(err) if ipv6.is_empty() => return Err(err),
         Err(err) => {
-            on_event(&NetEvent::Warning {
-                iface: "ipv4".into(),
+            on_event(&NetEvent::Ipv4Failed {
                 message: format!("{err}; continuing with IPv6 only"),
             });
             Ipv4Result {

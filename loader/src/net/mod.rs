@@ -111,9 +111,8 @@ pub enum NetEvent {
     Resolvers {
         servers: Vec<IpAddr>,
     },
-    /// A non-fatal problem on one interface.
-    Warning {
-        iface: String,
+    /// IPv4 configuration failed but IPv6 works; `message` says why.
+    Ipv4Failed {
         message: String,
     },
 }

@@ -75,7 +75,8 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
     pub on_event: Option<EventSink>,
     pub user_agent: String,
-    /// Body chunks buffered ahead of the consumer (at least 1).
+    /// Body chunks of 64 KiB buffered ahead of the consumer (at least 1);
+    /// the default 16 bounds the read-ahead at 1 MiB.
     pub queue_chunks: usize,
 }
 
