@@ -9,6 +9,8 @@ pub mod formats;
 pub mod initramfs;
 pub mod inspect;
 pub mod ipxe;
+pub mod net;
 pub mod pack;
 pub mod report;
+pub mod source;
 pub mod target;

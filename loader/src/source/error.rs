@@ -1,0 +1,91 @@
+//! Errors of the HTTP(S) source. The messages are what an operator reads on
+//! a serial console, so each names the URL and what to do.
+
+use std::io;
+use std::time::Duration;
+
+/// Why fetching a bundle over HTTP(S) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(
+        "{url}: plain http:// is refused; use https://, or allow it by signing the bundle \
+         with an enforced key, pinning it with loader.sha256= (--sha256), or loader.insecure=1 \
+         (--insecure)"
+    )]
+    PlainHttpRefused { url: String },
+
+    #[error("{url}: unsupported URL scheme `{scheme}`; use https://")]
+    UnsupportedScheme { url: String, scheme: String },
+
+    #[error("{url}: not a valid URL: {detail}")]
+    BadUrl { url: String, detail: String },
+
+    #[error("CA certificate from {origin}: {detail}")]
+    BadCaCertificate { origin: String, detail: String },
+
+    #[error("setting up TLS: {0}")]
+    TlsSetup(String),
+
+    /// The handshake failed for a reason retrying cannot fix; the message
+    /// says which (untrusted CA, wrong name, clock).
+    #[error("{url}: {message}")]
+    Tls { url: String, message: String },
+
+    /// The server answered with a status that is not worth retrying.
+    #[error("{url}: the server answered {status}")]
+    Status { url: String, status: String },
+
+    #[error(
+        "{url}: gave up after {attempts} failed attempts over {}s without progress; \
+         last error: {last}",
+        .stalled.as_secs()
+    )]
+    GaveUp {
+        url: String,
+        attempts: u32,
+        stalled: Duration,
+        last: String,
+    },
+
+    /// The file on the server is not the one the transfer started with.
+    /// The engine must restart from zero; nothing bootable has been written.
+    #[error("{url}: the file changed on the server during the download ({detail}); start over")]
+    SourceChanged { url: String, detail: String },
+
+    /// The transfer broke and the server gives no way to prove that a
+    /// resumed transfer is the same file. The engine must restart from zero.
+    #[error(
+        "{url}: the download broke at byte {offset} ({cause}) and cannot be resumed: \
+         the server sends neither ETag nor Last-Modified; start over"
+    )]
+    NotResumable { url: String, offset: u64, cause: String },
+
+    #[error("{url}: the server broke the HTTP protocol: {detail}")]
+    Protocol { url: String, detail: String },
+
+    #[error("{url}: redirected to plain http:// ({target}), which is not allowed")]
+    RedirectToPlainHttp { url: String, target: String },
+
+    #[error("{url}: the server sent more bytes than it announced ({length})")]
+    TooLong { url: String, length: u64 },
+
+    #[error("starting the download thread: {0}")]
+    Thread(#[source] io::Error),
+
+    #[error("the download thread stopped without finishing")]
+    ThreadGone,
+}
+
+impl HttpError {
+    /// Whether the engine should discard what it has and start the whole
+    /// install again from byte 0 (the file changed, or cannot be resumed).
+    pub fn restart_from_zero(&self) -> bool {
+        matches!(self, HttpError::SourceChanged { .. } | HttpError::NotResumable { .. })
+    }
+
+    /// The `HttpError` inside an `io::Error` returned by the reader's
+    /// `read`, if it is one.
+    pub fn from_io(err: &io::Error) -> Option<&HttpError> {
+        err.get_ref()?.downcast_ref::<HttpError>()
+    }
+}
