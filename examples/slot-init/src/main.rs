@@ -41,6 +41,11 @@ const DATA_DIR: &str = "/data";
 const HTTP_ADDRESS: &str = "0.0.0.0:80";
 
 fn main() {
+    if std::process::id() != 1 {
+        // On a host it would mount and write partition 4 of the root disk.
+        eprintln!("slot-init is /sbin/init of the example system and runs only as PID 1");
+        std::process::exit(2);
+    }
     // A panic has already been printed by the hook; PID 1 must not return.
     let _ = std::panic::catch_unwind(run);
     halt();
