@@ -10,7 +10,8 @@
 #   ${LOADER_CACHE:-$HOME/.cache/loader}/example/<key>/ab-v2.fw
 # Progress goes to stderr. The key hashes every input (kernel, slot-init,
 # fwup.conf, grub.cfg, this script, the GRUB and squashfs-tools versions,
-# the two versions), so a second run with the same inputs only prints.
+# the two versions, the loader that packs), so a second run with the same
+# inputs only prints.
 #
 # What goes into each bundle:
 #   boot.img         GRUB's 440-byte MBR bootstrap (grub-pc-bin), loads block 1
@@ -97,6 +98,13 @@ cache_key() { # cache_key KERNEL SLOT_INIT
         sha256sum "$1" "$2" "$here/fwup.conf" "$here/grub.cfg" "${BASH_SOURCE[0]}" | cut -d' ' -f1
         printf '%s\n' "$(package_version grub-pc-bin)" "$(package_version squashfs-tools)"
         printf '%s\n' "$v1" "$v2" "$SOURCE_DATE_EPOCH" "${grub_modules[*]}"
+        # The packer: the given binary, or the committed loader sources
+        # (a rebuild is cheap, so any loader commit makes new bundles).
+        if [[ -n ${LOADER:-} ]]; then
+            sha256sum "$LOADER" | cut -d' ' -f1
+        else
+            git -C "$repo" rev-parse HEAD:loader 2>/dev/null || echo "no git"
+        fi
     } | sha256sum | cut -c1-16
 }
 
