@@ -58,14 +58,12 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), String> {
     let epoch = initramfs::source_date_epoch().map_err(|e| e.to_string())?;
     if let Some(bundle) = &args.wrap_bundle {
-        let out = fs::File::create(&args.output)
-            .map_err(|e| format!("creating {}: {e}", args.output.display()))?;
+        let out = fs::File::create(&args.output).map_err(|e| format!("creating {}: {e}", args.output.display()))?;
         initramfs::wrap_bundle(bundle, epoch, BufWriter::new(out)).map_err(|e| e.to_string())?;
     } else {
         let spec = spec(&args)?;
         let image = initramfs::build(&spec, epoch).map_err(|e| e.to_string())?;
-        fs::write(&args.output, image)
-            .map_err(|e| format!("writing {}: {e}", args.output.display()))?;
+        fs::write(&args.output, image).map_err(|e| format!("writing {}: {e}", args.output.display()))?;
     }
     let size = fs::metadata(&args.output).map_err(|e| e.to_string())?.len();
     println!("{}\n{size} bytes", args.output.display());
@@ -73,9 +71,7 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn spec(args: &Args) -> Result<InitramfsSpec, String> {
-    let read_text = |path: &PathBuf| {
-        fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
-    };
+    let read_text = |path: &PathBuf| fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()));
     let mut extra_files = Vec::new();
     for file in &args.files {
         let mut parts = file.splitn(3, ':');
@@ -83,8 +79,7 @@ fn spec(args: &Args) -> Result<InitramfsSpec, String> {
             return Err(format!("--file {file}: expected SRC:/PATH[:MODE]"));
         };
         let permissions = match parts.next() {
-            Some(mode) => u32::from_str_radix(mode, 8)
-                .map_err(|_| format!("--file {file}: bad octal mode {mode}"))?,
+            Some(mode) => u32::from_str_radix(mode, 8).map_err(|_| format!("--file {file}: bad octal mode {mode}"))?,
             None => 0o644,
         };
         let contents = fs::read(source).map_err(|e| format!("reading {source}: {e}"))?;
@@ -97,16 +92,9 @@ fn spec(args: &Args) -> Result<InitramfsSpec, String> {
     Ok(InitramfsSpec {
         init_binary: args.init.clone().unwrap_or_default(),
         config: args.config.as_ref().map(read_text).transpose()?,
-        public_keys: args
-            .public_keys
-            .iter()
-            .map(read_text)
-            .collect::<Result<_, _>>()?,
+        public_keys: args.public_keys.iter().map(read_text).collect::<Result<_, _>>()?,
         ca_certs: args.ca_certs.clone(),
         extra_files,
-        compression: args
-            .compression
-            .parse::<Compression>()
-            .map_err(|e| e.to_string())?,
+        compression: args.compression.parse::<Compression>().map_err(|e| e.to_string())?,
     })
 }

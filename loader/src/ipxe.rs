@@ -109,10 +109,7 @@ pub fn chain_script(options: &ChainOptions) -> Result<String, IpxeError> {
     ];
     match &options.bundle {
         BundleDelivery::Initrd(url) => {
-            lines.push(format!(
-                "initrd {} {BUNDLE_PATH}",
-                checked_url(url.clone())?
-            ));
+            lines.push(format!("initrd {} {BUNDLE_PATH}", checked_url(url.clone())?));
         }
         BundleDelivery::WrappedCpio(url) => {
             lines.push(format!("initrd {}", checked_url(url.clone())?));

@@ -66,9 +66,7 @@ fn run_tool(program: &str, args: &[&str], cwd: &Path, input: &[u8]) -> Vec<u8> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `{program}` (apt-get install cpio xz-utils gzip): {e}")
-        });
+        .unwrap_or_else(|e| panic!("cannot run `{program}` (apt-get install cpio xz-utils gzip): {e}"));
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input).unwrap();
     drop(stdin);
@@ -83,11 +81,7 @@ fn run_tool(program: &str, args: &[&str], cwd: &Path, input: &[u8]) -> Vec<u8> {
 
 fn cpio_list(archive: &[u8], cwd: &Path) -> Vec<String> {
     let listing = run_tool("cpio", &["-t", "--quiet"], cwd, archive);
-    String::from_utf8(listing)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(listing).unwrap().lines().map(str::to_owned).collect()
 }
 
 #[test]
@@ -132,10 +126,7 @@ fn host_cpio_lists_the_expected_tree() {
     assert_eq!(listed, expected);
     for (index, path) in listed.iter().enumerate() {
         if let Some((parent, _)) = path.rsplit_once('/') {
-            assert!(
-                listed[..index].iter().any(|p| p == parent),
-                "{parent} before {path}"
-            );
+            assert!(listed[..index].iter().any(|p| p == parent), "{parent} before {path}");
         }
     }
 }
@@ -187,10 +178,7 @@ fn host_cpio_unpacks_contents_modes_times_and_devices() {
 
 /// Linux's encoding of a device number (glibc `makedev`).
 fn nix_makedev(major: u64, minor: u64) -> u64 {
-    ((major & 0xfffff000) << 32)
-        | ((major & 0xfff) << 8)
-        | ((minor & 0xffffff00) << 12)
-        | (minor & 0xff)
+    ((major & 0xfffff000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12) | (minor & 0xff)
 }
 
 #[test]
@@ -219,10 +207,7 @@ fn wrapped_bundle_unpacks_to_root_install_fw() {
     fs::write(&bundle, &contents).unwrap();
 
     let archive = initramfs::wrap_bundle(&bundle, EPOCH, Vec::new()).unwrap();
-    assert_eq!(
-        archive,
-        initramfs::wrap_bundle(&bundle, EPOCH, Vec::new()).unwrap()
-    );
+    assert_eq!(archive, initramfs::wrap_bundle(&bundle, EPOCH, Vec::new()).unwrap());
     assert_eq!(archive.len() % 4, 0, "another archive can follow it");
     assert_eq!(cpio_list(&archive, dir.path()), ["root", "root/install.fw"]);
 
@@ -244,10 +229,7 @@ fn missing_or_wrong_inputs_are_named() {
     let script = dir.path().join("init.sh");
     fs::write(&script, "#!/bin/sh\n").unwrap();
     bad.init_binary = script;
-    assert!(matches!(
-        initramfs::build(&bad, 0),
-        Err(InitramfsError::BadInit { .. })
-    ));
+    assert!(matches!(initramfs::build(&bad, 0), Err(InitramfsError::BadInit { .. })));
 
     let mut bad = spec(dir.path(), Compression::Xz);
     let not_pem = dir.path().join("ca.der");

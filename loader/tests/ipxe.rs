@@ -2,9 +2,7 @@
 //! kernel will see on its command line.
 #![allow(clippy::unwrap_used)]
 
-use loader::ipxe::{
-    chain_script, kernel_cmdline, BundleDelivery, ChainOptions, IpxeError, CMDLINE_MAX,
-};
+use loader::ipxe::{chain_script, kernel_cmdline, BundleDelivery, ChainOptions, IpxeError, CMDLINE_MAX};
 
 const BASE: &str = "https://boot.example.com/loader";
 
@@ -18,11 +16,8 @@ fn options(bundle: BundleDelivery) -> ChainOptions {
 
 #[test]
 fn injected_bundle_script() {
-    let mut opts = options(BundleDelivery::Initrd(
-        "https://cdn.example.com/app.fw".to_owned(),
-    ));
-    opts.loader_options
-        .push(("disk".to_owned(), "/dev/vda".to_owned()));
+    let mut opts = options(BundleDelivery::Initrd("https://cdn.example.com/app.fw".to_owned()));
+    opts.loader_options.push(("disk".to_owned(), "/dev/vda".to_owned()));
     assert_eq!(
         chain_script(&opts).unwrap(),
         "#!ipxe\n\
@@ -36,9 +31,7 @@ fn injected_bundle_script() {
 
 #[test]
 fn loader_fetches_bundle_script() {
-    let opts = options(BundleDelivery::LoaderFetches(
-        "http://10.0.2.2:8080/app.fw".to_owned(),
-    ));
+    let opts = options(BundleDelivery::LoaderFetches("http://10.0.2.2:8080/app.fw".to_owned()));
     assert_eq!(
         chain_script(&opts).unwrap(),
         "#!ipxe\n\
@@ -74,14 +67,8 @@ fn base_url_with_trailing_slash() {
         ..ChainOptions::default()
     };
     let script = chain_script(&opts).unwrap();
-    assert!(
-        script.contains("kernel http://10.0.2.2:8000/bzImage "),
-        "{script}"
-    );
-    assert!(
-        script.contains("initrd http://10.0.2.2:8000/initramfs\n"),
-        "{script}"
-    );
+    assert!(script.contains("kernel http://10.0.2.2:8000/bzImage "), "{script}");
+    assert!(script.contains("initrd http://10.0.2.2:8000/initramfs\n"), "{script}");
 }
 
 #[test]
@@ -111,13 +98,9 @@ fn values_ipxe_would_change_are_refused() {
         "a ; b",
     ] {
         let mut opts = options(BundleDelivery::None);
-        opts.loader_options
-            .push(("disk".to_owned(), value.to_owned()));
+        opts.loader_options.push(("disk".to_owned(), value.to_owned()));
         let err = chain_script(&opts).unwrap_err();
-        assert!(
-            matches!(err, IpxeError::BadValue { .. }),
-            "{value:?}: {err}"
-        );
+        assert!(matches!(err, IpxeError::BadValue { .. }), "{value:?}: {err}");
     }
 }
 
@@ -131,10 +114,7 @@ fn bad_names_and_urls_are_refused() {
     );
 
     let opts = options(BundleDelivery::Initrd("https://x/my app.fw".to_owned()));
-    assert!(matches!(
-        chain_script(&opts).unwrap_err(),
-        IpxeError::BadUrl { .. }
-    ));
+    assert!(matches!(chain_script(&opts).unwrap_err(), IpxeError::BadUrl { .. }));
 
     let opts = options(BundleDelivery::LoaderFetches("app.fw".to_owned()));
     let err = chain_script(&opts).unwrap_err();
@@ -146,10 +126,7 @@ fn loader_url_cannot_be_given_twice() {
     let mut opts = options(BundleDelivery::LoaderFetches("https://x/app.fw".to_owned()));
     opts.loader_options
         .push(("url".to_owned(), "https://y/other.fw".to_owned()));
-    assert_eq!(
-        chain_script(&opts).unwrap_err(),
-        IpxeError::Duplicate("url".to_owned())
-    );
+    assert_eq!(chain_script(&opts).unwrap_err(), IpxeError::Duplicate("url".to_owned()));
 }
 
 #[test]
@@ -164,9 +141,7 @@ fn command_line_limit_is_enforced() {
     opts.loader_options[0].1.push('x');
     assert_eq!(
         chain_script(&opts).unwrap_err(),
-        IpxeError::CmdlineTooLong {
-            len: CMDLINE_MAX + 1
-        }
+        IpxeError::CmdlineTooLong { len: CMDLINE_MAX + 1 }
     );
 }
 
@@ -182,11 +157,6 @@ fn no_parameters_means_no_trailing_space() {
 
 #[test]
 fn fetched_bundle_url_must_be_one_word() {
-    let opts = options(BundleDelivery::LoaderFetches(
-        "https://x/my app.fw".to_owned(),
-    ));
-    assert!(matches!(
-        chain_script(&opts).unwrap_err(),
-        IpxeError::BadUrl { .. }
-    ));
+    let opts = options(BundleDelivery::LoaderFetches("https://x/my app.fw".to_owned()));
+    assert!(matches!(chain_script(&opts).unwrap_err(), IpxeError::BadUrl { .. }));
 }

@@ -326,10 +326,16 @@ pub fn verify_all<R: Read + Send + 'static>(
 /// A resource's data ended: it must have meta.conf's length and BLAKE2b-256.
 fn check_resource(resource: &Resource, got: u64, hasher: &blake2b_simd::State) -> Result<(), ApplyError> {
     if got != resource.stored_len() {
-        return Err(ApplyError::LengthMismatch { name: resource.name.clone(), got, expected: resource.stored_len() });
+        return Err(ApplyError::LengthMismatch {
+            name: resource.name.clone(),
+            got,
+            expected: resource.stored_len(),
+        });
     }
     if hasher.finalize().as_bytes() != resource.blake2b_256 {
-        return Err(ApplyError::HashMismatch { name: resource.name.clone() });
+        return Err(ApplyError::HashMismatch {
+            name: resource.name.clone(),
+        });
     }
     Ok(())
 }

@@ -65,9 +65,7 @@ pub fn compress(archive: &[u8], compression: Compression) -> Result<Vec<u8>, Ini
         Compression::None => Ok(archive.to_vec()),
         Compression::Gzip => {
             let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::best());
-            encoder
-                .write_all(archive)
-                .map_err(InitramfsError::Compress)?;
+            encoder.write_all(archive).map_err(InitramfsError::Compress)?;
             encoder.finish().map_err(InitramfsError::Compress)
         }
         Compression::Xz => {
@@ -78,11 +76,8 @@ pub fn compress(archive: &[u8], compression: Compression) -> Result<Vec<u8>, Ini
                 .lzma_options
                 .dict_size
                 .min(input_len.max(MIN_DICT_SIZE).next_power_of_two());
-            let mut writer =
-                XzWriter::new(Vec::new(), options).map_err(InitramfsError::Compress)?;
-            writer
-                .write_all(archive)
-                .map_err(InitramfsError::Compress)?;
+            let mut writer = XzWriter::new(Vec::new(), options).map_err(InitramfsError::Compress)?;
+            writer.write_all(archive).map_err(InitramfsError::Compress)?;
             writer.finish().map_err(InitramfsError::Compress)
         }
     }
@@ -94,9 +89,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        (0..200_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect()
+        (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
     }
 
     #[test]

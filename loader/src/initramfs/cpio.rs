@@ -62,12 +62,7 @@ impl<W: Write> NewcWriter<W> {
     }
 
     /// A regular file whose whole contents are in memory.
-    pub fn file(
-        &mut self,
-        path: &str,
-        permissions: u32,
-        data: &[u8],
-    ) -> Result<(), InitramfsError> {
+    pub fn file(&mut self, path: &str, permissions: u32, data: &[u8]) -> Result<(), InitramfsError> {
         self.file_from_reader(path, permissions, data.len() as u64, data)
     }
 
@@ -94,13 +89,7 @@ impl<W: Write> NewcWriter<W> {
     }
 
     /// A character device node, e.g. `dev/console` (5, 1).
-    pub fn char_device(
-        &mut self,
-        path: &str,
-        permissions: u32,
-        major: u32,
-        minor: u32,
-    ) -> Result<(), InitramfsError> {
+    pub fn char_device(&mut self, path: &str, permissions: u32, major: u32, minor: u32) -> Result<(), InitramfsError> {
         self.header(path, Kind::CharDevice { major, minor }, permissions, 0)
     }
 
@@ -124,13 +113,7 @@ impl<W: Write> NewcWriter<W> {
         Ok(self.out)
     }
 
-    fn header(
-        &mut self,
-        path: &str,
-        kind: Kind,
-        permissions: u32,
-        len: u64,
-    ) -> Result<(), InitramfsError> {
+    fn header(&mut self, path: &str, kind: Kind, permissions: u32, len: u64) -> Result<(), InitramfsError> {
         if path.is_empty() || path.len() >= PATH_MAX || path.contains('\0') || path == TRAILER {
             return Err(InitramfsError::BadPath {
                 path: path.to_owned(),

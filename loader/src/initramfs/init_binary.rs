@@ -16,15 +16,9 @@ const HEADER_LEN: usize = 64;
 /// `Ok` for a static x86-64 executable; otherwise why not, in words for the person building.
 pub fn check(binary: &[u8]) -> Result<(), String> {
     if binary.len() < HEADER_LEN || &binary[..4] != ELF_MAGIC {
-        return Err(
-            "not an ELF executable; give the loader binary built for x86_64-unknown-linux-musl"
-                .to_owned(),
-        );
+        return Err("not an ELF executable; give the loader binary built for x86_64-unknown-linux-musl".to_owned());
     }
-    if binary[4] != CLASS_64
-        || binary[5] != LITTLE_ENDIAN
-        || u16_at(binary, 18) != Some(MACHINE_X86_64)
-    {
+    if binary[4] != CLASS_64 || binary[5] != LITTLE_ENDIAN || u16_at(binary, 18) != Some(MACHINE_X86_64) {
         return Err("not an x86-64 binary; build for x86_64-unknown-linux-musl".to_owned());
     }
     if !matches!(u16_at(binary, 16), Some(TYPE_EXEC | TYPE_DYN)) {
@@ -108,9 +102,7 @@ mod tests {
 
     #[test]
     fn scripts_and_other_machines_are_refused() {
-        assert!(check(b"#!/bin/sh\necho hi\n")
-            .unwrap_err()
-            .contains("not an ELF"));
+        assert!(check(b"#!/bin/sh\necho hi\n").unwrap_err().contains("not an ELF"));
         let mut arm = fake_elf(&[PT_LOAD]);
         arm[18..20].copy_from_slice(&183u16.to_le_bytes());
         assert!(check(&arm).unwrap_err().contains("x86-64"));

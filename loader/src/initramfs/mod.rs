@@ -67,11 +67,7 @@ pub enum InitramfsError {
     #[error("compressing the initramfs: {0}")]
     Compress(io::Error),
     #[error("{path}: expected {expected} bytes but the file ended after {actual} (did it change while being packed?)")]
-    ShortFile {
-        path: String,
-        expected: u64,
-        actual: u64,
-    },
+    ShortFile { path: String, expected: u64, actual: u64 },
     #[error("initramfs path {path:?}: {reason}")]
     BadPath { path: String, reason: &'static str },
     #[error("initramfs entry {path}: mode {mode:o} has bits beyond the permission bits (0o7777)")]
@@ -82,7 +78,9 @@ pub enum InitramfsError {
     Conflict { path: String, reason: String },
     #[error("init binary {path}: {reason}")]
     BadInit { path: PathBuf, reason: String },
-    #[error("public key #{index} ({key:?}) is not an fwup public key: expected the base64 of 32 bytes, as in fwup-key.pub")]
+    #[error(
+        "public key #{index} ({key:?}) is not an fwup public key: expected the base64 of 32 bytes, as in fwup-key.pub"
+    )]
     BadPublicKey { index: usize, key: String },
     #[error("CA certificate {path}: no `-----BEGIN CERTIFICATE-----` block (give PEM files)")]
     BadCaCert { path: PathBuf },
@@ -236,10 +234,7 @@ mod tests {
     fn epoch_parsing() {
         assert_eq!(parse_source_date_epoch(None).unwrap(), 0);
         assert_eq!(parse_source_date_epoch(Some("")).unwrap(), 0);
-        assert_eq!(
-            parse_source_date_epoch(Some("1700000000\n")).unwrap(),
-            1_700_000_000
-        );
+        assert_eq!(parse_source_date_epoch(Some("1700000000\n")).unwrap(), 1_700_000_000);
         for bad in ["-1", "1.5", "yesterday", "4294967296"] {
             let err = parse_source_date_epoch(Some(bad)).unwrap_err();
             assert!(err.to_string().contains(bad), "{err}");

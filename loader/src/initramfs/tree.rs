@@ -14,21 +14,10 @@ use super::InitramfsError;
 /// One node of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Directory {
-        permissions: u32,
-    },
-    File {
-        permissions: u32,
-        contents: Vec<u8>,
-    },
-    CharDevice {
-        permissions: u32,
-        major: u32,
-        minor: u32,
-    },
-    Symlink {
-        target: String,
-    },
+    Directory { permissions: u32 },
+    File { permissions: u32, contents: Vec<u8> },
+    CharDevice { permissions: u32, major: u32, minor: u32 },
+    Symlink { target: String },
 }
 
 /// Archive paths (`etc/loader.conf`, no leading `/`) to nodes.
@@ -47,28 +36,11 @@ impl FileTree {
         self.insert(path, Node::Directory { permissions })
     }
 
-    pub fn file(
-        &mut self,
-        path: &str,
-        permissions: u32,
-        contents: Vec<u8>,
-    ) -> Result<(), InitramfsError> {
-        self.insert(
-            path,
-            Node::File {
-                permissions,
-                contents,
-            },
-        )
+    pub fn file(&mut self, path: &str, permissions: u32, contents: Vec<u8>) -> Result<(), InitramfsError> {
+        self.insert(path, Node::File { permissions, contents })
     }
 
-    pub fn char_device(
-        &mut self,
-        path: &str,
-        permissions: u32,
-        major: u32,
-        minor: u32,
-    ) -> Result<(), InitramfsError> {
+    pub fn char_device(&mut self, path: &str, permissions: u32, major: u32, minor: u32) -> Result<(), InitramfsError> {
         self.insert(
             path,
             Node::CharDevice {
@@ -104,10 +76,7 @@ impl FileTree {
         for (path, node) in &self.nodes {
             match node {
                 Node::Directory { permissions } => writer.directory(path, *permissions)?,
-                Node::File {
-                    permissions,
-                    contents,
-                } => writer.file(path, *permissions, contents)?,
+                Node::File { permissions, contents } => writer.file(path, *permissions, contents)?,
                 Node::CharDevice {
                     permissions,
                     major,
@@ -182,8 +151,7 @@ mod tests {
     #[test]
     fn parents_come_first_whatever_the_insertion_order() {
         let mut tree = FileTree::new();
-        tree.file("/etc/loader/keys/00.pub", 0o644, b"k".to_vec())
-            .unwrap();
+        tree.file("/etc/loader/keys/00.pub", 0o644, b"k".to_vec()).unwrap();
         tree.file("/init", 0o755, b"x".to_vec()).unwrap();
         tree.directory("/etc", 0o755).unwrap();
         tree.file("/etc-old", 0o644, Vec::new()).unwrap();
@@ -213,17 +181,10 @@ mod tests {
     fn conflicts_are_refused() {
         let mut tree = FileTree::new();
         tree.file("etc/loader.conf", 0o644, Vec::new()).unwrap();
-        let twice = tree
-            .file("/etc/loader.conf", 0o644, Vec::new())
-            .unwrap_err();
+        let twice = tree.file("/etc/loader.conf", 0o644, Vec::new()).unwrap_err();
         assert!(twice.to_string().contains("/etc/loader.conf"), "{twice}");
-        let under_file = tree
-            .file("etc/loader.conf/x", 0o644, Vec::new())
-            .unwrap_err();
-        assert!(
-            under_file.to_string().contains("not a directory"),
-            "{under_file}"
-        );
+        let under_file = tree.file("etc/loader.conf/x", 0o644, Vec::new()).unwrap_err();
+        assert!(under_file.to_string().contains("not a directory"), "{under_file}");
         assert!(tree.directory("etc/loader.conf", 0o755).is_err());
     }
 
