@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::apply::{self, ApplyOptions, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::report::{console, Console, JsonLines};
+use crate::source::{self, policy::FetchPolicy, HttpOptions, SourceSpec};
 use crate::target::file::ImageFile;
 use crate::target::Target;
 
@@ -28,8 +29,10 @@ pub struct Cli {
 enum Command {
     /// Install a bundle onto a disk or image file.
     Apply {
-        /// Bundle path, or `-` for stdin.
+        /// Bundle path, `-` for stdin, or an https:// URL (streamed, resumed on breaks).
         bundle: String,
+        #[command(flatten)]
+        fetch: FetchArgs,
         /// Block device or image file to install onto (an image file is created if missing).
         #[arg(long, short = 'd')]
         device: PathBuf,
@@ -90,6 +93,39 @@ enum Command {
     Keygen(crate::pack::cli::KeygenArgs),
     /// Sign (or re-sign) an existing bundle.
     Sign(crate::pack::cli::SignArgs),
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// Extra CA certificate (PEM file) trusted for https:// bundles; repeatable.
+    #[arg(long = "ca", value_name = "PEM_FILE")]
+    ca: Vec<PathBuf>,
+    /// The whole bundle's SHA-256: checked before anything boot-critical is written.
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// Allow plain http:// without a public key or --sha256.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl FetchArgs {
+    fn policy(&self, keys_enforced: bool) -> Result<FetchPolicy, String> {
+        let mut ca = Vec::new();
+        for path in &self.ca {
+            let pem = std::fs::read(path).map_err(|e| format!("--ca {}: {e}", path.display()))?;
+            ca.push((path.display().to_string(), pem));
+        }
+        let sha256 = match &self.sha256 {
+            Some(hex) => Some(crate::source::parse_sha256(hex).map_err(|e| format!("--sha256: {e}"))?),
+            None => None,
+        };
+        Ok(FetchPolicy {
+            keys_enforced,
+            sha256,
+            insecure: self.insecure,
+            ca,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -178,6 +214,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Boot { .. } => Err("internal: boot is dispatched before".into()),
         Command::Apply {
             bundle,
+            fetch,
             device,
             task,
             keys,
@@ -191,9 +228,18 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.allow_unsafe = allow_unsafe;
             opts.vars = process_vars();
             opts.hold_limit = hold_limit;
-            let mut target = open_target(&device, allow_mounted)?;
-            let source = open_source(&bundle)?;
             let mut reporter = reporter(progress);
+            let policy = fetch.policy(!opts.public_keys.is_empty())?;
+            let fetched = source::policy::fetch(&SourceSpec::parse(&bundle), &policy, HttpOptions::default())
+                .map_err(|e| e.to_string())?;
+            if let Some(reason) = &fetched.plain_http_reason {
+                reporter.event(&apply::Event::Warning {
+                    message: format!("plain http:// allowed because {reason}"),
+                });
+            }
+            opts.before_commit = fetched.check.clone();
+            let source = fetched.source.reader;
+            let mut target = open_target(&device, allow_mounted)?;
             let summary = apply::apply(source, target.as_mut(), &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
             drop(reporter);
             if matches!(progress, Progress::Json) {

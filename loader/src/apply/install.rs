@@ -98,7 +98,10 @@ pub fn run<R: Read + Send + 'static>(
 
     let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
     runner.protect_known_regions();
-    let outcome = stream_install(&mut runner, &manifest, task, walker);
+    let outcome = stream_install(&mut runner, &manifest, task, walker).and_then(|()| match &opts.before_commit {
+        Some(check) => check().map_err(ApplyError::Corrupt),
+        None => Ok(()),
+    });
     let resource_bytes = runner.resource_bytes;
     match outcome {
         Ok(()) => {

@@ -50,6 +50,9 @@ pub struct ApplyOptions {
     pub vars: BTreeMap<String, String>,
     /// Bound on boot-critical data held in memory until the commit.
     pub hold_limit: u64,
+    /// A last check after every resource verified and before the commit
+    /// (the whole-bundle SHA-256 pin); an error fails the install.
+    pub before_commit: Option<crate::source::policy::CommitCheck>,
 }
 
 impl ApplyOptions {
@@ -60,6 +63,7 @@ impl ApplyOptions {
             allow_unsafe: false,
             vars: BTreeMap::new(),
             hold_limit: overlay::DEFAULT_HOLD_LIMIT,
+            before_commit: None,
         }
     }
 }

@@ -76,7 +76,14 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Msg>, spare: R
         let mut entry = match walker.next_entry() {
             Ok(Some(e)) => e,
             Ok(None) => {
-                send(Msg::Done);
+                // Read the central directory and anything after it too: a
+                // whole-bundle SHA-256 pin covers every byte, and an HTTP
+                // connection should end cleanly.
+                let mut rest = walker.into_inner();
+                match io::copy(&mut rest, &mut io::sink()) {
+                    Ok(_) => send(Msg::Done),
+                    Err(e) => send(Msg::Failed(e)),
+                };
                 return;
             }
             Err(e) => {

@@ -7,6 +7,7 @@ mod error;
 mod http;
 mod http1;
 mod pinning;
+pub mod policy;
 mod retry;
 mod sha256;
 mod tls;
