@@ -194,6 +194,7 @@ pub fn main(cli: Cli) -> ExitCode {
         paths.keys_dir = keys_dir;
         paths.default_bundle = default_bundle;
         paths.sys_block = sys_block;
+        paths.manage_network = false;
         let mode = crate::boot::main_loop::BootMode {
             pid1: false,
             power_actions: finish,

@@ -193,3 +193,74 @@ fn first_install_then_rescue_upgrade_on_a_loop_device() {
         .unwrap();
     assert!(compare.status.success(), "{}", text(&compare));
 }
+
+/// Serves one file over plain HTTP/1.1 on 127.0.0.1 until the test ends.
+fn serve_once(body: Vec<u8>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+#[test]
+fn streamed_install_from_a_url_with_a_sha256_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    fs::File::create(&image).unwrap().set_len(4 << 20).unwrap();
+    let Some(dev) = Loop::attach(&image) else {
+        eprintln!("SKIPPED: loop devices are not available here");
+        return;
+    };
+    let bundle = fs::read(fw("01-minimal-raw.fw")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bundle)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let port = serve_once(bundle);
+    // Plain http:// without a key or pin is refused before anything is written.
+    let refused = loader_boot(
+        dir.path(),
+        &format!(
+            "loader.url=http://127.0.0.1:{port}/b.fw loader.disk={} loader.on_error=halt",
+            dev.0
+        ),
+        &[],
+    );
+    let log = text(&refused);
+    assert!(!refused.status.success() && log.contains("plain http"), "{log}");
+    let out = loader_boot(
+        dir.path(),
+        &format!("loader.url=http://127.0.0.1:{port}/b.fw loader.sha256={sha} loader.disk={} loader.on_error=halt loader.console=plain", dev.0),
+        &[],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("SHA-256 is pinned"), "{log}");
+    drop(dev);
+    let compare = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare"))
+        .arg(fw("expected/01-complete.img.zst"))
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(compare.status.success(), "{}", text(&compare));
+}

@@ -88,6 +88,20 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// Installs a bundle whose head [`open_bundle`] already read (the boot flow
+/// looks at the manifest to choose the disk and task first).
+pub fn apply_opened<R: Read + Send + 'static>(
+    bundle: OpenedBundle<R>,
+    target: &mut dyn Target,
+    opts: &ApplyOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, ApplyError> {
+    let started = Instant::now();
+    let mut summary = install::run(bundle, target, opts, reporter)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
 /// Applies a bundle read front to back from `source` onto `target`.
 pub fn apply<R: Read + Send + 'static>(
     source: R,

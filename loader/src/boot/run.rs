@@ -32,6 +32,9 @@ pub struct BootPaths {
     pub keys_dir: PathBuf,
     /// Where iPXE's `initrd … /root/install.fw` puts the bundle.
     pub default_bundle: PathBuf,
+    /// Configure interfaces for `loader.url=` (PID 1). `loader boot` on a
+    /// host uses the host's network as it is.
+    pub manage_network: bool,
 }
 
 impl BootPaths {
@@ -43,6 +46,7 @@ impl BootPaths {
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
             keys_dir: PathBuf::from("/etc/loader/keys"),
             default_bundle: PathBuf::from("/root/install.fw"),
+            manage_network: true,
         }
     }
 }
@@ -136,22 +140,43 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         }
     ));
 
-    out.stage("finding the bundle");
-    let bundle = find_bundle(config, paths)?;
-    out.say(&format!("bundle: {}", bundle.display()));
-
     let mut opts = ApplyOptions::new("");
     opts.public_keys = keys;
     opts.vars = config.env.clone();
 
-    // The whole bundle is checked before the first write: an initramfs that
-    // failed to unpack can leave a full-size file with the wrong bytes.
-    out.stage("verifying the bundle");
-    let opened =
-        apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
-    let manifest = opened.manifest.clone();
-    apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
-    out.say("bundle verified: signature and every resource hash");
+    out.stage("finding the bundle");
+    let (manifest, streamed) = match &config.url {
+        // Streamed: never stored, so it cannot be checked before writing;
+        // the engine's held writes keep the disk unbootable until every
+        // resource (and the SHA-256 pin) has verified.
+        Some(url) => {
+            if paths.manage_network {
+                bring_up_network(config, out)?;
+            }
+            out.stage("fetching the bundle");
+            let fetched = fetch_url(url, config, !opts.public_keys.is_empty(), out)?;
+            opts.before_commit = fetched.check.clone();
+            let opened = apply::open_bundle(fetched.source.reader, &opts, out)
+                .map_err(|e| apply_failure("fetching the bundle", e))?;
+            (opened.manifest.clone(), Some(opened))
+        }
+        None => {
+            let bundle = find_bundle(config, paths)?;
+            out.say(&format!("bundle: {}", bundle.display()));
+            // The whole bundle is checked before the first write: an
+            // initramfs that failed to unpack can leave a full-size file
+            // with the wrong bytes.
+            out.stage("verifying the bundle");
+            let opened =
+                apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
+            let manifest = opened.manifest.clone();
+            apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
+            out.say("bundle verified: signature and every resource hash");
+            let reopened = apply::open_bundle(open_boxed(&bundle)?, &opts, &mut apply::events::Silent)
+                .map_err(|e| apply_failure("reading the bundle", e))?;
+            (manifest, Some(reopened))
+        }
+    };
 
     out.stage("choosing the disk");
     let min_size = layout_size(&manifest);
@@ -177,7 +202,8 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
 
     out.stage("installing");
     opts.task = choice.task.clone();
-    let summary = apply::apply(open(&bundle)?, &mut device, &opts, out).map_err(|e| apply_failure("installing", e))?;
+    let bundle = streamed.ok_or_else(|| fail("installing", "internal", "bundle not open", ""))?;
+    let summary = apply::apply_opened(bundle, &mut device, &opts, out).map_err(|e| apply_failure("installing", e))?;
 
     out.stage("re-reading the partition table");
     if let Err(e) = device.reread_partitions() {
@@ -196,6 +222,71 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         summary.signature
     ));
     Ok(Installed { summary, disk: dev })
+}
+
+fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, Failure> {
+    Ok(Box::new(open(path)?))
+}
+
+/// Network for `loader.url=`: the kernel's `ip=` if it configured one,
+/// else DHCP on every wired interface.
+fn bring_up_network(config: &Config, out: &mut BootReporter) -> Result<(), Failure> {
+    out.stage("bringing up the network");
+    let mut options = crate::net::NetOptions::default();
+    if let Some(ip) = config.ip.last() {
+        options.ip = Some(
+            crate::net::parse_ip_param(ip).map_err(|e| fail("bringing up the network", "config", e, "check ip="))?,
+        );
+    }
+    let summary = crate::net::bring_up(&options, &|event| println!("loader: network: {event:?}")).map_err(|e| {
+        fail(
+            "bringing up the network",
+            "network",
+            e,
+            "check the cable/VLAN and the DHCP server",
+        )
+    })?;
+    out.say(&format!("network up: {summary:?}"));
+    Ok(())
+}
+
+fn fetch_url(
+    url: &str,
+    config: &Config,
+    keys_enforced: bool,
+    out: &mut BootReporter,
+) -> Result<crate::source::policy::Fetched, Failure> {
+    use crate::source::{policy, HttpOptions, SourceSpec};
+    let policy = policy::FetchPolicy {
+        keys_enforced,
+        sha256: config.sha256,
+        insecure: config.insecure,
+        ca: config
+            .ca
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| (format!("loader.ca #{}", i + 1), pem.clone().into_bytes()))
+            .collect(),
+    };
+    let http = HttpOptions {
+        on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
+            println!("loader: download: {e:?}")
+        })),
+        ..HttpOptions::default()
+    };
+    let fetched = policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
+        fail(
+            "fetching the bundle",
+            "network",
+            e,
+            "check loader.url, loader.ca and the clock",
+        )
+    })?;
+    if let Some(reason) = &fetched.plain_http_reason {
+        out.say(&format!("plain http:// allowed because {reason}"));
+    }
+    out.say(&format!("downloading {}", fetched.source.description));
+    Ok(fetched)
 }
 
 fn open(path: &Path) -> Result<File, Failure> {
@@ -246,14 +337,6 @@ fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failu
 
 /// `loader.bundle=`, else iPXE's `/root/install.fw`.
 fn find_bundle(config: &Config, paths: &BootPaths) -> Result<PathBuf, Failure> {
-    if let Some(url) = &config.url {
-        return Err(fail(
-            "finding the bundle",
-            "no-bundle",
-            format!("loader.url={url}: this loader was built without network install"),
-            "",
-        ));
-    }
     let candidate = config.bundle.clone().unwrap_or_else(|| paths.default_bundle.clone());
     match std::fs::metadata(&candidate) {
         Ok(m) if m.is_file() && m.len() > 0 => Ok(candidate),
