@@ -1,100 +1,23 @@
-//! Builds the loader's initramfs, or wraps a bundle for `/root/install.fw`.
-//!
-//! ```text
-//! mkinitramfs --init target/x86_64-unknown-linux-musl/release/loader -o initramfs.cpio.xz \
-//!     [--config loader.conf] [--public-key fwup-key.pub]... [--ca-cert ca.pem]... \
-//!     [--file SRC:/PATH[:MODE]]... [--compression xz|gzip|none]
-//! mkinitramfs --wrap-bundle app.fw -o install.cpio
-//! ```
-//!
-//! Timestamps come from `SOURCE_DATE_EPOCH` (default 0). Prints the output
-//! path and size. A stand-in until `loader initramfs` exists.
+//! Builds an initramfs; kept for scripts that predate `loader initramfs`,
+//! which takes the same options.
 
-use std::fs;
-use std::io::BufWriter;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use loader::initramfs::{self, Compression, ExtraFile, InitramfsSpec};
+use loader::initramfs::cli::{run, InitramfsArgs};
 
 #[derive(Parser)]
 struct Args {
-    /// The static loader binary that becomes /init.
-    #[arg(long, required_unless_present = "wrap_bundle")]
-    init: Option<PathBuf>,
-    /// Wrap this bundle into an uncompressed cpio at /root/install.fw instead.
-    #[arg(long, conflicts_with = "init")]
-    wrap_bundle: Option<PathBuf>,
-    /// Default configuration, copied to /etc/loader.conf.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// fwup public key file (fwup-key.pub); bundles must then be signed by one of them.
-    #[arg(long = "public-key")]
-    public_keys: Vec<PathBuf>,
-    /// PEM CA certificate trusted for HTTPS, copied to /etc/loader/ca/.
-    #[arg(long = "ca-cert")]
-    ca_certs: Vec<PathBuf>,
-    /// Extra file as SRC:/PATH or SRC:/PATH:OCTAL-MODE.
-    #[arg(long = "file")]
-    files: Vec<String>,
-    #[arg(long, default_value = "xz")]
-    compression: String,
-    /// Output file.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[command(flatten)]
+    inner: InitramfsArgs,
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    match run(Args::parse().inner) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("mkinitramfs: {message}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(args: Args) -> Result<(), String> {
-    let epoch = initramfs::source_date_epoch().map_err(|e| e.to_string())?;
-    if let Some(bundle) = &args.wrap_bundle {
-        let out = fs::File::create(&args.output).map_err(|e| format!("creating {}: {e}", args.output.display()))?;
-        initramfs::wrap_bundle(bundle, epoch, BufWriter::new(out)).map_err(|e| e.to_string())?;
-    } else {
-        let spec = spec(&args)?;
-        let image = initramfs::build(&spec, epoch).map_err(|e| e.to_string())?;
-        fs::write(&args.output, image).map_err(|e| format!("writing {}: {e}", args.output.display()))?;
-    }
-    let size = fs::metadata(&args.output).map_err(|e| e.to_string())?.len();
-    println!("{}\n{size} bytes", args.output.display());
-    Ok(())
-}
-
-fn spec(args: &Args) -> Result<InitramfsSpec, String> {
-    let read_text = |path: &PathBuf| fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()));
-    let mut extra_files = Vec::new();
-    for file in &args.files {
-        let mut parts = file.splitn(3, ':');
-        let (Some(source), Some(path)) = (parts.next(), parts.next()) else {
-            return Err(format!("--file {file}: expected SRC:/PATH[:MODE]"));
-        };
-        let permissions = match parts.next() {
-            Some(mode) => u32::from_str_radix(mode, 8).map_err(|_| format!("--file {file}: bad octal mode {mode}"))?,
-            None => 0o644,
-        };
-        let contents = fs::read(source).map_err(|e| format!("reading {source}: {e}"))?;
-        extra_files.push(ExtraFile {
-            path: path.to_owned(),
-            permissions,
-            contents,
-        });
-    }
-    Ok(InitramfsSpec {
-        init_binary: args.init.clone().unwrap_or_default(),
-        config: args.config.as_ref().map(read_text).transpose()?,
-        public_keys: args.public_keys.iter().map(read_text).collect::<Result<_, _>>()?,
-        ca_certs: args.ca_certs.clone(),
-        extra_files,
-        compression: args.compression.parse::<Compression>().map_err(|e| e.to_string())?,
-    })
 }

@@ -81,6 +81,11 @@ enum Command {
         #[arg(long)]
         finish: bool,
     },
+    /// Build the install initramfs (this static binary as /init, config, keys, CAs),
+    /// or wrap a bundle as /root/install.fw for UEFI iPXE.
+    Initramfs(crate::initramfs::cli::InitramfsArgs),
+    /// Print the iPXE chain script that boots the loader.
+    Ipxe(crate::ipxe_cli::IpxeArgs),
     /// Check a bundle completely (signature, every resource) without writing anything.
     Verify {
         bundle: String,
@@ -276,6 +281,8 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Pack(args) => crate::pack::cli::pack(args),
+        Command::Initramfs(args) => crate::initramfs::cli::run(args),
+        Command::Ipxe(args) => crate::ipxe_cli::run(args),
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         Command::Sign(args) => crate::pack::cli::sign(args),
     }

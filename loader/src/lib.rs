@@ -9,6 +9,7 @@ pub mod formats;
 pub mod initramfs;
 pub mod inspect;
 pub mod ipxe;
+pub mod ipxe_cli;
 pub mod net;
 pub mod pack;
 pub mod report;
