@@ -129,6 +129,13 @@ impl Reporter for BootReporter {
 /// One install attempt, from reading the configuration to a synced disk.
 pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Result<Installed, Failure> {
     let started = Instant::now();
+    // Parsed so the command line stays valid, but not carried out yet:
+    // say so instead of pretending (issue "network install", items 5-6).
+    for (key, set) in [("loader.report", config.report.is_some()), ("loader.metadata", config.metadata.is_some())] {
+        if set {
+            out.say(&format!("warning: {key}= is not supported yet and is ignored"));
+        }
+    }
     let keys = load_keys(config, paths)?;
     out.say(&format!(
         "{} public key(s) enforced{}",
