@@ -83,8 +83,10 @@ enum Command {
     },
     /// Build the install initramfs (this static binary as /init, config, keys, CAs),
     /// or wrap a bundle as /root/install.fw for UEFI iPXE.
+    #[cfg(feature = "host-tools")]
     Initramfs(crate::initramfs::cli::InitramfsArgs),
     /// Print the iPXE chain script that boots the loader.
+    #[cfg(feature = "host-tools")]
     Ipxe(crate::ipxe_cli::IpxeArgs),
     /// Check a bundle completely (signature, every resource) without writing anything.
     Verify {
@@ -93,10 +95,13 @@ enum Command {
         keys: KeyArgs,
     },
     /// Make a bundle from an fwup configuration (fwup.conf), without fwup.
+    #[cfg(feature = "host-tools")]
     Pack(crate::pack::cli::PackArgs),
     /// Create an Ed25519 signing key pair in fwup's format.
+    #[cfg(feature = "host-tools")]
     Keygen(crate::pack::cli::KeygenArgs),
     /// Sign (or re-sign) an existing bundle.
+    #[cfg(feature = "host-tools")]
     Sign(crate::pack::cli::SignArgs),
 }
 
@@ -280,10 +285,15 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        #[cfg(feature = "host-tools")]
         Command::Pack(args) => crate::pack::cli::pack(args),
+        #[cfg(feature = "host-tools")]
         Command::Initramfs(args) => crate::initramfs::cli::run(args),
+        #[cfg(feature = "host-tools")]
         Command::Ipxe(args) => crate::ipxe_cli::run(args),
+        #[cfg(feature = "host-tools")]
         Command::Keygen(args) => crate::pack::cli::keygen(args),
+        #[cfg(feature = "host-tools")]
         Command::Sign(args) => crate::pack::cli::sign(args),
     }
 }

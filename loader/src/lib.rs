@@ -6,11 +6,15 @@ pub mod boot;
 pub mod bundle;
 pub mod cli;
 pub mod formats;
+#[cfg(feature = "host-tools")]
 pub mod initramfs;
 pub mod inspect;
+#[cfg(feature = "host-tools")]
 pub mod ipxe;
+#[cfg(feature = "host-tools")]
 pub mod ipxe_cli;
 pub mod net;
+#[cfg(feature = "host-tools")]
 pub mod pack;
 pub mod report;
 pub mod source;

@@ -131,7 +131,10 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     let started = Instant::now();
     // Parsed so the command line stays valid, but not carried out yet:
     // say so instead of pretending (issue "network install", items 5-6).
-    for (key, set) in [("loader.report", config.report.is_some()), ("loader.metadata", config.metadata.is_some())] {
+    for (key, set) in [
+        ("loader.report", config.report.is_some()),
+        ("loader.metadata", config.metadata.is_some()),
+    ] {
         if set {
             out.say(&format!("warning: {key}= is not supported yet and is ignored"));
         }

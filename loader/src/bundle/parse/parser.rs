@@ -25,6 +25,7 @@ pub(crate) struct Source {
 /// Where a hook is called from: the source and line of the call, option
 /// or section start.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "host-tools"), allow(dead_code))]
 pub(crate) struct At<'a> {
     pub source: &'a str,
     pub line: usize,
