@@ -263,3 +263,57 @@ fn assert_image_matches(expected: &Path, image: &Path) {
         .unwrap();
     assert!(compare.status.success(), "{}", text(&compare));
 }
+
+#[test]
+fn status_callback_receives_start_stages_and_the_failure() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(false).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            let text = String::from_utf8(body).unwrap();
+            let done = text.contains("\"event\":\"result\"");
+            bodies.push(text);
+            if done {
+                return bodies;
+            }
+        }
+        bodies
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cmdline = format!(
+        "loader.bundle={} loader.on_error=halt loader.report=http://127.0.0.1:{port}/status",
+        fw("05-corrupt-resource.fw").display()
+    );
+    let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let bodies = server.join().unwrap();
+    assert!(bodies[0].contains("\"event\":\"start\""), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains("verifying the bundle")), "{bodies:?}");
+    let last = bodies.last().unwrap();
+    assert!(
+        last.contains("\"result\":\"failed\"") && last.contains("\"class\":\"corrupt\""),
+        "{last}"
+    );
+    assert!(last.contains("\"machine\""), "{last}");
+}

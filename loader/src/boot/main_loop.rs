@@ -88,8 +88,34 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
     ));
     let mut failed = 0u32;
     loop {
-        let mut out = BootReporter::new(console_mode(&config));
-        match run::attempt(&config, paths, &mut out) {
+        let callback = config.report.clone().map(|url| {
+            let roots = config
+                .ca
+                .iter()
+                .enumerate()
+                .map(|(i, pem)| crate::source::ExtraRoot {
+                    origin: format!("loader.ca #{}", i + 1),
+                    pem: pem.clone().into_bytes(),
+                })
+                .collect();
+            let mut cb = crate::report::callback::Callback::start(url, roots, Path::new("/sys"));
+            cb.send(
+                "start",
+                serde_json::json!({ "attempt": failed + 1, "version": env!("CARGO_PKG_VERSION") }),
+            );
+            cb
+        });
+        let mut out = BootReporter::new(console_mode(&config), callback);
+        let result = run::attempt(&config, paths, &mut out);
+        out.finish(match &result {
+            Ok(i) => serde_json::json!({
+                "result": "installed", "summary": i.summary, "disk": i.disk,
+            }),
+            Err(f) => serde_json::json!({
+                "result": "failed", "class": f.class, "stage": f.stage, "message": f.to_string(),
+            }),
+        });
+        match result {
             Ok(installed) => {
                 log.info(&format!(
                     "result: installed {} {} task={} disk={}",

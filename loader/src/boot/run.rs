@@ -89,10 +89,11 @@ pub struct Installed {
 pub struct BootReporter {
     inner: Box<dyn Reporter>,
     json: bool,
+    callback: Option<crate::report::callback::Callback>,
 }
 
 impl BootReporter {
-    pub fn new(mode: ConsoleMode) -> Self {
+    pub fn new(mode: ConsoleMode, callback: Option<crate::report::callback::Callback>) -> Self {
         let inner: Box<dyn Reporter> = match mode {
             ConsoleMode::Json => Box::new(JsonLines::new(Box::new(std::io::stdout()))),
             ConsoleMode::Bar => Box::new(Console::new(console::Style::Bar, Box::new(std::io::stdout()))),
@@ -102,11 +103,24 @@ impl BootReporter {
         BootReporter {
             inner,
             json: mode == ConsoleMode::Json,
+            callback,
         }
     }
 
     pub fn stage(&mut self, name: &str) {
         self.say(&format!("stage: {name}"));
+        if let Some(cb) = self.callback.as_mut() {
+            cb.send("stage", serde_json::json!({ "stage": name }));
+        }
+    }
+
+    /// The attempt's outcome goes to the status callback, which is then
+    /// flushed (each report bounded by its timeout).
+    pub fn finish(mut self, result: serde_json::Value) {
+        if let Some(mut cb) = self.callback.take() {
+            cb.send("result", result);
+            cb.finish();
+        }
     }
 
     pub fn say(&mut self, line: &str) {
@@ -122,6 +136,15 @@ impl BootReporter {
 
 impl Reporter for BootReporter {
     fn event(&mut self, event: &Event) {
+        if let Some(cb) = self.callback.as_mut() {
+            match event {
+                Event::Progress { done, total } => cb.progress(*done, *total),
+                Event::Bundle { .. } | Event::Task { .. } | Event::Warning { .. } => {
+                    cb.send("info", serde_json::to_value(event).unwrap_or_default())
+                }
+                _ => {}
+            }
+        }
         self.inner.event(event);
     }
 }
@@ -130,14 +153,9 @@ impl Reporter for BootReporter {
 pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Result<Installed, Failure> {
     let started = Instant::now();
     // Parsed so the command line stays valid, but not carried out yet:
-    // say so instead of pretending (issue "network install", items 5-6).
-    for (key, set) in [
-        ("loader.report", config.report.is_some()),
-        ("loader.metadata", config.metadata.is_some()),
-    ] {
-        if set {
-            out.say(&format!("warning: {key}= is not supported yet and is ignored"));
-        }
+    // say so instead of pretending.
+    if config.metadata.is_some() {
+        out.say("warning: loader.metadata= is not supported yet and is ignored");
     }
     let keys = load_keys(config, paths)?;
     out.say(&format!(

@@ -1,5 +1,6 @@
 //! Turning engine events into something people and machines read.
 
+pub mod callback;
 pub mod console;
 pub mod json;
 

@@ -8,6 +8,7 @@ mod http;
 mod http1;
 mod pinning;
 pub mod policy;
+pub mod post;
 mod retry;
 mod sha256;
 mod tls;
