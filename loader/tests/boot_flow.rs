@@ -317,3 +317,26 @@ fn status_callback_receives_start_stages_and_the_failure() {
     );
     assert!(last.contains("\"machine\""), "{last}");
 }
+
+#[test]
+fn metadata_service_provides_provisioning_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
+    let Some(dev) = Loop::attach(&image) else {
+        eprintln!("SKIPPED: loop devices are not available here");
+        return;
+    };
+    let port = serve_once(br#"{"NERVES_SERIAL_NUMBER": "LT-0001", "ignored": {"nested": 1}}"#.to_vec());
+    let cmdline = format!(
+        "loader.bundle={} loader.disk={} loader.metadata=http://127.0.0.1:{port}/meta loader.on_error=halt",
+        fw("02-x86_64-ab-mbr.fw").display(),
+        dev.0
+    );
+    let out = loader_boot(dir.path(), &cmdline, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    drop(dev);
+    // The serial number from the metadata landed in the U-Boot environment
+    // exactly as fwup writes it with NERVES_SERIAL_NUMBER=LT-0001.
+    assert_image_matches(&fw("expected/02-complete.img.zst"), &image);
+}

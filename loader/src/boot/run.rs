@@ -154,9 +154,6 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     let started = Instant::now();
     // Parsed so the command line stays valid, but not carried out yet:
     // say so instead of pretending.
-    if config.metadata.is_some() {
-        out.say("warning: loader.metadata= is not supported yet and is ignored");
-    }
     let keys = load_keys(config, paths)?;
     out.say(&format!(
         "{} public key(s) enforced{}",
@@ -170,7 +167,17 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
 
     let mut opts = ApplyOptions::new("");
     opts.public_keys = keys;
-    opts.vars = config.env.clone();
+    let needs_network = config.url.is_some() || config.metadata.is_some() || config.report.is_some();
+    if needs_network && paths.manage_network {
+        bring_up_network(config, out)?;
+    }
+    if let Some(url) = &config.metadata {
+        out.stage("fetching provisioning metadata");
+        opts.vars = fetch_metadata(url, config)?;
+        out.say(&format!("metadata: {} variable(s) from {url}", opts.vars.len()));
+    }
+    // loader.env.* wins over the metadata service.
+    opts.vars.extend(config.env.clone());
 
     out.stage("finding the bundle");
     let (manifest, streamed) = match &config.url {
@@ -178,9 +185,6 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         // the engine's held writes keep the disk unbootable until every
         // resource (and the SHA-256 pin) has verified.
         Some(url) => {
-            if paths.manage_network {
-                bring_up_network(config, out)?;
-            }
             out.stage("fetching the bundle");
             let fetched = fetch_url(url, config, !opts.public_keys.is_empty(), out)?;
             opts.before_commit = fetched.check.clone();
@@ -315,6 +319,52 @@ fn fetch_url(
     }
     out.say(&format!("downloading {}", fetched.source.description));
     Ok(fetched)
+}
+
+/// `loader.metadata=URL`: a JSON object whose string (and number/bool)
+/// values become `${VAR}` provisioning variables.
+fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    use crate::source::{open as open_source, ExtraRoot, HttpOptions, PlainHttp, SourceSpec};
+    use std::io::Read as _;
+    let stage = "fetching provisioning metadata";
+    let http = HttpOptions {
+        // Metadata services are typically plain http on a link-local
+        // address; the values are the operator's own, not the bundle.
+        plain_http: PlainHttp::Allow {
+            reason: "loader.metadata is the operator's own service".into(),
+        },
+        extra_roots: config
+            .ca
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| ExtraRoot {
+                origin: format!("loader.ca #{}", i + 1),
+                pem: pem.clone().into_bytes(),
+            })
+            .collect(),
+        ..HttpOptions::default()
+    };
+    let source = open_source(&SourceSpec::Url(url.to_string()), http).map_err(|e| fail(stage, "network", e, ""))?;
+    let mut text = String::new();
+    source
+        .reader
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(stage, "network", e, ""))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| fail(stage, "config", format!("{url}: not JSON: {e}"), ""))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| fail(stage, "config", format!("{url}: expected a JSON object"), ""))?;
+    Ok(object
+        .iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
+            _ => None,
+        })
+        .collect())
 }
 
 fn open(path: &Path) -> Result<File, Failure> {
