@@ -89,7 +89,7 @@ vm_start() {
     boot=(-boot order=c)
     if [[ -n $bootfile ]]; then
         netdev+=",bootfile=$bootfile"
-        boot=(-boot once=n,order=c)
+        boot=(-boot "once=n,order=c")
     fi
     VM_T0=$((${EPOCHREALTIME/[.,]/} / 1000))
     qemu-system-x86_64 -accel tcg -m 512 -nographic -serial mon:stdio \

@@ -30,8 +30,9 @@
 # directory is removed (KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC2034 # read by lib.sh
 LOG_TAG=qemu-tests
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR/.. source=qemu-tests/lib.sh
 . qemu-tests/lib.sh
 timeout=${QEMU_TEST_TIMEOUT:-240}
 all_scenarios=(first-install rescue-reinstall refuse-corrupt)
@@ -110,7 +111,7 @@ scenario_refuse_corrupt() {
     size=$(stat -c %s "$serve/corrupt.fw")
     middle=$((size / 2))
     byte=$(od -An -tu1 -j"$middle" -N1 "$serve/corrupt.fw" | tr -d ' ')
-    printf "\\$(printf '%03o' $((byte ^ 0xff)))" |
+    printf '%b' "\\0$(printf '%03o' $((byte ^ 0xff)))" |
         dd of="$serve/corrupt.fw" bs=1 seek="$middle" conv=notrunc status=none
     cmp -s "$serve/corrupt.fw" "$BUNDLE_V1" && fail "the byte flip did not change the bundle"
     boot_with "$disk" corrupt.fw "loader.on_error=halt"
