@@ -26,6 +26,13 @@
 #                     is still all zeros (an injected bundle is verified
 #                     whole before the first write).
 #
+#   refuse-corrupt-reinstall
+#                     disk: [MBR|GRUB|env a|boot|A: v1|B: empty|data]
+#                     iPXE + ab-v2.fw with one byte flipped, loader.task=auto,
+#                     loader.on_error=halt -> result: failed class=corrupt;
+#                     the disk is byte for byte what it was, and booting it
+#                     from the disk alone brings up slot=a version=1.0.0.
+#
 # Per-VM deadline: QEMU_TEST_TIMEOUT seconds per wait (default 240). On a
 # failure the serial log is kept and its path printed; on success the work
 # directory is removed (KEEP=1 keeps it).
@@ -36,7 +43,7 @@ LOG_TAG=qemu-tests
 # shellcheck source-path=SCRIPTDIR/.. source=qemu-tests/lib.sh
 . qemu-tests/lib.sh
 timeout=${QEMU_TEST_TIMEOUT:-240}
-all_scenarios=(first-install rescue-reinstall refuse-corrupt)
+all_scenarios=(first-install rescue-reinstall refuse-corrupt refuse-corrupt-reinstall)
 base_args="console=tty0 console=ttyS0,115200 loader.disk=/dev/vda loader.console=plain"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/qemu-tests.XXXXXX")
@@ -105,25 +112,53 @@ scenario_rescue_reinstall() {
         fail "/data/marker lost"
 }
 
-scenario_refuse_corrupt() {
-    local disk=$work/refuse-corrupt.img size middle byte
-    truncate -s 256M "$disk"
-    cp "$BUNDLE_V1" "$serve/corrupt.fw"
-    size=$(stat -c %s "$serve/corrupt.fw")
+# corrupt_copy SRC DEST: DEST is SRC with the byte in its middle inverted.
+corrupt_copy() {
+    local size middle byte
+    cp "$1" "$2"
+    size=$(stat -c %s "$2")
     middle=$((size / 2))
-    byte=$(od -An -tu1 -j"$middle" -N1 "$serve/corrupt.fw" | tr -d ' ')
+    byte=$(od -An -tu1 -j"$middle" -N1 "$2" | tr -d ' ')
     printf '%b' "\\0$(printf '%03o' $((byte ^ 0xff)))" |
-        dd of="$serve/corrupt.fw" bs=1 seek="$middle" conv=notrunc status=none
-    cmp -s "$serve/corrupt.fw" "$BUNDLE_V1" && fail "the byte flip did not change the bundle"
-    boot_with "$disk" corrupt.fw "loader.on_error=halt"
+        dd of="$2" bs=1 seek="$middle" conv=notrunc status=none
+    cmp -s "$1" "$2" && fail "the byte flip did not change the bundle"
+    return 0
+}
+
+# expect_refusal: the console says class=corrupt, halted, and nothing rebooted.
+expect_refusal() {
     vm_wait "$log" 'loader: result: (installed|failed)' "$timeout" || fail "no loader result"
     grep -q 'loader: result: failed class=corrupt' "$log" || fail "$(grep -m1 'loader: result' "$log")"
     sleep 3 # a reboot would show SeaBIOS/GRUB/the system again within this time
     grep -q 'installed-system:' "$log" && fail "something booted after the refusal"
-    vm_stop
     grep -q 'loader: halted' "$log" || fail "the console does not say the loader halted"
+    vm_stop
+}
+
+scenario_refuse_corrupt() {
+    local disk=$work/refuse-corrupt.img
+    truncate -s 256M "$disk"
+    corrupt_copy "$BUNDLE_V1" "$serve/corrupt-v1.fw"
+    boot_with "$disk" corrupt-v1.fw "loader.on_error=halt"
+    expect_refusal
     # An injected bundle is verified whole before the first write.
     cmp -s "$disk" <(head -c "$(stat -c %s "$disk")" /dev/zero) || fail "the refused install wrote to the disk"
+}
+
+scenario_refuse_corrupt_reinstall() {
+    local disk=$work/refuse-corrupt-reinstall.img
+    truncate -s 256M "$disk"
+    "$LOADER_BIN" apply "$BUNDLE_V1" --device "$disk" --task complete --progress json >/dev/null ||
+        fail "host install of v1"
+    cp --sparse=always "$disk" "$work/before.img"
+    corrupt_copy "$BUNDLE_V2" "$serve/corrupt-v2.fw"
+    boot_with "$disk" corrupt-v2.fw "loader.task=auto loader.on_error=halt"
+    expect_refusal
+    cmp -s "$disk" "$work/before.img" || fail "the refused reinstall changed the disk"
+    rm -f "$work/before.img"
+    log=$work/$scenario.after.serial.log
+    vm_start "$disk" "$log"
+    vm_wait "$log" 'installed-system: slot=a version=1\.0\.0 up' "$timeout" || fail "the old slot a does not boot"
 }
 
 scenarios=("$@")
