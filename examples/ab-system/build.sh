@@ -70,7 +70,7 @@ find_kernel() {
     fi
     [[ -x $repo/scripts/build-kernel ]] || die "no scripts/build-kernel; set LOADER_KERNEL to a bzImage"
     log "kernel: scripts/build-kernel (cached after the first build, ~7 min)"
-    "$repo/scripts/build-kernel" | head -n 1
+    "$repo/scripts/build-kernel" | sed -n 1p
 }
 
 build_slot_init() {
