@@ -89,16 +89,7 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
     let mut failed = 0u32;
     loop {
         let callback = config.report.clone().map(|url| {
-            let roots = config
-                .ca
-                .iter()
-                .enumerate()
-                .map(|(i, pem)| crate::source::ExtraRoot {
-                    origin: format!("loader.ca #{}", i + 1),
-                    pem: pem.clone().into_bytes(),
-                })
-                .collect();
-            let mut cb = crate::report::callback::Callback::start(url, roots, Path::new("/sys"));
+            let mut cb = crate::report::callback::Callback::start(url, run::ca_roots(&config), Path::new("/sys"));
             cb.send(
                 "start",
                 serde_json::json!({ "attempt": failed + 1, "version": env!("CARGO_PKG_VERSION") }),

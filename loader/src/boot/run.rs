@@ -293,12 +293,7 @@ fn fetch_url(
         keys_enforced,
         sha256: config.sha256,
         insecure: config.insecure,
-        ca: config
-            .ca
-            .iter()
-            .enumerate()
-            .map(|(i, pem)| (format!("loader.ca #{}", i + 1), pem.clone().into_bytes()))
-            .collect(),
+        ca: ca_roots(config).into_iter().map(|r| (r.origin, r.pem)).collect(),
     };
     let http = HttpOptions {
         on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
@@ -324,7 +319,7 @@ fn fetch_url(
 /// `loader.metadata=URL`: a JSON object whose string (and number/bool)
 /// values become `${VAR}` provisioning variables.
 fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeMap<String, String>, Failure> {
-    use crate::source::{open as open_source, ExtraRoot, HttpOptions, PlainHttp, SourceSpec};
+    use crate::source::{open as open_source, HttpOptions, PlainHttp, SourceSpec};
     use std::io::Read as _;
     let stage = "fetching provisioning metadata";
     let http = HttpOptions {
@@ -333,15 +328,7 @@ fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeM
         plain_http: PlainHttp::Allow {
             reason: "loader.metadata is the operator's own service".into(),
         },
-        extra_roots: config
-            .ca
-            .iter()
-            .enumerate()
-            .map(|(i, pem)| ExtraRoot {
-                origin: format!("loader.ca #{}", i + 1),
-                pem: pem.clone().into_bytes(),
-            })
-            .collect(),
+        extra_roots: ca_roots(config),
         ..HttpOptions::default()
     };
     let source = open_source(&SourceSpec::Url(url.to_string()), http).map_err(|e| fail(stage, "network", e, ""))?;
@@ -365,6 +352,15 @@ fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeM
             _ => None,
         })
         .collect())
+}
+
+/// `loader.ca=` certificates as TLS roots, named for error messages.
+pub fn ca_roots(config: &Config) -> Vec<crate::source::ExtraRoot> {
+    let root = |(i, pem): (usize, &String)| crate::source::ExtraRoot {
+        origin: format!("loader.ca #{}", i + 1),
+        pem: pem.clone().into_bytes(),
+    };
+    config.ca.iter().enumerate().map(root).collect()
 }
 
 fn open(path: &Path) -> Result<File, Failure> {
