@@ -141,9 +141,23 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
 }
 
 fn console_mode(config: &Config) -> ConsoleMode {
-    // The kernel console is a serial line or a VGA text screen: without a
-    // terminal type, a redrawn bar is only safe when asked for.
-    config.console
+    // A redrawn bar suits a VGA console; a serial line gets plain lines at
+    // most once a second (logs and slow consoles).
+    match config.console {
+        ConsoleMode::Auto => {
+            let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+            auto_console(&active)
+        }
+        other => other,
+    }
+}
+
+/// `/dev/console` is the last console the kernel lists as active.
+fn auto_console(active: &str) -> ConsoleMode {
+    match active.split_whitespace().last() {
+        Some(tty) if tty.starts_with("tty") && tty[3..].chars().all(|c| c.is_ascii_digit()) => ConsoleMode::Bar,
+        _ => ConsoleMode::Plain,
+    }
 }
 
 fn finish(mode: &BootMode, log: &BootLog, action: OnSuccess) -> ExitCode {
@@ -173,5 +187,18 @@ fn halt_forever(log: &BootLog, message: &str) -> ! {
     log.error("halted: fix the cause and boot the loader again");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_consoles_get_plain_lines_and_vga_gets_the_bar() {
+        assert_eq!(auto_console("tty0 ttyS0\n"), ConsoleMode::Plain);
+        assert_eq!(auto_console("ttyS0 tty0\n"), ConsoleMode::Bar);
+        assert_eq!(auto_console("ttyAMA0\n"), ConsoleMode::Plain);
+        assert_eq!(auto_console(""), ConsoleMode::Plain);
     }
 }
