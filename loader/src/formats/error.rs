@@ -82,3 +82,16 @@ pub(crate) fn option_error(section: &str, key: &str, problem: impl Into<String>)
         problem: problem.into(),
     })
 }
+
+/// A `partition "N"` section title as a slot number below `max`.
+pub(crate) fn partition_index(table: &str, title: &str, max: usize) -> Result<usize, FormatError> {
+    crate::bundle::conf::parse_u64(title)
+        .and_then(|i| usize::try_from(i).ok())
+        .filter(|&i| i < max)
+        .ok_or_else(|| {
+            FormatError::layout(
+                table,
+                format!("partition \"{title}\": partitions are numbered 0 through {}", max - 1),
+            )
+        })
+}

@@ -167,14 +167,7 @@ fn kernel_configuration(
 
 /// `ip=off`: no IPv4, but links up so IPv6 can configure itself.
 fn set_up_only(nl: &mut Netlink, candidates: &[Link]) -> Result<Ipv4Result, NetError> {
-    for link in candidates {
-        nl.set_link(link.index, true, None)
-            .map_err(|source| NetError::Configure {
-                iface: link.name.clone(),
-                action: "setting the link up".into(),
-                source,
-            })?;
-    }
+    links_up(nl, candidates)?;
     Ok(Ipv4Result {
         method: Method::None,
         interfaces: Vec::new(),
@@ -227,14 +220,7 @@ fn first_with_carrier(
 ) -> Result<Link, NetError> {
     let started = Instant::now();
     let deadline = started + options.carrier_timeout;
-    for link in candidates {
-        nl.set_link(link.index, true, None)
-            .map_err(|source| NetError::Configure {
-                iface: link.name.clone(),
-                action: "setting the link up".into(),
-                source,
-            })?;
-    }
+    links_up(nl, candidates)?;
     loop {
         let links = nl.links().map_err(netlink("list links"))?;
         if let Some(link) = candidates
@@ -327,4 +313,17 @@ fn name_of(links: &[Link], index: u32) -> String {
 
 fn names(links: &[Link]) -> String {
     links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Sets every candidate link administratively up.
+fn links_up(nl: &mut Netlink, candidates: &[Link]) -> Result<(), NetError> {
+    for link in candidates {
+        nl.set_link(link.index, true, None)
+            .map_err(|source| NetError::Configure {
+                iface: link.name.clone(),
+                action: "setting the link up".into(),
+                source,
+            })?;
+    }
+    Ok(())
 }

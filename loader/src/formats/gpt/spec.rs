@@ -1,8 +1,8 @@
 //! Reading a `gpt` section of meta.conf into a [`GptSpec`].
 
 use super::{Guid, LEGACY_BIOS_BOOTABLE, MAX_PARTITIONS};
-use crate::bundle::conf::{parse_u64, Section, ValueError};
-use crate::formats::error::{option_error, FormatError};
+use crate::bundle::conf::{Section, ValueError};
+use crate::formats::error::{option_error, partition_index, FormatError};
 
 /// fwup reads `block-count` as a C `int`.
 const MAX_BLOCK_COUNT: u64 = i32::MAX as u64;
@@ -80,18 +80,7 @@ fn read_partition(table: &str, part: &Section) -> Result<GptPartitionSpec, Forma
     let path = format!("{table} partition \"{title}\"");
     let within = |e: ValueError| option_error(&path, &e.key, e.problem);
 
-    let index = parse_u64(title)
-        .and_then(|i| usize::try_from(i).ok())
-        .filter(|&i| i < MAX_PARTITIONS)
-        .ok_or_else(|| {
-            FormatError::layout(
-                table,
-                format!(
-                    "partition \"{title}\": partitions are numbered 0 through {}",
-                    MAX_PARTITIONS - 1
-                ),
-            )
-        })?;
+    let index = partition_index(table, title, MAX_PARTITIONS)?;
 
     let type_guid = parse_guid(&path, part, "type")?;
     let guid = parse_guid(&path, part, "guid")?;

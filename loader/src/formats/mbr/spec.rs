@@ -2,8 +2,8 @@
 //! defaults and the checks fwup makes when it creates and applies a bundle.
 
 use super::{is_extended_type, MAX_PARTITIONS, PRIMARY_SLOTS};
-use crate::bundle::conf::{parse_u64, Section, ValueError};
-use crate::formats::error::{option_error, FormatError};
+use crate::bundle::conf::{Section, ValueError};
+use crate::formats::error::{option_error, partition_index, FormatError};
 
 /// fwup reads `block-count` as a C `int`: counts must stay below 2^31 - 1.
 const MAX_BLOCK_COUNT: u64 = i32::MAX as u64;
@@ -115,18 +115,7 @@ fn read_partition(table: &str, part: &Section) -> Result<MbrPartitionSpec, Forma
     let path = format!("{table} partition \"{title}\"");
     let within = |e: ValueError| option_error(&path, &e.key, e.problem);
 
-    let index = parse_u64(title)
-        .and_then(|i| usize::try_from(i).ok())
-        .filter(|&i| i < MAX_PARTITIONS)
-        .ok_or_else(|| {
-            FormatError::layout(
-                table,
-                format!(
-                    "partition \"{title}\": partitions are numbered 0 through {}",
-                    MAX_PARTITIONS - 1
-                ),
-            )
-        })?;
+    let index = partition_index(table, title, MAX_PARTITIONS)?;
 
     let kind = part.u64("type").map_err(within)?.unwrap_or(0);
     let kind =
