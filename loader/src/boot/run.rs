@@ -179,8 +179,7 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     // loader.env.* wins over the metadata service.
     opts.vars.extend(config.env.clone());
 
-    out.stage("finding the bundle");
-    let (manifest, streamed) = match &config.url {
+    let bundle = match &config.url {
         // Streamed: never stored, so it cannot be checked before writing;
         // the engine's held writes keep the disk unbootable until every
         // resource (and the SHA-256 pin) has verified.
@@ -190,9 +189,10 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
             opts.before_commit = fetched.check.clone();
             let opened = apply::open_bundle(fetched.source.reader, &opts, out)
                 .map_err(|e| apply_failure("fetching the bundle", e))?;
-            (opened.manifest.clone(), Some(opened))
+            opened
         }
         None => {
+            out.stage("finding the bundle");
             let bundle = find_bundle(config, paths)?;
             out.say(&format!("bundle: {}", bundle.display()));
             // The whole bundle is checked before the first write: an
@@ -201,17 +201,16 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
             out.stage("verifying the bundle");
             let opened =
                 apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
-            let manifest = opened.manifest.clone();
             apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
             out.say("bundle verified: signature and every resource hash");
-            let reopened = apply::open_bundle(open_boxed(&bundle)?, &opts, &mut apply::events::Silent)
-                .map_err(|e| apply_failure("reading the bundle", e))?;
-            (manifest, Some(reopened))
+            apply::open_bundle(open_boxed(&bundle)?, &opts, &mut apply::events::Silent)
+                .map_err(|e| apply_failure("reading the bundle", e))?
         }
     };
+    let manifest = &bundle.manifest;
 
     out.stage("choosing the disk");
-    let min_size = layout_size(&manifest);
+    let min_size = layout_size(manifest);
     let selected = choose_disk(config, paths, min_size, out)?;
     out.say(&format!("disk: {} ({})", selected.disk.summary(), selected.reason));
     let dev = selected.disk.dev_path();
@@ -228,13 +227,12 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     let reader = DiskReader {
         device_blocks: device.size().map(|s| s / BLOCK_SIZE),
     };
-    let choice = task_choice::choose_task_on(&config.task, &manifest, &mut device, &reader)
+    let choice = task_choice::choose_task_on(&config.task, manifest, &mut device, &reader)
         .map_err(|e| fail("choosing the task", "task", e, ""))?;
     out.say(&format!("task: {} ({})", choice.task, choice.reason));
 
     out.stage("installing");
     opts.task = choice.task.clone();
-    let bundle = streamed.ok_or_else(|| fail("installing", "internal", "bundle not open", ""))?;
     let summary = apply::apply_opened(bundle, &mut device, &opts, out).map_err(|e| apply_failure("installing", e))?;
 
     out.stage("re-reading the partition table");
