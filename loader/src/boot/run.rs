@@ -187,9 +187,8 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
             out.stage("fetching the bundle");
             let fetched = fetch_url(url, config, !opts.public_keys.is_empty(), out)?;
             opts.before_commit = fetched.check.clone();
-            let opened = apply::open_bundle(fetched.source.reader, &opts, out)
-                .map_err(|e| apply_failure("fetching the bundle", e))?;
-            opened
+            apply::open_bundle(fetched.source.reader, &opts, out)
+                .map_err(|e| apply_failure("fetching the bundle", e))?
         }
         None => {
             out.stage("finding the bundle");
