@@ -210,6 +210,11 @@ impl<'t> Overlay<'t> {
     /// Writes every held page to the target (coalesced into runs, clipped
     /// to the device size) and syncs. The commit point of an install.
     pub fn commit(mut self) -> io::Result<u64> {
+        // A barrier first: everything streamed so far (the new slot's data)
+        // must be durable before a held write can point at it; a power cut
+        // during the commit then never leaves a boot record naming data
+        // that is still in a cache.
+        self.target.sync()?;
         let size = self.target.size();
         let pages = std::mem::take(&mut self.pages);
         let mut written = 0u64;

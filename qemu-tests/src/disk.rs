@@ -1,0 +1,74 @@
+//! What the scenarios read back from a disk image: the MBR, the U-Boot
+//! environment the example system keeps at block 2048, files on the FAT
+//! data partition (through mtools, independent of the loader's own FAT).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::Command;
+
+use crate::artifacts::{path_str, run_checked};
+
+/// A sparse, all-zero raw disk of `mib` MiB.
+pub fn blank(path: &Path, mib: u64) {
+    let file = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    file.set_len(mib << 20).expect("size the disk image");
+}
+
+pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut buf = vec![0; len];
+    file.read_exact(&mut buf).expect("read the disk image");
+    buf
+}
+
+/// Whether sector 0 ends with the 0x55AA boot signature.
+pub fn has_mbr(path: &Path) -> bool {
+    read_at(path, 510, 2) == [0x55, 0xaa]
+}
+
+/// Byte offset of MBR partition `n` (1–4).
+pub fn partition_offset(path: &Path, n: u64) -> u64 {
+    let entry = read_at(path, 446 + 16 * (n - 1) + 8, 4);
+    u64::from(u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]])) * 512
+}
+
+/// The `name=value` lines of the example system's U-Boot environment
+/// (8 KiB at block 2048).
+pub fn uboot_env(path: &Path) -> Vec<String> {
+    let block = read_at(path, 2048 * 512 + 4, 8192 - 4);
+    block.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+}
+
+/// The slot the U-Boot environment says is active (`nerves_fw_active`).
+pub fn active_slot(path: &Path) -> Option<String> {
+    uboot_env(path).iter().find_map(|l| l.strip_prefix("nerves_fw_active=").map(str::to_string))
+}
+
+/// Whether every byte of the image is zero.
+pub fn all_zero(path: &Path) -> bool {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).expect("read the disk image");
+        if n == 0 {
+            return true;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return false;
+        }
+    }
+}
+
+/// Copies `local` to `::name` on the FAT volume of MBR partition `n`.
+pub fn fat_put(disk: &Path, n: u64, local: &Path, name: &str) {
+    let image = format!("{}@@{}", path_str(disk), partition_offset(disk, n));
+    run_checked(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-o", "-i", &image, path_str(local)]).arg(format!("::{name}")));
+}
+
+/// The contents of `::name` on the FAT volume of MBR partition `n`.
+pub fn fat_get(disk: &Path, n: u64, name: &str) -> String {
+    let image = format!("{}@@{}", path_str(disk), partition_offset(disk, n));
+    run_checked(Command::new("mtype").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{name}")))
+}

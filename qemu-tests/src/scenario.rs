@@ -1,0 +1,163 @@
+//! A scenario's working state: its directory under `target/qemu-tests/`
+//! (disks, serial logs; removed after a pass unless `KEEP=1`, kept after a
+//! failure with its path printed), the loopback server, the boots it made,
+//! and the timings it prints.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::artifacts::{artifacts, repo, Artifacts};
+use crate::pki::{server_config, TestCa};
+use crate::server::{Server, HOST_FROM_GUEST};
+use crate::vm::{Vm, VmConfig};
+
+/// Kernel arguments every scenario uses: the serial console last (it
+/// becomes /dev/console), plain progress lines, the VM's only disk.
+pub const BASE_ARGS: &str = "console=tty0 console=ttyS0,115200 loader.console=plain";
+
+/// Console markers, in boot order (the timing points).
+pub const LOADER_START: &str = "loader: loader ";
+pub const FIRST_WRITE: &str = "stage: writing resources";
+pub const RESULT: &str = "loader: result: ";
+pub const SYSTEM_UP: &str = "installed-system: slot=";
+
+pub struct Scenario {
+    pub name: String,
+    pub dir: PathBuf,
+    pub server: Server,
+    pub ca: TestCa,
+    pub artifacts: &'static Artifacts,
+    boots: usize,
+    logs: Vec<PathBuf>,
+    timings: Vec<String>,
+}
+
+/// How long any one console marker may take (TCG on a busy 2-core host).
+pub fn timeout() -> Duration {
+    let secs = std::env::var("QEMU_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(240);
+    Duration::from_secs(secs)
+}
+
+impl Scenario {
+    /// A fresh directory and server (HTTP + HTTPS with a throw-away CA whose
+    /// certificate names 10.0.2.2) serving the kernel and initramfs.
+    pub fn new(name: &str) -> Scenario {
+        let artifacts = artifacts();
+        let dir = repo().join("target/qemu-tests").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the scenario directory");
+        let ca = TestCa::new("qemu-tests CA");
+        let tls = server_config(ca.issue(&[HOST_FROM_GUEST], 2000, 4000), false);
+        let server = Server::start(Some(tls));
+        server.add_file("bzImage", &artifacts.kernel);
+        server.add_file("initramfs", &artifacts.initramfs);
+        eprintln!("qemu-tests: {name}: starting in {}", dir.display());
+        Scenario {
+            name: name.to_string(),
+            dir,
+            server,
+            ca,
+            artifacts,
+            boots: 0,
+            logs: Vec::new(),
+            timings: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes the CA certificate (PEM) into the scenario directory.
+    pub fn ca_file(&self) -> PathBuf {
+        let path = self.path("ca.pem");
+        std::fs::write(&path, self.ca.pem()).expect("write ca.pem");
+        path
+    }
+
+    /// The iPXE chain script: kernel with `args`, the served `initramfs`
+    /// (or another served name), and each of `initrds` as served; an entry
+    /// "NAME /PATH" injects NAME at /PATH.
+    pub fn chain(&self, initramfs: &str, args: &str, initrds: &[&str]) -> String {
+        let base = format!("http://{HOST_FROM_GUEST}:{}", self.server.http_port);
+        let mut script = format!("#!ipxe\nkernel {base}/bzImage {BASE_ARGS} {args}\ninitrd {base}/{initramfs}\n");
+        for initrd in initrds {
+            script.push_str(&format!("initrd {base}/{initrd}\n"));
+        }
+        script.push_str("boot\n");
+        script
+    }
+
+    /// Boots a VM from the network with `script` as boot.ipxe.
+    pub fn boot_network(&mut self, disks: &[&Path], script: String) -> Vm {
+        let name = format!("boot{}.ipxe", self.boots + 1);
+        self.server.add_bytes(&name, script.into_bytes());
+        let config = VmConfig::new(disks).network_boot(self.server.guest_url(&name));
+        self.boot(config)
+    }
+
+    /// Boots a VM from its first disk.
+    pub fn boot_disk(&mut self, disks: &[&Path]) -> Vm {
+        self.boot(VmConfig::new(disks))
+    }
+
+    pub fn boot(&mut self, config: VmConfig) -> Vm {
+        self.boots += 1;
+        let log = self.path(&format!("boot{}.serial.log", self.boots));
+        self.logs.push(log.clone());
+        Vm::start(&config, &log)
+    }
+
+    /// Records the console times of the standard markers of `vm`'s boot.
+    pub fn record_timings(&mut self, vm: &Vm) {
+        let mut parts = vec![format!("boot {}:", self.boots)];
+        for (label, needle) in [
+            ("iPXE", "iPXE initialising"),
+            ("loader", LOADER_START),
+            ("first write", FIRST_WRITE),
+            ("done", RESULT),
+            ("up", SYSTEM_UP),
+        ] {
+            if let Some((at, _)) = vm.line(needle) {
+                parts.push(format!("{label} {at:.1} s"));
+            }
+        }
+        self.timings.push(parts.join(" "));
+    }
+}
+
+/// Waits for `needle` or fails the scenario with the console's last lines.
+pub fn expect(vm: &mut Vm, needle: &str) -> f64 {
+    match vm.wait_for(needle, timeout()) {
+        Ok(at) => at,
+        Err(e) => panic!("{e} (serial log: {})", vm.log.display()),
+    }
+}
+
+/// Waits for the loader's result line and returns it.
+pub fn result_line(vm: &mut Vm) -> String {
+    expect(vm, RESULT);
+    vm.line(RESULT).map(|(_, l)| l).unwrap_or_default()
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("qemu-tests: FAIL {}; serial logs kept:", self.name);
+            for log in &self.logs {
+                eprintln!("  {}", log.display());
+                if let Ok(text) = std::fs::read_to_string(log) {
+                    let lines: Vec<&str> = text.lines().collect();
+                    for line in &lines[lines.len().saturating_sub(15)..] {
+                        eprintln!("    {line}");
+                    }
+                }
+            }
+            return;
+        }
+        eprintln!("qemu-tests: PASS {} ({})", self.name, self.timings.join("; "));
+        if std::env::var_os("KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

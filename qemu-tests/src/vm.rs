@@ -1,0 +1,224 @@
+//! One QEMU virtual machine under TCG (never KVM: it hangs on these hosts),
+//! with user networking only, its serial console captured line by line
+//! with timestamps (seconds since QEMU started) into a log file.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How the VM is put together.
+#[derive(Clone)]
+pub struct VmConfig {
+    /// Raw disk images, attached as virtio disks in order (/dev/vda, vdb…).
+    pub disks: Vec<PathBuf>,
+    /// With a URL, the first boot is iPXE fetching it (later resets boot
+    /// the first disk); without, the disk boots.
+    pub boot_url: Option<String>,
+    /// UEFI firmware (OVMF) instead of SeaBIOS: (code, writable vars copy).
+    pub uefi: Option<(PathBuf, PathBuf)>,
+    pub memory_mib: u32,
+}
+
+impl VmConfig {
+    pub fn new(disks: &[&Path]) -> VmConfig {
+        VmConfig {
+            disks: disks.iter().map(|d| d.to_path_buf()).collect(),
+            boot_url: None,
+            uefi: None,
+            memory_mib: 512,
+        }
+    }
+
+    pub fn network_boot(mut self, url: String) -> VmConfig {
+        self.boot_url = Some(url);
+        self
+    }
+}
+
+#[derive(Default)]
+struct Console {
+    lines: Vec<(f64, String)>,
+    closed: bool,
+}
+
+/// A running VM. Dropping it kills QEMU.
+pub struct Vm {
+    child: Child,
+    console: Arc<(Mutex<Console>, Condvar)>,
+    /// Host port forwarded to the guest's port 80.
+    pub http_port: u16,
+    pub log: PathBuf,
+}
+
+impl Vm {
+    /// Starts QEMU; the serial console goes to `log`.
+    pub fn start(config: &VmConfig, log: &Path) -> Vm {
+        let http_port = free_port();
+        let mut netdev = format!("user,id=n,hostfwd=tcp:127.0.0.1:{http_port}-:80");
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-accel", "tcg", "-m", &config.memory_mib.to_string(), "-nographic", "-serial", "mon:stdio"]);
+        for disk in &config.disks {
+            cmd.args(["-drive", &format!("file={},format=raw,if=virtio", disk.display())]);
+        }
+        if let Some((code, vars)) = &config.uefi {
+            cmd.args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display())]);
+            cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+        }
+        match &config.boot_url {
+            Some(url) => {
+                netdev.push_str(&format!(",bootfile={url}"));
+                cmd.args(["-boot", "once=n,order=c"]);
+            }
+            None => {
+                cmd.args(["-boot", "order=c"]);
+            }
+        }
+        cmd.args(["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n", "-device", "virtio-rng-pci"]);
+        let t0 = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start qemu-system-x86_64 (scripts/setup installs qemu-system-x86)");
+        let console = Arc::new((Mutex::new(Console::default()), Condvar::new()));
+        let file = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let writer = Arc::new(Mutex::new(BufWriter::new(file)));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let console = Arc::clone(&console);
+            let writer = Arc::clone(&writer);
+            thread::spawn(move || capture(stream, t0, &console, &writer));
+        }
+        Vm {
+            child,
+            console,
+            http_port,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Waits for a console line containing any of `needles`; returns the
+    /// index of the needle and the line's time. Fails when QEMU is gone or
+    /// `timeout` passes.
+    pub fn wait_any(&mut self, needles: &[&str], timeout: Duration) -> Result<(usize, f64), String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, ready) = &*self.console;
+        let mut console = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            for (at, line) in &console.lines {
+                if let Some(i) = needles.iter().position(|n| line.contains(n)) {
+                    return Ok((i, *at));
+                }
+            }
+            if console.closed {
+                return Err(format!("QEMU exited before {needles:?} appeared on the console"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("no {needles:?} on the console within {} s", timeout.as_secs()));
+            }
+            console = ready.wait_timeout(console, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns its time.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<f64, String> {
+        self.wait_any(&[needle], timeout).map(|(_, at)| at)
+    }
+
+    /// The first console line containing `needle`, with its time.
+    pub fn line(&self, needle: &str) -> Option<(f64, String)> {
+        self.lines().into_iter().find(|(_, l)| l.contains(needle))
+    }
+
+    pub fn lines(&self) -> Vec<(f64, String)> {
+        self.console.0.lock().unwrap_or_else(|e| e.into_inner()).lines.clone()
+    }
+
+    /// Pulls the plug: SIGKILL, no shutdown, no flush of guest caches.
+    pub fn power_cut(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// GET `path` from the guest's port 80, retrying while it comes up.
+    pub fn http_get(&self, path: &str) -> Result<String, String> {
+        let mut last = String::new();
+        for _ in 0..20 {
+            match get(self.http_port, path) {
+                Ok(body) => return Ok(body),
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+        Err(format!("GET {path} from the guest failed: {last}"))
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.power_cut();
+    }
+}
+
+/// Splits QEMU's output into lines, stamps and records them. Carriage
+/// returns are dropped (the console writes CRLF, iPXE redraws with CR).
+fn capture(mut stream: Box<dyn Read + Send>, t0: Instant, console: &(Mutex<Console>, Condvar), log: &Mutex<BufWriter<File>>) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap_or(0);
+        let at = t0.elapsed().as_secs_f64();
+        pending.extend(buf[..n].iter().copied().filter(|&b| b != b'\r'));
+        let mut complete = Vec::new();
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            complete.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+        }
+        if n == 0 && !pending.is_empty() {
+            complete.push(String::from_utf8_lossy(&std::mem::take(&mut pending)).into_owned());
+        }
+        {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            for line in &complete {
+                let _ = writeln!(log, "[{at:8.3}] {line}");
+            }
+            let _ = log.flush();
+        }
+        let (lock, ready) = console;
+        let mut console = lock.lock().unwrap_or_else(|e| e.into_inner());
+        console.lines.extend(complete.into_iter().map(|l| (at, l)));
+        if n == 0 {
+            console.closed = true;
+        }
+        ready.notify_all();
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+fn get(port: u16, path: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: guest\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+    if !head.starts_with("HTTP/1.") || !head.split_whitespace().nth(1).is_some_and(|s| s == "200") {
+        return Err(format!("answer: {}", head.lines().next().unwrap_or_default()));
+    }
+    Ok(body.to_string())
+}
