@@ -71,6 +71,9 @@ enum Command {
         /// Directory of baked-in public keys (`*.pub`, always enforced).
         #[arg(long, default_value = "/etc/loader/keys")]
         keys_dir: PathBuf,
+        /// Directory of baked-in CA certificates (`*.pem`) for HTTPS.
+        #[arg(long, default_value = "/etc/loader/ca")]
+        ca_dir: PathBuf,
         /// Where to look for an injected bundle.
         #[arg(long, default_value = "/root/install.fw")]
         default_bundle: PathBuf,
@@ -193,6 +196,7 @@ pub fn main(cli: Cli) -> ExitCode {
         cmdline,
         config,
         keys_dir,
+        ca_dir,
         default_bundle,
         sys_block,
         finish,
@@ -202,6 +206,7 @@ pub fn main(cli: Cli) -> ExitCode {
         paths.cmdline = cmdline;
         paths.config = config;
         paths.keys_dir = keys_dir;
+        paths.ca_dir = ca_dir;
         paths.default_bundle = default_bundle;
         paths.sys_block = sys_block;
         paths.manage_network = false;

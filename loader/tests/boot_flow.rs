@@ -22,7 +22,14 @@ fn loader_boot(dir: &Path, cmdline: &str, extra: &[&str]) -> Output {
         .arg("boot")
         .arg("--cmdline")
         .arg(&file)
-        .args(["--config", "/nonexistent", "--keys-dir", "/nonexistent"])
+        .args([
+            "--config",
+            "/nonexistent",
+            "--keys-dir",
+            "/nonexistent",
+            "--ca-dir",
+            "/nonexistent",
+        ])
         .args(extra)
         .output()
         .unwrap()

@@ -27,7 +27,10 @@ pub struct Artifacts {
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("qemu-tests sits in the repository").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("qemu-tests sits in the repository")
+        .to_path_buf()
 }
 
 /// Builds (or finds cached) artifacts; the first caller builds, the others
@@ -49,7 +52,11 @@ fn build() -> Artifacts {
         "scripts/build-initramfs",
         &["--compression", "gzip", "-o", path_str(&initramfs)],
     );
-    run_checked(Command::new("cargo").current_dir(&repo).args(["build", "--quiet", "--locked", "-p", "loader"]));
+    run_checked(
+        Command::new("cargo")
+            .current_dir(&repo)
+            .args(["build", "--quiet", "--locked", "-p", "loader"]),
+    );
     let host_loader = repo.join("target/debug/loader");
     let bundles = run_checked(
         Command::new(repo.join("examples/ab-system/build.sh"))
@@ -98,7 +105,10 @@ impl Artifacts {
         self.loader(&["keygen", "-o", path_str(&stem)]);
         let private = stem.with_extension("priv");
         let public = stem.with_extension("pub");
-        assert!(private.is_file() && public.is_file(), "loader keygen made no {stem:?}.priv/.pub");
+        assert!(
+            private.is_file() && public.is_file(),
+            "loader keygen made no {stem:?}.priv/.pub"
+        );
         (private, public)
     }
 }

@@ -38,12 +38,18 @@ pub fn partition_offset(path: &Path, n: u64) -> u64 {
 /// (8 KiB at block 2048).
 pub fn uboot_env(path: &Path) -> Vec<String> {
     let block = read_at(path, 2048 * 512 + 4, 8192 - 4);
-    block.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    block
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
 }
 
 /// The slot the U-Boot environment says is active (`nerves_fw_active`).
 pub fn active_slot(path: &Path) -> Option<String> {
-    uboot_env(path).iter().find_map(|l| l.strip_prefix("nerves_fw_active=").map(str::to_string))
+    uboot_env(path)
+        .iter()
+        .find_map(|l| l.strip_prefix("nerves_fw_active=").map(str::to_string))
 }
 
 /// Whether every byte of the image is zero.
@@ -64,11 +70,55 @@ pub fn all_zero(path: &Path) -> bool {
 /// Copies `local` to `::name` on the FAT volume of MBR partition `n`.
 pub fn fat_put(disk: &Path, n: u64, local: &Path, name: &str) {
     let image = format!("{}@@{}", path_str(disk), partition_offset(disk, n));
-    run_checked(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-o", "-i", &image, path_str(local)]).arg(format!("::{name}")));
+    run_checked(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-o", "-i", &image, path_str(local)])
+            .arg(format!("::{name}")),
+    );
 }
 
 /// The contents of `::name` on the FAT volume of MBR partition `n`.
 pub fn fat_get(disk: &Path, n: u64, name: &str) -> String {
     let image = format!("{}@@{}", path_str(disk), partition_offset(disk, n));
-    run_checked(Command::new("mtype").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{name}")))
+    run_checked(
+        Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-i", &image])
+            .arg(format!("::{name}")),
+    )
+}
+
+/// The first byte offset where two images differ (a shorter image reads as
+/// zeros past its end), or `None` when they hold the same bytes.
+pub fn first_difference(a: &Path, b: &Path) -> Option<u64> {
+    let open = |p: &Path| File::open(p).unwrap_or_else(|e| panic!("open {}: {e}", p.display()));
+    let (mut fa, mut fb) = (open(a), open(b));
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut offset = 0u64;
+    loop {
+        let na = read_full(&mut fa, &mut ba);
+        let nb = read_full(&mut fb, &mut bb);
+        let n = na.max(nb);
+        if n == 0 {
+            return None;
+        }
+        ba[na..n].fill(0);
+        bb[nb..n].fill(0);
+        if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
+            return Some(offset + i as u64);
+        }
+        offset += n as u64;
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read(&mut buf[done..]).expect("read the disk image") {
+            0 => break,
+            n => done += n,
+        }
+    }
+    done
 }

@@ -29,12 +29,15 @@ pub struct Scenario {
     pub artifacts: &'static Artifacts,
     boots: usize,
     logs: Vec<PathBuf>,
-    timings: Vec<String>,
+    timings: Vec<Timings>,
 }
 
 /// How long any one console marker may take (TCG on a busy 2-core host).
 pub fn timeout() -> Duration {
-    let secs = std::env::var("QEMU_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(240);
+    let secs = std::env::var("QEMU_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(240);
     Duration::from_secs(secs)
 }
 
@@ -110,19 +113,54 @@ impl Scenario {
 
     /// Records the console times of the standard markers of `vm`'s boot.
     pub fn record_timings(&mut self, vm: &Vm) {
-        let mut parts = vec![format!("boot {}:", self.boots)];
-        for (label, needle) in [
-            ("iPXE", "iPXE initialising"),
-            ("loader", LOADER_START),
-            ("first write", FIRST_WRITE),
-            ("done", RESULT),
-            ("up", SYSTEM_UP),
-        ] {
-            if let Some((at, _)) = vm.line(needle) {
-                parts.push(format!("{label} {at:.1} s"));
-            }
-        }
-        self.timings.push(parts.join(" "));
+        let at = |needle: &str| vm.line(needle).map(|(at, _)| at);
+        self.timings.push(Timings {
+            boot: self.boots,
+            ipxe: at("iPXE initialising"),
+            loader: at(LOADER_START),
+            first_write: at(FIRST_WRITE),
+            done: at(RESULT),
+            up: at(SYSTEM_UP),
+        });
+    }
+}
+
+/// Seconds since QEMU started at which each marker appeared in one boot.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub boot: usize,
+    pub ipxe: Option<f64>,
+    pub loader: Option<f64>,
+    pub first_write: Option<f64>,
+    pub done: Option<f64>,
+    pub up: Option<f64>,
+}
+
+impl Timings {
+    fn fields(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("iPXE", self.ipxe),
+            ("loader", self.loader),
+            ("first write", self.first_write),
+            ("done", self.done),
+            ("up", self.up),
+        ]
+    }
+
+    fn human(&self) -> String {
+        let parts: Vec<String> = self
+            .fields()
+            .iter()
+            .filter_map(|(label, at)| at.map(|at| format!("{label} {at:.1} s")))
+            .collect();
+        format!("boot {}: {}", self.boot, parts.join(", "))
+    }
+
+    /// A line of `target/qemu-tests/timings.tsv` (what scripts/bench reads).
+    fn tsv(&self, scenario: &str) -> String {
+        let cell = |at: Option<f64>| at.map_or("-".to_string(), |at| format!("{at:.2}"));
+        let cells: Vec<String> = self.fields().iter().map(|(_, at)| cell(*at)).collect();
+        format!("{scenario}\t{}\t{}\n", self.boot, cells.join("\t"))
     }
 }
 
@@ -155,7 +193,17 @@ impl Drop for Scenario {
             }
             return;
         }
-        eprintln!("qemu-tests: PASS {} ({})", self.name, self.timings.join("; "));
+        let human: Vec<String> = self.timings.iter().map(Timings::human).collect();
+        eprintln!(
+            "qemu-tests: PASS {} (seconds since QEMU start; {})",
+            self.name,
+            human.join("; ")
+        );
+        let tsv: String = self.timings.iter().map(|t| t.tsv(&self.name)).collect();
+        let table = repo().join("target/qemu-tests/timings.tsv");
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(table) {
+            let _ = std::io::Write::write_all(&mut file, tsv.as_bytes());
+        }
         if std::env::var_os("KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

@@ -33,6 +33,8 @@ struct File {
     bytes: Arc<Vec<u8>>,
     /// Offsets at which a response body is cut; each used once.
     cuts: Vec<u64>,
+    /// An offset at which a response goes silent for ten minutes; used once.
+    stall: Option<u64>,
 }
 
 #[derive(Default)]
@@ -71,6 +73,7 @@ impl Server {
         let file = File {
             bytes: Arc::new(bytes),
             cuts: Vec::new(),
+            stall: None,
         };
         self.lock().files.insert(format!("/{name}"), file);
     }
@@ -78,8 +81,22 @@ impl Server {
     /// Cuts the transfer of `/name` once at each of `offsets`.
     pub fn cut_at(&self, name: &str, offsets: &[u64]) {
         let mut state = self.lock();
-        let file = state.files.get_mut(&format!("/{name}")).expect("cut_at: file is served");
+        let file = state
+            .files
+            .get_mut(&format!("/{name}"))
+            .expect("cut_at: file is served");
         file.cuts = offsets.to_vec();
+    }
+
+    /// Makes the next transfer of `/name` that crosses `offset` stop there
+    /// and hang (a VM can then be cut off mid-install at a known point).
+    pub fn stall_at(&self, name: &str, offset: u64) {
+        let mut state = self.lock();
+        let file = state
+            .files
+            .get_mut(&format!("/{name}"))
+            .expect("stall_at: file is served");
+        file.stall = Some(offset);
     }
 
     /// `http://10.0.2.2:PORT/name`: the URL of a served file for the guest.
@@ -100,7 +117,12 @@ impl Server {
     /// Bodies POSTed to `/name`, in arrival order.
     pub fn posts(&self, name: &str) -> Vec<String> {
         let path = format!("/{name}");
-        self.lock().posts.iter().filter(|(p, _)| *p == path).map(|(_, b)| b.clone()).collect()
+        self.lock()
+            .posts
+            .iter()
+            .filter(|(p, _)| *p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -200,8 +222,11 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, tls: bool) {
         lock().seen.push(seen);
         return;
     }
-    let file = lock().files.get(&request.path).map(|f| (Arc::clone(&f.bytes), f.cuts.clone()));
-    let Some((bytes, cuts)) = file else {
+    let file = lock()
+        .files
+        .get(&request.path)
+        .map(|f| (Arc::clone(&f.bytes), f.cuts.clone(), f.stall));
+    let Some((bytes, cuts, stall)) = file else {
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         lock().seen.push(seen);
         return;
@@ -233,8 +258,21 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, tls: bool) {
             f.cuts.retain(|&x| x != c);
         }
     }
+    let stall = stall.filter(|&o| o > from && o < end);
+    if stall.is_some() {
+        if let Some(f) = lock().files.get_mut(&request.path) {
+            f.stall = None;
+        }
+    }
     let mut sent = 0u64;
+    let pause = stall.map_or(0, |o| o - from);
     for chunk in bytes[from as usize..end as usize].chunks(64 * 1024) {
+        if stall.is_some() && sent + chunk.len() as u64 > pause {
+            let _ = stream.write_all(&chunk[..(pause - sent) as usize]);
+            let _ = stream.flush();
+            thread::sleep(Duration::from_secs(600));
+            return;
+        }
         if stream.write_all(chunk).is_err() {
             break;
         }
@@ -261,5 +299,8 @@ fn requested_start(request: &Request, etag: &str) -> Option<u64> {
 /// A cheap content fingerprint for the ETag (FNV-1a over a sample).
 fn fingerprint(bytes: &[u8]) -> u32 {
     let step = (bytes.len() / 4096).max(1);
-    bytes.iter().step_by(step).fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    bytes
+        .iter()
+        .step_by(step)
+        .fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }

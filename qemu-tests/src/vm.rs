@@ -61,13 +61,27 @@ impl Vm {
         let http_port = free_port();
         let mut netdev = format!("user,id=n,hostfwd=tcp:127.0.0.1:{http_port}-:80");
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-accel", "tcg", "-m", &config.memory_mib.to_string(), "-nographic", "-serial", "mon:stdio"]);
+        cmd.args([
+            "-accel",
+            "tcg",
+            "-m",
+            &config.memory_mib.to_string(),
+            "-nographic",
+            "-serial",
+            "mon:stdio",
+        ]);
         for disk in &config.disks {
             cmd.args(["-drive", &format!("file={},format=raw,if=virtio", disk.display())]);
         }
         if let Some((code, vars)) = &config.uefi {
-            cmd.args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display())]);
-            cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+            cmd.args([
+                "-drive",
+                &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()),
+            ]);
+            cmd.args([
+                "-drive",
+                &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            ]);
         }
         match &config.boot_url {
             Some(url) => {
@@ -78,7 +92,14 @@ impl Vm {
                 cmd.args(["-boot", "order=c"]);
             }
         }
-        cmd.args(["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n", "-device", "virtio-rng-pci"]);
+        cmd.args([
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-pci,netdev=n",
+            "-device",
+            "virtio-rng-pci",
+        ]);
         let t0 = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())
@@ -124,7 +145,10 @@ impl Vm {
             if now >= deadline {
                 return Err(format!("no {needles:?} on the console within {} s", timeout.as_secs()));
             }
-            console = ready.wait_timeout(console, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            console = ready
+                .wait_timeout(console, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -170,7 +194,12 @@ impl Drop for Vm {
 
 /// Splits QEMU's output into lines, stamps and records them. Carriage
 /// returns are dropped (the console writes CRLF, iPXE redraws with CR).
-fn capture(mut stream: Box<dyn Read + Send>, t0: Instant, console: &(Mutex<Console>, Condvar), log: &Mutex<BufWriter<File>>) {
+fn capture(
+    mut stream: Box<dyn Read + Send>,
+    t0: Instant,
+    console: &(Mutex<Console>, Condvar),
+    log: &Mutex<BufWriter<File>>,
+) {
     let mut pending = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -212,7 +241,9 @@ fn free_port() -> u16 {
 
 fn get(port: u16, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: guest\r\n\r\n").map_err(|e| e.to_string())?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(|e| e.to_string())?;

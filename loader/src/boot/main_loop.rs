@@ -89,7 +89,11 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
     let mut failed = 0u32;
     loop {
         let callback = config.report.clone().map(|url| {
-            let mut cb = crate::report::callback::Callback::start(url, run::ca_roots(&config), Path::new("/sys"));
+            let mut cb = crate::report::callback::Callback::start(
+                url,
+                super::trust::ca_roots(&config, paths),
+                Path::new("/sys"),
+            );
             cb.send(
                 "start",
                 serde_json::json!({ "attempt": failed + 1, "version": env!("CARGO_PKG_VERSION") }),

@@ -17,3 +17,4 @@ pub mod pid1;
 pub mod reaper;
 pub mod run;
 pub mod task_choice;
+mod trust;

@@ -13,6 +13,7 @@ use super::config::{Config, ConsoleMode, OnError, TaskRequest};
 use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
 use super::install_reader::DiskReader;
 use super::task_choice;
+use super::trust;
 use crate::apply::{self, ApplyOptions, Event, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::formats::BLOCK_SIZE;
@@ -30,6 +31,9 @@ pub struct BootPaths {
     pub mountinfo: PathBuf,
     /// Public keys baked into the initramfs (`*.pub`): always enforced.
     pub keys_dir: PathBuf,
+    /// CA certificates baked into the initramfs (`*.pem`), trusted for
+    /// HTTPS besides the built-in roots and `loader.ca=`.
+    pub ca_dir: PathBuf,
     /// Where iPXE's `initrd … /root/install.fw` puts the bundle.
     pub default_bundle: PathBuf,
     /// Configure interfaces for `loader.url=` (PID 1). `loader boot` on a
@@ -45,6 +49,7 @@ impl BootPaths {
             sys_block: PathBuf::from("/sys/block"),
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
             keys_dir: PathBuf::from("/etc/loader/keys"),
+            ca_dir: PathBuf::from("/etc/loader/ca"),
             default_bundle: PathBuf::from("/root/install.fw"),
             manage_network: true,
         }
@@ -173,7 +178,7 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     }
     if let Some(url) = &config.metadata {
         out.stage("fetching provisioning metadata");
-        opts.vars = fetch_metadata(url, config)?;
+        opts.vars = fetch_metadata(url, config, paths)?;
         out.say(&format!("metadata: {} variable(s) from {url}", opts.vars.len()));
     }
     // loader.env.* wins over the metadata service.
@@ -185,7 +190,7 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         // resource (and the SHA-256 pin) has verified.
         Some(url) => {
             out.stage("fetching the bundle");
-            let fetched = fetch_url(url, config, !opts.public_keys.is_empty(), out)?;
+            let fetched = fetch_url(url, config, paths, !opts.public_keys.is_empty(), out)?;
             opts.before_commit = fetched.check.clone();
             apply::open_bundle(fetched.source.reader, &opts, out)
                 .map_err(|e| apply_failure("fetching the bundle", e))?
@@ -282,6 +287,7 @@ fn bring_up_network(config: &Config, out: &mut BootReporter) -> Result<(), Failu
 fn fetch_url(
     url: &str,
     config: &Config,
+    paths: &BootPaths,
     keys_enforced: bool,
     out: &mut BootReporter,
 ) -> Result<crate::source::policy::Fetched, Failure> {
@@ -290,7 +296,10 @@ fn fetch_url(
         keys_enforced,
         sha256: config.sha256,
         insecure: config.insecure,
-        ca: ca_roots(config).into_iter().map(|r| (r.origin, r.pem)).collect(),
+        ca: trust::ca_roots(config, paths)
+            .into_iter()
+            .map(|r| (r.origin, r.pem))
+            .collect(),
     };
     let http = HttpOptions {
         on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
@@ -315,7 +324,11 @@ fn fetch_url(
 
 /// `loader.metadata=URL`: a JSON object whose string (and number/bool)
 /// values become `${VAR}` provisioning variables.
-fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+fn fetch_metadata(
+    url: &str,
+    config: &Config,
+    paths: &BootPaths,
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
     use crate::source::{open as open_source, HttpOptions, PlainHttp, SourceSpec};
     use std::io::Read as _;
     let stage = "fetching provisioning metadata";
@@ -325,7 +338,7 @@ fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeM
         plain_http: PlainHttp::Allow {
             reason: "loader.metadata is the operator's own service".into(),
         },
-        extra_roots: ca_roots(config),
+        extra_roots: trust::ca_roots(config, paths),
         ..HttpOptions::default()
     };
     let source = open_source(&SourceSpec::Url(url.to_string()), http).map_err(|e| fail(stage, "network", e, ""))?;
@@ -349,15 +362,6 @@ fn fetch_metadata(url: &str, config: &Config) -> Result<std::collections::BTreeM
             _ => None,
         })
         .collect())
-}
-
-/// `loader.ca=` certificates as TLS roots, named for error messages.
-pub fn ca_roots(config: &Config) -> Vec<crate::source::ExtraRoot> {
-    let root = |(i, pem): (usize, &String)| crate::source::ExtraRoot {
-        origin: format!("loader.ca #{}", i + 1),
-        pem: pem.clone().into_bytes(),
-    };
-    config.ca.iter().enumerate().map(root).collect()
 }
 
 fn open(path: &Path) -> Result<File, Failure> {

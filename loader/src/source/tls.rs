@@ -121,8 +121,9 @@ pub(crate) fn explain(err: &rustls::Error, host: &str) -> String {
             clock()
         ),
         CertificateError::UnknownIssuer => format!(
-            "the certificate of {host} is not signed by a trusted CA (built-in Mozilla roots \
-             plus loader.ca=/--ca); for a private CA pass its certificate with loader.ca= or --ca"
+            "the certificate of {host} is not signed by a trusted CA (built-in Mozilla roots, CAs \
+             baked into the initramfs, loader.ca=/--ca); for a private CA bake it in with \
+             `loader initramfs --ca-cert` or pass it with loader.ca= or --ca"
         ),
         CertificateError::NotValidForName => {
             format!("the certificate presented by {host} is not valid for that name")

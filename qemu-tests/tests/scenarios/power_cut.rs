@@ -1,0 +1,150 @@
+//! Power cuts (QEMU killed, no shutdown, guest caches lost) during a first
+//! install and during a reinstall, then the machine boots again. A first
+//! install is retried and completes; a reinstall leaves the old slot
+//! booting or completes the new one. Never a disk that boots nothing.
+//!
+//! "Mid-write" cuts are placed exactly: the bundle streams over HTTPS and
+//! the server stops sending at half of it, so the loader is stuck with part
+//! of the new slot written and nothing committed when the plug is pulled.
+//! "At commit" cuts happen when the console says the commit starts; where
+//! exactly they land varies, and either outcome must hold.
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::Duration;
+
+use qemu_tests::disk;
+use qemu_tests::scenario::{expect, result_line, Scenario, FIRST_WRITE};
+
+use crate::{disk_with_v1, expect_system, DISK_MIB};
+
+const COMMIT: &str = "stage: committing boot-critical writes";
+
+/// Serves `bundle` as `name` over HTTPS to an initramfs trusting the
+/// scenario's CA; returns the chain script installing it with `args`.
+fn streamed(s: &Scenario, bundle: &Path, name: &str, args: &str) -> String {
+    let ca = s.ca_file();
+    let initramfs = s
+        .artifacts
+        .initramfs_with(&format!("ca-{}", s.name), &["--ca-cert", ca.to_str().unwrap()]);
+    s.server.add_file("initramfs-ca", &initramfs);
+    s.server.add_file(name, bundle);
+    let args = format!(
+        "loader.disk=/dev/vda {args} loader.url={}",
+        s.server.guest_https_url(name)
+    );
+    s.chain("initramfs-ca", &args, &[])
+}
+
+/// Boots `script`, waits for `marker` (and `settle` more), pulls the plug.
+fn cut_at(s: &mut Scenario, disk_path: &Path, script: &str, marker: &str, settle: Duration) {
+    let mut vm = s.boot_network(&[disk_path], script.to_string());
+    expect(&mut vm, marker);
+    sleep(settle);
+    vm.power_cut();
+    assert!(
+        vm.line("loader: result:").is_none() || marker == COMMIT,
+        "the install finished before the cut"
+    );
+    s.record_timings(&vm);
+}
+
+/// Boots `script` again (the retry an operator or the provider's boot
+/// order makes) and expects the install to complete and boot.
+fn retry_completes(s: &mut Scenario, disk_path: &Path, script: &str, slot: &str, version: &str) {
+    let mut vm = s.boot_network(&[disk_path], script.to_string());
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains(&format!("result: installed Loader example A/B system {version}")),
+        "{result}"
+    );
+    expect_system(&mut vm, slot, version);
+    s.record_timings(&vm);
+}
+
+/// disk: [ blank, 256 MiB ...................................... ] /dev/vda
+/// Streamed ab-v1.fw stalls at half, plug pulled → no MBR on the disk
+/// (nothing bootable was written); boot again → installed, slot a up.
+#[test]
+fn power_cut_first_install_mid_write() {
+    let mut s = Scenario::new("power_cut_first_install_mid_write");
+    let disk_path = s.path("disk.img");
+    disk::blank(&disk_path, DISK_MIB);
+    let bundle = s.artifacts.bundle_v1.clone();
+    let script = streamed(&s, &bundle, "ab-v1.fw", "");
+    s.server
+        .stall_at("ab-v1.fw", std::fs::metadata(&bundle).unwrap().len() / 2);
+    cut_at(&mut s, &disk_path, &script, FIRST_WRITE, Duration::from_secs(3));
+    assert!(
+        !disk::has_mbr(&disk_path),
+        "a boot record was written before the install completed"
+    );
+    retry_completes(&mut s, &disk_path, &script, "a", "1.0.0");
+}
+
+/// disk: [ blank, 256 MiB ...................................... ] /dev/vda
+/// Injected ab-v1.fw, plug pulled when the commit starts; boot again →
+/// installed (whatever the cut left), slot a up.
+#[test]
+fn power_cut_first_install_at_commit() {
+    let mut s = Scenario::new("power_cut_first_install_at_commit");
+    let disk_path = s.path("disk.img");
+    disk::blank(&disk_path, DISK_MIB);
+    s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
+    let script = s.chain("initramfs", "loader.disk=/dev/vda", &["ab-v1.fw /root/install.fw"]);
+    cut_at(&mut s, &disk_path, &script, COMMIT, Duration::ZERO);
+    retry_completes(&mut s, &disk_path, &script, "a", "1.0.0");
+}
+
+/// disk: [MBR+GRUB | env: a | boot | A: 1.0.0 | B: empty | data: /marker ]
+/// Streamed ab-v2.fw (loader.task=auto → upgrade into b) stalls at half,
+/// plug pulled → the disk boots slot a, 1.0.0; the loader again → slot b,
+/// 2.0.0, /marker intact.
+#[test]
+fn power_cut_reinstall_mid_write() {
+    let mut s = Scenario::new("power_cut_reinstall_mid_write");
+    let disk_path = disk_with_v1(&s, "disk.img");
+    let bundle = s.artifacts.bundle_v2.clone();
+    let script = streamed(&s, &bundle, "ab-v2.fw", "loader.task=auto");
+    s.server
+        .stall_at("ab-v2.fw", std::fs::metadata(&bundle).unwrap().len() / 2);
+    cut_at(&mut s, &disk_path, &script, FIRST_WRITE, Duration::from_secs(3));
+    assert_eq!(
+        disk::active_slot(&disk_path).as_deref(),
+        Some("a"),
+        "the cut install switched slots"
+    );
+    let mut vm = s.boot_disk(&[&disk_path]);
+    expect_system(&mut vm, "a", "1.0.0");
+    s.record_timings(&vm);
+    drop(vm);
+    retry_completes(&mut s, &disk_path, &script, "b", "2.0.0");
+    assert_eq!(disk::fat_get(&disk_path, 4, "marker"), "kept across the reinstall\n");
+}
+
+/// disk: [MBR+GRUB | env: a | boot | A: 1.0.0 | B: empty | data: /marker ]
+/// Injected ab-v2.fw, loader.task=auto, plug pulled when the commit starts
+/// → the disk boots either slot a 1.0.0 (commit lost) or slot b 2.0.0
+/// (commit made): never nothing.
+#[test]
+fn power_cut_reinstall_at_commit() {
+    let mut s = Scenario::new("power_cut_reinstall_at_commit");
+    let disk_path = disk_with_v1(&s, "disk.img");
+    s.server.add_file("ab-v2.fw", &s.artifacts.bundle_v2.clone());
+    let script = s.chain(
+        "initramfs",
+        "loader.disk=/dev/vda loader.task=auto",
+        &["ab-v2.fw /root/install.fw"],
+    );
+    cut_at(&mut s, &disk_path, &script, COMMIT, Duration::ZERO);
+    let mut vm = s.boot_disk(&[&disk_path]);
+    expect(&mut vm, "installed-system: slot=");
+    let line = vm.line("installed-system: slot=").unwrap().1;
+    let (slot, version) = if line.contains("slot=b") {
+        ("b", "2.0.0")
+    } else {
+        ("a", "1.0.0")
+    };
+    expect_system(&mut vm, slot, version);
+    s.record_timings(&vm);
+}
