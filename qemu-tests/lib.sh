@@ -1,4 +1,4 @@
-# Bash library shared by scripts/demo-qemu and qemu-tests/run.sh: build the
+# Bash library for scripts/demo-qemu (the tests use the Rust harness in src/): build the
 # boot artifacts, serve them on loopback, boot QEMU through its iPXE ROM,
 # capture the serial console with timestamps, wait for console markers.
 #

@@ -172,10 +172,40 @@ pub fn expect(vm: &mut Vm, needle: &str) -> f64 {
     }
 }
 
+/// Waits for `needle` during an install: a failed result first fails the
+/// scenario at once with that line (instead of at the deadline).
+pub fn expect_before_failure(vm: &mut Vm, needle: &str) -> f64 {
+    match vm.wait_any(&[needle, "loader: result: failed"], timeout()) {
+        Ok((0, at)) => at,
+        Ok(_) => panic!(
+            "the install failed before `{needle}`: {}",
+            vm.line("loader: result: failed").unwrap_or_default().1
+        ),
+        Err(e) => panic!("{e} (serial log: {})", vm.log.display()),
+    }
+}
+
 /// Waits for the loader's result line and returns it.
 pub fn result_line(vm: &mut Vm) -> String {
     expect(vm, RESULT);
     vm.line(RESULT).map(|(_, l)| l).unwrap_or_default()
+}
+
+/// The first result line with the indented lines that continue it (a
+/// disk refusal lists the candidates there), joined by newlines.
+pub fn result_text(vm: &Vm) -> String {
+    let lines = vm.lines();
+    let Some(start) = lines.iter().position(|(_, l)| l.contains(RESULT)) else {
+        return String::new();
+    };
+    let continued = lines[start + 1..]
+        .iter()
+        .take_while(|(_, l)| l.starts_with("loader:   "));
+    std::iter::once(&lines[start])
+        .chain(continued)
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Drop for Scenario {

@@ -14,7 +14,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use qemu_tests::disk;
-use qemu_tests::scenario::{expect, result_line, Scenario, FIRST_WRITE};
+use qemu_tests::scenario::{expect, expect_before_failure, result_line, Scenario, FIRST_WRITE};
 
 use crate::{disk_with_v1, expect_system, DISK_MIB};
 
@@ -39,7 +39,7 @@ fn streamed(s: &Scenario, bundle: &Path, name: &str, args: &str) -> String {
 /// Boots `script`, waits for `marker` (and `settle` more), pulls the plug.
 fn cut_at(s: &mut Scenario, disk_path: &Path, script: &str, marker: &str, settle: Duration) {
     let mut vm = s.boot_network(&[disk_path], script.to_string());
-    expect(&mut vm, marker);
+    expect_before_failure(&mut vm, marker);
     sleep(settle);
     vm.power_cut();
     assert!(

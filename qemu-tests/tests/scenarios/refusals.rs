@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use qemu_tests::artifacts::{artifacts, path_str};
 use qemu_tests::disk;
-use qemu_tests::scenario::{expect, result_line, Scenario, RESULT, SYSTEM_UP};
+use qemu_tests::scenario::{expect, result_line, result_text, Scenario, RESULT, SYSTEM_UP};
 use qemu_tests::vm::Vm;
 
 use crate::{serve_corrupted, DISK_MIB};
@@ -17,13 +17,12 @@ const HALT: &str = "loader.on_error=halt";
 /// Waits for the result; checks its class and message, that the loader
 /// halted, and that nothing booted after it.
 fn expect_refusal(s: &mut Scenario, vm: &mut Vm, class: &str, message: &str) -> String {
-    let result = result_line(vm);
-    assert!(
-        result.contains(&format!("result: failed class={class} ")),
-        "expected class={class}: {result}"
-    );
-    assert!(result.contains(message), "expected `{message}` in: {result}");
+    result_line(vm);
     expect(vm, "loader: halted");
+    let result = result_text(vm);
+    let wanted = format!("result: failed class={class} ");
+    assert!(result.contains(&wanted), "expected class={class}: {result}");
+    assert!(result.contains(message), "expected `{message}` in: {result}");
     assert!(vm.line(SYSTEM_UP).is_none(), "something booted after the refusal");
     s.record_timings(vm);
     result
@@ -137,8 +136,11 @@ fn refuse_two_disks() {
     disk::blank(&second, DISK_MIB);
     let script = s.chain("initramfs", HALT, &["ab-v1.fw /root/install.fw"]);
     let mut vm = s.boot_network(&[&first, &second], script);
-    let result = expect_refusal(&mut s, &mut vm, "disk", "vda");
-    assert!(result.contains("vdb"), "both candidates are named: {result}");
+    let result = expect_refusal(&mut s, &mut vm, "disk", "2 disks could be the install target");
+    assert!(
+        result.contains("vda (virtio") && result.contains("vdb (virtio"),
+        "both candidates are named: {result}"
+    );
     drop(vm);
     assert_untouched(&first);
     assert_untouched(&second);
@@ -158,7 +160,7 @@ fn refuse_disk_too_small() {
         &["ab-v1.fw /root/install.fw"],
     );
     let mut vm = s.boot_network(&[&disk_path], script);
-    expect_refusal(&mut s, &mut vm, "disk", "small");
+    expect_refusal(&mut s, &mut vm, "disk", "vda (virtio, 64.0 MiB): too small");
     drop(vm);
     assert_untouched(&disk_path);
 }
