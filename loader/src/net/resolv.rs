@@ -1,23 +1,48 @@
 //! `/etc/resolv.conf`, which musl's resolver reads on every lookup.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::path::Path;
 
 use super::error::NetError;
 
+/// A DNS server for resolv.conf. A link-local IPv6 server (legal in router
+/// advertisements) is only reachable through its interface, written as
+/// `fe80::1%eth0`, which both musl and glibc understand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nameserver {
+    pub address: IpAddr,
+    /// The interface, used only for a link-local IPv6 address.
+    pub iface: Option<String>,
+}
+
+impl From<IpAddr> for Nameserver {
+    fn from(address: IpAddr) -> Self {
+        Nameserver { address, iface: None }
+    }
+}
+
+impl fmt::Display for Nameserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.address, &self.iface) {
+            (IpAddr::V6(v6), Some(iface)) if v6.is_unicast_link_local() => write!(f, "{v6}%{iface}"),
+            (address, _) => write!(f, "{address}"),
+        }
+    }
+}
+
 /// The file's text: up to three nameservers (the resolver ignores more),
 /// duplicates dropped, and the search domain.
-pub fn render_resolv_conf(servers: &[IpAddr], domain: Option<&str>) -> String {
+pub fn render_resolv_conf(servers: &[Nameserver], domain: Option<&str>) -> String {
     let mut text = String::from("# written by loader\n");
     if let Some(domain) = domain {
         let _ = writeln!(text, "search {domain}");
     }
-    let mut seen: Vec<IpAddr> = Vec::new();
-    for server in servers {
-        if !seen.contains(server) && seen.len() < 3 {
-            seen.push(*server);
+    let mut seen: Vec<String> = Vec::new();
+    for server in servers.iter().map(Nameserver::to_string) {
+        if !seen.contains(&server) && seen.len() < 3 {
             let _ = writeln!(text, "nameserver {server}");
+            seen.push(server);
         }
     }
     text
@@ -25,7 +50,7 @@ pub fn render_resolv_conf(servers: &[IpAddr], domain: Option<&str>) -> String {
 
 /// Writes the file, unless there is nothing to say (an existing file, or
 /// a URL with an address literal, may still work then).
-pub fn write_resolv_conf(path: &Path, servers: &[IpAddr], domain: Option<&str>) -> Result<bool, NetError> {
+pub fn write_resolv_conf(path: &Path, servers: &[Nameserver], domain: Option<&str>) -> Result<bool, NetError> {
     if servers.is_empty() {
         return Ok(false);
     }
@@ -43,9 +68,9 @@ mod tests {
 
     #[test]
     fn at_most_three_distinct_servers_and_the_domain() {
-        let ips: Vec<IpAddr> = ["10.0.0.53", "10.0.0.53", "2001:db8::53", "9.9.9.9", "1.1.1.1"]
+        let ips: Vec<Nameserver> = ["10.0.0.53", "10.0.0.53", "2001:db8::53", "9.9.9.9", "1.1.1.1"]
             .iter()
-            .map(|s| s.parse().unwrap())
+            .map(|s| s.parse::<IpAddr>().unwrap().into())
             .collect();
         assert_eq!(
             render_resolv_conf(&ips, Some("lan.example")),
@@ -59,9 +84,29 @@ mod tests {
         let path = dir.path().join("resolv.conf");
         assert!(!write_resolv_conf(&path, &[], None).unwrap());
         assert!(!path.exists());
-        assert!(write_resolv_conf(&path, &["10.1.1.1".parse().unwrap()], None).unwrap());
+        let server = "10.1.1.1".parse::<IpAddr>().unwrap().into();
+        assert!(write_resolv_conf(&path, &[server], None).unwrap());
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains("nameserver 10.1.1.1\n"));
+    }
+
+    #[test]
+    fn link_local_servers_carry_their_interface() {
+        let scoped = |ip: &str, iface: &str| Nameserver {
+            address: ip.parse().unwrap(),
+            iface: Some(iface.into()),
+        };
+        let servers = [
+            scoped("fe80::53", "eth0"),
+            scoped("fe80::53", "eth1"),
+            // The interface matters only where the address needs it.
+            scoped("2001:db8::53", "eth0"),
+            scoped("fe80::53", "eth0"),
+        ];
+        assert_eq!(
+            render_resolv_conf(&servers, None),
+            "# written by loader\nnameserver fe80::53%eth0\nnameserver fe80::53%eth1\nnameserver 2001:db8::53\n"
+        );
     }
 }
