@@ -1,5 +1,6 @@
 //! IPv6 bring-up inside network namespaces made by the test: DNS servers
-//! from router advertisements (RDNSS, sent by dnsmasq), an IPv6-only
+//! from router advertisements (RDNSS, sent by dnsmasq), alone and after
+//! DHCPv4's, an IPv6-only
 //! network where a bundle is fetched by name (AAAA from dnsmasq's DNS,
 //! reached through the advertised server) and by `[v6]` literal, and the
 //! message when a link only ever gets its link-local address. Skipped,
@@ -90,6 +91,33 @@ fn dns_servers_from_router_advertisements_reach_resolv_conf() {
     );
     assert_eq!(advertised.2.len(), 2);
     assert!(advertised.3.is_some_and(|l| l > Duration::ZERO), "{advertised:?}");
+}
+
+#[test]
+fn dual_stack_names_ipv4_dns_first_then_advertised_servers() {
+    let Some(mut lab) = Lab::new() else { return };
+    // DHCP answers late on purpose, so the advertisement has certainly
+    // arrived when the lease does (the loader does not wait for IPv6 DNS
+    // once DHCP gave a server).
+    advertise(
+        &mut lab,
+        &[
+            "--dhcp-range=10.99.0.50,10.99.0.60,255.255.255.0,1h",
+            "--dhcp-option=option:dns-server,10.99.0.53",
+            "--dhcp-reply-delay=4",
+            "--dhcp-option=option6:dns-server,[fd00:99::53]",
+        ],
+    );
+    let mut opts = v6_only_options(&lab, Duration::from_secs(30));
+    opts.ip = None;
+    let summary = lab.in_client(|| bring_up(&opts, &|_| {}).unwrap());
+    assert_eq!(summary.method, Method::Dhcp);
+    let expected: Vec<IpAddr> = vec!["10.99.0.53".parse().unwrap(), "fd00:99::53".parse().unwrap()];
+    assert_eq!(summary.nameservers, expected);
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.path().join("resolv.conf")).unwrap(),
+        "# written by loader\nnameserver 10.99.0.53\nnameserver fd00:99::53\n"
+    );
 }
 
 #[test]

@@ -111,12 +111,8 @@ pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> 
     // handed out; router-advertised ones follow (resolv.conf keeps three).
     let servers: Vec<Nameserver> = ipv4.dns.iter().copied().map(Nameserver::from).chain(ipv6.dns).collect();
     let written = write_resolv_conf(&options.resolv_conf, &servers, ipv4.domain.as_deref())?;
-    let nameservers: Vec<IpAddr> = if written {
-        servers.iter().map(|s| s.address).collect()
-    } else {
-        Vec::new()
-    };
-    if written {
+    let nameservers: Vec<IpAddr> = written.iter().map(|s| s.address).collect();
+    if !nameservers.is_empty() {
         on_event(&NetEvent::Resolvers {
             servers: nameservers.clone(),
         });

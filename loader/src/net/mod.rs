@@ -33,7 +33,7 @@ pub use lease::Lease;
 pub use netlink::{Link, LinkAddress, Netlink};
 pub use pnp::{parse_pnp, KernelAutoconfig};
 pub use rdnss::{parse_nd_user_option, parse_rdnss_option, Rdnss};
-pub use resolv::{render_resolv_conf, write_resolv_conf, Nameserver};
+pub use resolv::{chosen_servers, render_resolv_conf, write_resolv_conf, Nameserver};
 pub use route::{plan_routes, prefix_from_mask, Route};
 
 /// How to bring the network up.

@@ -123,6 +123,7 @@ pub enum RdnssChange {
 impl RdnssTable {
     /// Applies one option received at `now`. A lifetime of 0 removes the
     /// servers; any other lifetime sets (or refreshes) their expiry.
+    /// Returns what changed: new servers, or withdrawn ones.
     pub fn update(&mut self, option: Rdnss, now: Instant) -> Option<RdnssChange> {
         if option.servers.is_empty() {
             return None;
@@ -137,6 +138,7 @@ impl RdnssTable {
             });
         }
         let expires = option.lifetime.and_then(|lifetime| now.checked_add(lifetime));
+        let mut added = false;
         for server in &option.servers {
             let known = self
                 .entries
@@ -144,11 +146,15 @@ impl RdnssTable {
                 .position(|(index, ip, _)| *index == option.index && ip == server);
             match known {
                 Some(at) => self.entries[at].2 = expires,
-                None if self.entries.len() < MAX_SERVERS => self.entries.push((option.index, *server, expires)),
+                None if self.entries.len() < MAX_SERVERS => {
+                    self.entries.push((option.index, *server, expires));
+                    added = true;
+                }
                 None => {}
             }
         }
-        Some(RdnssChange::Learned(option))
+        // Routers repeat their advertisements: a refresh is not news.
+        added.then_some(RdnssChange::Learned(option))
     }
 
     /// The servers still valid at `now`, as (interface, address).
@@ -284,13 +290,18 @@ mod tests {
     fn lifetimes_expire_refresh_and_zero_withdraws() {
         let t0 = Instant::now();
         let mut table = RdnssTable::default();
-        table.update(rdnss(2, 10, &["2001:db8::1", "2001:db8::2"]), t0);
+        let first = table.update(rdnss(2, 10, &["2001:db8::1", "2001:db8::2"]), t0);
+        assert_eq!(
+            first,
+            Some(RdnssChange::Learned(rdnss(2, 10, &["2001:db8::1", "2001:db8::2"])))
+        );
         table.update(rdnss(3, 100, &["2001:db8::3"]), t0);
         assert_eq!(table.servers(t0).len(), 3);
         // Expired after 10 s unless refreshed.
         let later = t0 + Duration::from_secs(11);
         assert_eq!(table.servers(later), [(3, ip("2001:db8::3"))]);
-        table.update(rdnss(2, 10, &["2001:db8::1"]), t0 + Duration::from_secs(5));
+        let refresh = table.update(rdnss(2, 10, &["2001:db8::1"]), t0 + Duration::from_secs(5));
+        assert_eq!(refresh, None, "a refresh is not reported as news");
         assert_eq!(table.servers(later), [(2, ip("2001:db8::1")), (3, ip("2001:db8::3"))]);
         // Lifetime 0 withdraws, but only on the interface it came from.
         let change = table.update(rdnss(3, 0, &["2001:db8::1", "2001:db8::3"]), t0);

@@ -31,34 +31,47 @@ impl fmt::Display for Nameserver {
     }
 }
 
-/// The file's text: up to three nameservers (the resolver ignores more),
-/// duplicates dropped, and the search domain.
+/// The servers the file names: up to three (the resolver ignores more),
+/// duplicates dropped, in the order given.
+pub fn chosen_servers(servers: &[Nameserver]) -> Vec<Nameserver> {
+    let mut chosen: Vec<Nameserver> = Vec::new();
+    for server in servers {
+        let text = server.to_string();
+        if chosen.len() < 3 && !chosen.iter().any(|c| c.to_string() == text) {
+            chosen.push(server.clone());
+        }
+    }
+    chosen
+}
+
+/// The file's text: the [`chosen_servers`] and the search domain.
 pub fn render_resolv_conf(servers: &[Nameserver], domain: Option<&str>) -> String {
     let mut text = String::from("# written by loader\n");
     if let Some(domain) = domain {
         let _ = writeln!(text, "search {domain}");
     }
-    let mut seen: Vec<String> = Vec::new();
-    for server in servers.iter().map(Nameserver::to_string) {
-        if !seen.contains(&server) && seen.len() < 3 {
-            let _ = writeln!(text, "nameserver {server}");
-            seen.push(server);
-        }
+    for server in chosen_servers(servers) {
+        let _ = writeln!(text, "nameserver {server}");
     }
     text
 }
 
-/// Writes the file, unless there is nothing to say (an existing file, or
-/// a URL with an address literal, may still work then).
-pub fn write_resolv_conf(path: &Path, servers: &[Nameserver], domain: Option<&str>) -> Result<bool, NetError> {
+/// Writes the file and returns the servers it names, unless there is
+/// nothing to say: then the file is left alone (an existing file, or a
+/// URL with an address literal, may still work) and the list is empty.
+pub fn write_resolv_conf(
+    path: &Path,
+    servers: &[Nameserver],
+    domain: Option<&str>,
+) -> Result<Vec<Nameserver>, NetError> {
     if servers.is_empty() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     std::fs::write(path, render_resolv_conf(servers, domain)).map_err(|source| NetError::ResolvConf {
         path: path.to_owned(),
         source,
     })?;
-    Ok(true)
+    Ok(chosen_servers(servers))
 }
 
 #[cfg(test)]
@@ -82,10 +95,13 @@ mod tests {
     fn nothing_is_written_without_servers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resolv.conf");
-        assert!(!write_resolv_conf(&path, &[], None).unwrap());
+        assert_eq!(write_resolv_conf(&path, &[], None).unwrap(), []);
         assert!(!path.exists());
-        let server = "10.1.1.1".parse::<IpAddr>().unwrap().into();
-        assert!(write_resolv_conf(&path, &[server], None).unwrap());
+        let server: Nameserver = "10.1.1.1".parse::<IpAddr>().unwrap().into();
+        assert_eq!(
+            write_resolv_conf(&path, &[server.clone(), server.clone()], None).unwrap(),
+            [server]
+        );
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains("nameserver 10.1.1.1\n"));
