@@ -11,7 +11,7 @@ use super::ipv6;
 use super::link::{self, apply_ipv4, Ipv4Setup};
 use super::netlink::{Link, Netlink};
 use super::pnp::parse_pnp;
-use super::resolv::write_resolv_conf;
+use super::resolv::{write_resolv_conf, Nameserver};
 use super::{ConfiguredInterface, Method, NetEvent, NetOptions, NetSummary};
 
 /// Default-route metric of the first configured interface; later ones
@@ -36,8 +36,11 @@ pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> 
         _ => None,
     };
     let candidates = link::candidates(&links, only)?;
+    let mut ra_watch = None;
     if options.ipv6 {
-        // Before the links come up, so their router solicitations go out.
+        // Before the links come up, so their router solicitations go out
+        // and the answers' DNS options are caught.
+        ra_watch = Some(ipv6::RaWatch::start()?);
         for link in &candidates {
             if ipv6::enable_slaac(&options.proc_sys, &link.name)? {
                 on_event(&NetEvent::Ipv6Enabled {
@@ -56,37 +59,43 @@ pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> 
         },
     };
 
-    // IPv6 is waited for only when IPv4 gave nothing to work with.
-    let indices: Vec<u32> = candidates.iter().map(|l| l.index).collect();
+    // IPv6 is waited for only when IPv4 gave no address or no DNS server;
+    // otherwise what has arrived by now is taken.
     let ipv4_usable = ipv4
         .as_ref()
         .is_ok_and(|r| !r.interfaces.is_empty() || r.method != Method::None);
-    let ipv6 = if options.ipv6 {
-        let wait = if ipv4_usable {
-            Instant::now()
-        } else {
-            Instant::now() + options.ipv6_timeout
-        };
-        ipv6::wait_for_global(&mut nl, &indices, wait)?
-    } else {
-        Vec::new()
+    let ipv4_dns = ipv4.as_ref().is_ok_and(|r| !r.dns.is_empty());
+    let ipv6 = match &mut ra_watch {
+        Some(watch) => {
+            let deadline = if ipv4_usable && ipv4_dns {
+                Instant::now()
+            } else {
+                Instant::now() + options.ipv6_timeout
+            };
+            watch.wait(&mut nl, &candidates, deadline, on_event)?
+        }
+        None => ipv6::Ipv6Outcome::default(),
     };
-    let ipv6: Vec<_> = ipv6
-        .into_iter()
-        .map(|(index, address)| {
-            let iface = name_of(&candidates, index);
-            on_event(&NetEvent::Ipv6Address {
-                iface: iface.clone(),
-                address,
-            });
-            (iface, address)
-        })
-        .collect();
+    for (iface, address) in &ipv6.addresses {
+        on_event(&NetEvent::Ipv6Address {
+            iface: iface.clone(),
+            address: *address,
+        });
+    }
 
-    let ipv4 = match ipv4 {
-        Ok(result) => result,
-        Err(err) if ipv6.is_empty() => return Err(err),
-        Err(err) => {
+    let ipv4 = match (ipv4, ipv6.missing) {
+        (Ok(_), Some(missing)) if !ipv4_usable => return Err(NetError::NoIpv6 { ipv6: missing }),
+        (Ok(result), _) => result,
+        // Without a carrier IPv6 cannot work either: no need to say more.
+        (Err(err @ NetError::NoCarrier { .. }), Some(_)) => return Err(err),
+        (Err(err), Some(missing)) => {
+            return Err(NetError::NoAddress {
+                ipv4: Box::new(err),
+                ipv6: missing,
+            })
+        }
+        (Err(err), None) if ipv6.addresses.is_empty() => return Err(err),
+        (Err(err), None) => {
             on_event(&NetEvent::Ipv4Failed {
                 message: format!("{err}; continuing with IPv6 only"),
             });
@@ -98,9 +107,12 @@ pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> 
             }
         }
     };
-    let written = write_resolv_conf(&options.resolv_conf, &ipv4.dns, ipv4.domain.as_deref())?;
-    let nameservers = if written { ipv4.dns } else { Vec::new() };
-    if written {
+    // IPv4 servers first: they are what the operator configured or DHCP
+    // handed out; router-advertised ones follow (resolv.conf keeps three).
+    let servers: Vec<Nameserver> = ipv4.dns.iter().copied().map(Nameserver::from).chain(ipv6.dns).collect();
+    let written = write_resolv_conf(&options.resolv_conf, &servers, ipv4.domain.as_deref())?;
+    let nameservers: Vec<IpAddr> = written.iter().map(|s| s.address).collect();
+    if !nameservers.is_empty() {
         on_event(&NetEvent::Resolvers {
             servers: nameservers.clone(),
         });
@@ -108,7 +120,7 @@ pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> 
     Ok(NetSummary {
         method: ipv4.method,
         interfaces: ipv4.interfaces,
-        ipv6,
+        ipv6: ipv6.addresses,
         nameservers,
     })
 }

@@ -48,6 +48,10 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    #[error("no usable address: {ipv4}; and IPv6: {ipv6}")]
+    NoAddress { ipv4: Box<NetError>, ipv6: String },
+    #[error("ip=off leaves only IPv6, and {ipv6}")]
+    NoIpv6 { ipv6: String },
     #[error(transparent)]
     IpParam(#[from] IpParamError),
 }

@@ -1,7 +1,8 @@
 //! Network bring-up in the initramfs, without external programs: use what
 //! the kernel already configured (`ip=` handled by `CONFIG_IP_PNP`), else a
 //! static `ip=` configuration or DHCPv4 on every wired interface in
-//! parallel, plus IPv6 SLAAC; then `/etc/resolv.conf`. All `/proc` paths
+//! parallel, plus IPv6 SLAAC with DNS servers from router advertisements;
+//! then `/etc/resolv.conf`. All `/proc` paths
 //! and files are parameters so tests can point them elsewhere.
 
 mod bring_up;
@@ -14,6 +15,7 @@ mod lease;
 mod link;
 mod netlink;
 mod pnp;
+mod rdnss;
 mod resolv;
 mod route;
 mod rtnl_codec;
@@ -30,7 +32,8 @@ pub use ipv6::enable_slaac;
 pub use lease::Lease;
 pub use netlink::{Link, LinkAddress, Netlink};
 pub use pnp::{parse_pnp, KernelAutoconfig};
-pub use resolv::{render_resolv_conf, write_resolv_conf};
+pub use rdnss::{parse_nd_user_option, parse_rdnss_option, Rdnss};
+pub use resolv::{chosen_servers, render_resolv_conf, write_resolv_conf, Nameserver};
 pub use route::{plan_routes, prefix_from_mask, Route};
 
 /// How to bring the network up.
@@ -48,7 +51,8 @@ pub struct NetOptions {
     pub lease_grace: Duration,
     /// Allow SLAAC on the interfaces used.
     pub ipv6: bool,
-    /// How long to wait for a global IPv6 address when IPv4 gave nothing.
+    /// How long to wait for a global IPv6 address (and the DNS servers its
+    /// router advertises) when IPv4 gave no address or no DNS server.
     pub ipv6_timeout: Duration,
     pub pnp_path: PathBuf,
     pub proc_sys: PathBuf,
@@ -108,6 +112,21 @@ pub enum NetEvent {
         iface: String,
         address: Ipv6Addr,
     },
+    /// A router advertisement named DNS servers (RDNSS); `lifetime` `None`
+    /// means no expiry.
+    Ipv6Dns {
+        iface: String,
+        router: Option<Ipv6Addr>,
+        servers: Vec<Ipv6Addr>,
+        lifetime: Option<Duration>,
+    },
+    /// A router withdrew DNS servers it had advertised (lifetime 0).
+    Ipv6DnsWithdrawn {
+        iface: String,
+        servers: Vec<Ipv6Addr>,
+    },
+    /// What was written to resolv.conf: IPv4 servers first, then IPv6 ones
+    /// from router advertisements.
     Resolvers {
         servers: Vec<IpAddr>,
     },

@@ -1,5 +1,7 @@
 //! The few rtnetlink requests the loader needs: list links and addresses,
-//! set a link up or its MTU, add an address, add a route. The socket is
+//! set a link up or its MTU, add an address, add a route; and a listener
+//! for the router-advertisement options the kernel passes on (RDNSS). The
+//! socket is
 //! `netlink-sys`'s blocking one; the messages are encoded by
 //! [`super::rtnl_codec`].
 //!
@@ -12,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+use super::rdnss::{RTM_NEWNDUSEROPT, RTNLGRP_ND_USEROPT};
 use super::route::{mask, Route};
 use super::rtnl_codec::{self as codec, MessageBuilder};
 
@@ -157,6 +160,49 @@ impl Netlink {
                     }
                     kind => each(kind, msg.payload),
                 }
+            }
+        }
+    }
+}
+
+/// A socket subscribed to `RTNLGRP_ND_USEROPT`: the kernel sends it the
+/// options of every router advertisement it does not handle itself. Its
+/// own socket, so these messages never mix with request replies; opened
+/// before the links come up so the first advertisement is not missed (the
+/// kernel queues messages until they are read).
+pub struct UserOptListener {
+    socket: Socket,
+}
+
+impl UserOptListener {
+    pub fn open() -> io::Result<UserOptListener> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.add_membership(RTNLGRP_ND_USEROPT)?;
+        socket.set_non_blocking(true)?;
+        Ok(UserOptListener { socket })
+    }
+
+    /// Hands the payload of every queued `RTM_NEWNDUSEROPT` message to
+    /// `each`, without waiting for more.
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match self.socket.recv(&mut &mut buf[..], 0) {
+                Ok(size) => {
+                    for msg in codec::messages(&buf[..size]) {
+                        if msg.kind == RTM_NEWNDUSEROPT {
+                            each(msg.payload);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // The queue overflowed and messages were dropped; what is
+                // queued after that is still worth reading, and routers
+                // repeat their advertisements.
+                Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENOBUFS as i32) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }

@@ -1,8 +1,10 @@
 //! Opening a connection for one request: resolve the host (bounded by the
-//! connect deadline), connect to each address in turn, and for `https`
-//! complete the TLS handshake. Reads then time out after the read
+//! connect deadline), connect to each address in turn (IPv6 and IPv4
+//! alternating, each with a share of the deadline: "happy eyeballs" done
+//! one at a time), and for `https` complete the TLS handshake. Reads then time out after the read
 //! deadline, which is how a stalled body is noticed.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc};
@@ -121,7 +123,7 @@ fn resolve(url: &HttpUrl, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectE
         })
         .map_err(|e| ConnectError::Transient(format!("starting a DNS lookup: {e}")))?;
     match rx.recv_timeout(timeout) {
-        Ok(Ok(addresses)) if !addresses.is_empty() => Ok(addresses),
+        Ok(Ok(addresses)) if !addresses.is_empty() => Ok(interleave_families(addresses)),
         Ok(Ok(_)) => Err(ConnectError::Transient(format!("resolving {name}: no addresses"))),
         Ok(Err(e)) => Err(ConnectError::Transient(format!(
             "resolving {name}: {e} (is /etc/resolv.conf set up?)"
@@ -133,8 +135,25 @@ fn resolve(url: &HttpUrl, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectE
     }
 }
 
-/// Tries the addresses in the resolver's order (IPv6 first where it has a
-/// route, as musl sorts them), sharing the deadline.
+/// The resolver's order (IPv6 first where there is an IPv6 route, as musl
+/// and glibc sort by RFC 6724), with the families alternating from the
+/// first one on (RFC 8305 §4): a name with several AAAA records and a
+/// broken IPv6 path reaches its IPv4 address second, not last.
+fn interleave_families(addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let first_is_v6 = addresses.first().is_some_and(SocketAddr::is_ipv6);
+    let (mut first, mut other): (VecDeque<_>, VecDeque<_>) =
+        addresses.into_iter().partition(|a| a.is_ipv6() == first_is_v6);
+    let mut out = Vec::with_capacity(first.len() + other.len());
+    while !first.is_empty() || !other.is_empty() {
+        out.extend(first.pop_front());
+        out.extend(other.pop_front());
+    }
+    out
+}
+
+/// Tries the addresses in order, sharing the deadline: each gets at least
+/// half a second or its fair part of what is left, so one black-holed
+/// address cannot use up the whole deadline while others might answer.
 fn connect_any(addresses: &[SocketAddr], deadline: Instant) -> Result<TcpStream, ConnectError> {
     let mut errors = Vec::new();
     for (i, address) in addresses.iter().enumerate() {
@@ -158,4 +177,58 @@ fn connect_any(addresses: &[SocketAddr], deadline: Instant) -> Result<TcpStream,
         errors.push("no time left to connect".into());
     }
     Err(ConnectError::Transient(format!("connecting: {}", errors.join("; "))))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn families_alternate_from_the_resolvers_first_choice() {
+        let sorted = addrs(&[
+            "[2001:db8::1]:443",
+            "[2001:db8::2]:443",
+            "[2001:db8::3]:443",
+            "192.0.2.1:443",
+        ]);
+        assert_eq!(
+            interleave_families(sorted),
+            addrs(&[
+                "[2001:db8::1]:443",
+                "192.0.2.1:443",
+                "[2001:db8::2]:443",
+                "[2001:db8::3]:443"
+            ])
+        );
+        let v4_first = addrs(&["192.0.2.1:80", "192.0.2.2:80", "[2001:db8::1]:80"]);
+        assert_eq!(
+            interleave_families(v4_first),
+            addrs(&["192.0.2.1:80", "[2001:db8::1]:80", "192.0.2.2:80"])
+        );
+        let v6_only = addrs(&["[2001:db8::1]:80", "[2001:db8::2]:80"]);
+        assert_eq!(interleave_families(v6_only.clone()), v6_only);
+        assert_eq!(interleave_families(Vec::new()), []);
+    }
+
+    #[test]
+    fn a_dead_address_does_not_keep_the_next_one_from_being_tried() {
+        // A listener on an ephemeral port, and a closed port before it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let open = listener.local_addr().unwrap();
+        let tcp = connect_any(&[closed, open], Instant::now() + Duration::from_secs(5));
+        assert_eq!(tcp.unwrap().peer_addr().unwrap(), open);
+        let Err(ConnectError::Transient(msg)) = connect_any(&[closed], Instant::now() + Duration::from_secs(5)) else {
+            panic!("connecting to a closed port succeeded");
+        };
+        assert!(msg.contains(&closed.to_string()), "{msg}");
+    }
 }

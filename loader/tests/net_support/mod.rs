@@ -124,9 +124,16 @@ impl Lab {
     }
 
     /// Starts dnsmasq in the server namespace on `iface` with `args`
-    /// (DNS off, no config files, leases in the lab directory).
+    /// (DNS off unless `args` give a `--port=`, no config files, leases in
+    /// the lab directory).
     pub fn dnsmasq(&mut self, iface: &str, args: &[&str]) {
         let leases = self.dir.path().join(format!("leases-{iface}"));
+        // dnsmasq refuses a repeated flag.
+        let dns_port = if args.iter().any(|a| a.starts_with("--port=")) {
+            None
+        } else {
+            Some("--port=0")
+        };
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -136,13 +143,8 @@ impl Lab {
                 "--keep-in-foreground",
                 "--conf-file=/dev/null",
             ])
-            .args([
-                "--no-resolv",
-                "--no-hosts",
-                "--port=0",
-                "--bind-interfaces",
-                "--dhcp-authoritative",
-            ])
+            .args(["--no-resolv", "--no-hosts", "--bind-interfaces", "--dhcp-authoritative"])
+            .args(dns_port)
             .args(["--user=root", "--group=root", "--log-facility=-"])
             .arg(format!(
                 "--pid-file={}",
