@@ -156,7 +156,7 @@ fn refuse_disk_too_small() {
     disk::blank(&disk_path, 64);
     let script = s.chain(
         "initramfs",
-        &format!("loader.disk=/dev/vda {HALT}"),
+        &format!("loader.disk=/dev/vda loader.disk_wait=5 {HALT}"),
         &["ab-v1.fw /root/install.fw"],
     );
     let mut vm = s.boot_network(&[&disk_path], script);
