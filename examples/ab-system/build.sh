@@ -17,6 +17,9 @@
 #   boot.img         GRUB's 440-byte MBR bootstrap (grub-pc-bin), loads block 1
 #   core.img         grub-mkimage -O i386-pc, prefix (,msdos1)/boot/grub: the
 #                    boot disk's FAT partition, wherever the BIOS numbers it
+#   BOOTX64.EFI      grub-mkimage -O x86_64-efi (grub-efi-amd64-bin), same
+#                    prefix and grub.cfg: UEFI firmware finds it at the
+#                    removable-media path EFI/BOOT/BOOTX64.EFI of the FAT partition
 #   grub.cfg         ./grub.cfg (slot from grubenv: boot=0 -> A, boot=1 -> B)
 #   grubenv_*        grub-editenv blocks, as nerves_system_x86_64 makes them
 #   rootfs.squashfs  /boot/bzImage (the loader kernel), /sbin/init (slot-init),
@@ -37,6 +40,7 @@ v1=${EXAMPLE_V1:-1.0.0}
 v2=${EXAMPLE_V2:-2.0.0}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 grub_dir=/usr/lib/grub/i386-pc
+grub_efi_dir=/usr/lib/grub/x86_64-efi
 musl_target=x86_64-unknown-linux-musl
 
 # GRUB modules in the core image: read the MBR disk and its FAT and squashfs
@@ -44,13 +48,18 @@ musl_target=x86_64-unknown-linux-musl
 # serial port and the screen, and load a Linux bzImage.
 grub_modules=(biosdisk part_msdos fat squash4 normal configfile loadenv test
     regexp probe echo serial terminal linux)
+# The same for UEFI: the firmware's disk driver instead of biosdisk, and the
+# GOP video driver, without which GRUB hands the kernel no framebuffer and
+# console=tty0 shows nothing on the screen.
+grub_efi_modules=(part_msdos fat squash4 normal configfile loadenv test
+    regexp probe echo serial terminal linux efi_gop)
 
 log() { printf 'ab-system: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 install_missing_packages() {
     local missing=() package
-    for package in grub-pc-bin grub-common squashfs-tools mtools dosfstools; do
+    for package in grub-pc-bin grub-efi-amd64-bin grub-common squashfs-tools mtools dosfstools; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$package")
     done
@@ -96,8 +105,9 @@ package_version() { dpkg-query -W -f='${Version}' "$1"; }
 cache_key() { # cache_key KERNEL SLOT_INIT
     {
         sha256sum "$1" "$2" "$here/fwup.conf" "$here/grub.cfg" "${BASH_SOURCE[0]}" | cut -d' ' -f1
-        printf '%s\n' "$(package_version grub-pc-bin)" "$(package_version squashfs-tools)"
-        printf '%s\n' "$v1" "$v2" "$SOURCE_DATE_EPOCH" "${grub_modules[*]}"
+        printf '%s\n' "$(package_version grub-pc-bin)" "$(package_version grub-efi-amd64-bin)"
+        printf '%s\n' "$(package_version squashfs-tools)"
+        printf '%s\n' "$v1" "$v2" "$SOURCE_DATE_EPOCH" "${grub_modules[*]}" "${grub_efi_modules[*]}"
         # The packer: the given binary, or the committed loader sources
         # (a rebuild is cheap, so any loader commit makes new bundles).
         if [[ -n ${LOADER:-} ]]; then
@@ -108,13 +118,16 @@ cache_key() { # cache_key KERNEL SLOT_INIT
     } | sha256sum | cut -c1-16
 }
 
-# Files both versions share: GRUB's boot code, core image, config, grubenvs.
+# Files both versions share: GRUB's boot code, core and EFI images, config, grubenvs.
 make_boot_files() { # make_boot_files DIR
     local dir=$1 name
     head -c 440 "$grub_dir/boot.img" >"$dir/boot.img"
-    grub-mkimage -O i386-pc -o "$dir/core.img" -p '(,msdos1)/boot/grub' "${grub_modules[@]}"
+    grub-mkimage -O i386-pc -d "$grub_dir" -o "$dir/core.img" -p '(,msdos1)/boot/grub' "${grub_modules[@]}"
     # boot.img loads the core image from block 1; block 2048 holds the U-Boot env.
     (($(stat -c %s "$dir/core.img") <= 2047 * 512)) || die "GRUB core image does not fit in blocks 1-2047"
+    # Under UEFI GRUB starts from the FAT partition itself; the prefix still
+    # names partition 1 of the disk it came from, so both GRUBs read one grub.cfg.
+    grub-mkimage -O x86_64-efi -d "$grub_efi_dir" -o "$dir/BOOTX64.EFI" -p '(,msdos1)/boot/grub' "${grub_efi_modules[@]}"
     cp "$here/grub.cfg" "$dir/grub.cfg"
     for name in a:0:0:0 a_valid:0:1:1 b:1:0:0 b_valid:1:1:1; do
         IFS=: read -r suffix boot validated booted_once <<<"$name"
