@@ -6,10 +6,7 @@
 #   boot_artifacts                 # sets KERNEL INITRAMFS BUNDLE_V1 BUNDLE_V2 LOADER_BIN
 #   serve_start DIR                # python3 http.server on 127.0.0.1; sets SERVE_PORT
 #   chain_script KERNEL_ARGS BUNDLE_FILE >DIR/boot.ipxe
-#   chain_script_uefi KERNEL_ARGS CPIO_FILE >DIR/boot.ipxe   # bundle wrapped in a cpio
-#   host_loader ARGS...            # the loader with its host tools (pack, initramfs)
 #   vm_start DISK LOG [BOOTFILE_URL]   # sets VM_PID VM_PORT VM_T0
-#   VM_FIRMWARE=uefi VM_OVMF_VARS=FILE vm_start ...   # OVMF instead of SeaBIOS
 #   vm_wait LOG REGEX SECONDS      # sets VM_AT (seconds since VM_T0 of the line)
 #   vm_stop; serve_stop            # always safe (call them from a trap)
 #
@@ -20,12 +17,6 @@
 QEMU_TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$QEMU_TESTS_DIR")
 VM_PID="" VM_PORT="" VM_T0="" VM_AT="" VM_PIDFILE=""
-# Inputs of vm_start: bios (SeaBIOS) or uefi (OVMF, with VM_OVMF_VARS).
-VM_FIRMWARE=${VM_FIRMWARE:-bios} VM_OVMF_VARS=${VM_OVMF_VARS:-}
-# Debian's ovmf: the 4 MiB build without Secure Boot; code read-only, the
-# variable store a per-VM copy of the template (the machine's NVRAM).
-OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
-OVMF_VARS_TEMPLATE=/usr/share/OVMF/OVMF_VARS_4M.fd
 SERVE_PID="" SERVE_PORT=""
 
 _log() { printf '%s: %s\n' "${LOG_TAG:-qemu}" "$*" >&2; }
@@ -77,33 +68,6 @@ chain_script() {
     printf 'boot\n'
 }
 
-# chain_script_uefi "KERNEL ARGS" CPIO_FILE: the iPXE script for UEFI iPXE,
-# which cannot give an initrd a path: the bundle comes as a cpio made by
-# `loader initramfs --wrap-bundle`. This iPXE (ipxe-qemu, 2019) starts the
-# kernel through its EFI stub and offers no initrd protocol, so the stub
-# must be told to load both initrds by name from iPXE's image list
-# (initrd=NAME, the URL's last part); without them the kernel gets no
-# initramfs and panics. A newer iPXE that offers one makes the stub ignore them.
-chain_script_uefi() {
-    local base=http://10.0.2.2:$SERVE_PORT
-    printf '#!ipxe\n'
-    printf 'kernel %s/bzImage initrd=initramfs initrd=%s %s\n' "$base" "$2" "$1"
-    printf 'initrd %s/initramfs\n' "$base"
-    printf 'initrd %s/%s\n' "$base" "$2"
-    printf 'boot\n'
-}
-
-# host_loader ARGS...: the loader with its host tools (pack, initramfs, ipxe):
-# $LOADER when set, else `cargo run -p loader` (LOADER_BIN, the musl /init,
-# is built without them).
-host_loader() {
-    if [[ -n ${LOADER:-} ]]; then
-        "$LOADER" "$@"
-    else
-        (cd "$REPO_DIR" && cargo run --quiet -p loader -- "$@")
-    fi
-}
-
 _free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -119,46 +83,21 @@ _stamp() {
 
 # vm_start DISK LOG [BOOTFILE_URL]: with a URL, the first boot is iPXE over
 # the network and every later reset boots the disk; without one, the disk.
-#
-# VM_FIRMWARE=uefi boots OVMF with VM_OVMF_VARS as its variable store
-# (copied from the template when the file does not exist; pass the same
-# file again to boot the same "machine"). OVMF ignores -boot once=/order=
-# (those set SeaBIOS's CMOS), so the order comes from bootindex: the disk
-# first, the NIC (QEMU's EFI iPXE ROM) second. A blank disk has nothing to
-# boot, so the firmware falls through to iPXE; once the loader has installed
-# and reset, the disk boots. A disk that already boots never reaches iPXE:
-# for a reinstall under UEFI, boot the NIC first with -no-reboot instead,
-# then the disk in a second QEMU run.
 vm_start() {
-    local disk=$1 log=$2 bootfile=${3:-} netdev firmware=() drive nic boot=()
+    local disk=$1 log=$2 bootfile=${3:-} netdev boot
     VM_PORT=$(_free_port)
     VM_PIDFILE=$(mktemp -u)
     netdev="user,id=n,hostfwd=tcp:127.0.0.1:$VM_PORT-:80"
-    [[ -z $bootfile ]] || netdev+=",bootfile=$bootfile"
-    case $VM_FIRMWARE in
-    bios)
-        drive=(-drive "file=$disk,format=raw,if=virtio")
-        nic=(-device "virtio-net-pci,netdev=n")
-        boot=(-boot order=c)
-        [[ -z $bootfile ]] || boot=(-boot "once=n,order=c")
-        ;;
-    uefi)
-        [[ -n $VM_OVMF_VARS ]] || { _log "VM_FIRMWARE=uefi needs VM_OVMF_VARS"; return 1; }
-        [[ -f $VM_OVMF_VARS ]] || cp "$OVMF_VARS_TEMPLATE" "$VM_OVMF_VARS" || return 1
-        firmware=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
-            -drive "if=pflash,format=raw,unit=1,file=$VM_OVMF_VARS")
-        drive=(-drive "file=$disk,format=raw,if=none,id=disk" -device "virtio-blk-pci,drive=disk,bootindex=1")
-        nic=(-device "virtio-net-pci,netdev=n,bootindex=2")
-        ;;
-    *)
-        _log "VM_FIRMWARE=$VM_FIRMWARE: use bios or uefi"
-        return 1
-        ;;
-    esac
+    boot=(-boot order=c)
+    if [[ -n $bootfile ]]; then
+        netdev+=",bootfile=$bootfile"
+        boot=(-boot "once=n,order=c")
+    fi
     VM_T0=$((${EPOCHREALTIME/[.,]/} / 1000))
     qemu-system-x86_64 -accel tcg -m 512 -nographic -serial mon:stdio \
-        -pidfile "$VM_PIDFILE" "${firmware[@]}" "${drive[@]}" \
-        -netdev "$netdev" "${nic[@]}" -device virtio-rng-pci \
+        -pidfile "$VM_PIDFILE" \
+        -drive "file=$disk,format=raw,if=virtio" \
+        -netdev "$netdev" -device virtio-net-pci,netdev=n -device virtio-rng-pci \
         "${boot[@]}" </dev/null 2>&1 | _stamp "$((VM_T0 * 1000))" >"$log" &
     VM_PID=$!
     local tries=0

@@ -124,6 +124,17 @@ pub fn chain_script(options: &ChainOptions) -> Result<String, IpxeError> {
 /// options, then the extra parameters, each checked to survive iPXE.
 pub fn kernel_cmdline(options: &ChainOptions) -> Result<String, IpxeError> {
     let mut params = Vec::new();
+    if let BundleDelivery::WrappedCpio(url) = &options.bundle {
+        // UEFI iPXE builds without the LoadFile2 initrd protocol (Debian's
+        // ipxe-qemu, for one) start the kernel through its EFI stub, which
+        // then loads only the initrds named here, by iPXE's image names
+        // (the URLs' last parts). Without them the kernel gets no initramfs
+        // at all. Newer iPXE hands initrds over itself and the stub then
+        // ignores these words; BIOS boots ignore them too.
+        for initrd in [&options.initramfs, url] {
+            params.push(param("initrd", image_name(initrd))?);
+        }
+    }
     for console in &options.consoles {
         params.push(param("console", console)?);
     }
@@ -159,6 +170,12 @@ pub fn kernel_cmdline(options: &ChainOptions) -> Result<String, IpxeError> {
         return Err(IpxeError::CmdlineTooLong { len });
     }
     Ok(cmdline)
+}
+
+/// iPXE's name for an image fetched from `url`: its last path part.
+fn image_name(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// `name=value`, quoted when the value has inner spaces.

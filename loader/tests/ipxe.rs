@@ -53,11 +53,29 @@ fn wrapped_cpio_and_relative_urls() {
         chain_script(&opts).unwrap(),
         "#!ipxe\n\
          # Boot the loader; it installs the bundle onto this machine's disk.\n\
-         kernel bzImage console=ttyS1,57600\n\
+         kernel bzImage initrd=initramfs initrd=install.cpio console=ttyS1,57600\n\
          initrd initramfs\n\
          initrd install.cpio\n\
          boot\n"
     );
+}
+
+/// UEFI iPXE without initrd handover: the kernel's EFI stub loads the
+/// initrds named on the command line by iPXE's image names.
+#[test]
+fn wrapped_cpio_names_both_initrds_for_the_efi_stub() {
+    let opts = ChainOptions {
+        base_url: Some("http://10.0.2.2:8000/boot".to_owned()),
+        bundle: BundleDelivery::WrappedCpio("https://cdn.example.com/app/v2/app.cpio?sig=1".to_owned()),
+        ..ChainOptions::default()
+    };
+    let cmdline = kernel_cmdline(&opts).unwrap();
+    assert!(cmdline.starts_with("initrd=initramfs initrd=app.cpio "), "{cmdline}");
+    let injected = ChainOptions {
+        bundle: BundleDelivery::Initrd("app.fw".to_owned()),
+        ..ChainOptions::default()
+    };
+    assert!(!kernel_cmdline(&injected).unwrap().contains("initrd="));
 }
 
 #[test]

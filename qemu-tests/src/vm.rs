@@ -38,6 +38,19 @@ impl VmConfig {
         self.boot_url = Some(url);
         self
     }
+
+    /// UEFI firmware: Debian's OVMF code, read-only, and `vars`, a writable
+    /// copy of its variable store made here when missing (kept across the
+    /// boots of one machine, as NVRAM is).
+    pub fn uefi(mut self, vars: &Path) -> VmConfig {
+        const CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+        const VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+        if !vars.exists() {
+            std::fs::copy(VARS, vars).unwrap_or_else(|e| panic!("copy {VARS} (scripts/setup installs ovmf): {e}"));
+        }
+        self.uefi = Some((PathBuf::from(CODE), vars.to_path_buf()));
+        self
+    }
 }
 
 #[derive(Default)]
@@ -70,36 +83,51 @@ impl Vm {
             "-serial",
             "mon:stdio",
         ]);
-        for disk in &config.disks {
-            cmd.args(["-drive", &format!("file={},format=raw,if=virtio", disk.display())]);
+        if let Some(url) = &config.boot_url {
+            netdev.push_str(&format!(",bootfile={url}"));
         }
-        if let Some((code, vars)) = &config.uefi {
-            cmd.args([
-                "-drive",
-                &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()),
-            ]);
-            cmd.args([
-                "-drive",
-                &format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
-            ]);
-        }
-        match &config.boot_url {
-            Some(url) => {
-                netdev.push_str(&format!(",bootfile={url}"));
-                cmd.args(["-boot", "once=n,order=c"]);
-            }
+        // SeaBIOS takes `-boot once=n,order=c` (network first, the disk after
+        // the loader's reboot). OVMF ignores that and follows bootindex: the
+        // first disk, then the NIC, so a blank disk falls through to iPXE and
+        // an installed one boots.
+        let (mut disk_index, mut nic_index) = (None, None);
+        match &config.uefi {
             None => {
-                cmd.args(["-boot", "order=c"]);
+                let order = if config.boot_url.is_some() {
+                    "once=n,order=c"
+                } else {
+                    "order=c"
+                };
+                cmd.args(["-boot", order]);
+            }
+            Some((code, vars)) => {
+                let code = format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display());
+                let vars = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
+                cmd.args(["-drive", &code, "-drive", &vars]);
+                disk_index = Some(1);
+                nic_index = config.boot_url.as_ref().map(|_| 2);
             }
         }
+        for (i, disk) in config.disks.iter().enumerate() {
+            let drive = format!("file={},format=raw,if=none,id=disk{i}", disk.display());
+            let bootindex = disk_index
+                .filter(|_| i == 0)
+                .map_or(String::new(), |n| format!(",bootindex={n}"));
+            cmd.args([
+                "-drive",
+                &drive,
+                "-device",
+                &format!("virtio-blk-pci,drive=disk{i}{bootindex}"),
+            ]);
+        }
+        let bootindex = nic_index.map_or(String::new(), |n| format!(",bootindex={n}"));
         cmd.args([
             "-netdev",
             &netdev,
             "-device",
-            "virtio-net-pci,netdev=n",
-            "-device",
-            "virtio-rng-pci",
+            &format!("virtio-net-pci,netdev=n{bootindex}"),
         ]);
+        cmd.args(["-device", "virtio-rng-pci"]);
         let t0 = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())

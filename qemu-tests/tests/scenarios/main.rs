@@ -15,6 +15,7 @@ mod install;
 mod power_cut;
 mod refusals;
 mod reinstall;
+mod uefi;
 
 use std::path::Path;
 

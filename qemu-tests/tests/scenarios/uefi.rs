@@ -1,0 +1,60 @@
+//! The first install under UEFI firmware (OVMF) instead of SeaBIOS.
+
+use qemu_tests::disk;
+use qemu_tests::scenario::{expect, result_line, Scenario, BASE_ARGS};
+use qemu_tests::vm::VmConfig;
+
+use crate::{expect_system, DISK_MIB};
+
+/// disk: [ blank, 256 MiB ...................................... ] /dev/vda
+/// OVMF → the NIC ROM's EFI iPXE → the script `loader ipxe --bundle-cpio`
+/// prints (that iPXE cannot inject named files, so the bundle comes wrapped
+/// in its own cpio by `loader initramfs --wrap-bundle`) → install → reset →
+/// OVMF boots the disk's EFI/BOOT/BOOTX64.EFI (GRUB) → slot a, 1.0.0 up.
+#[test]
+fn uefi_first_install() {
+    let mut s = Scenario::new("uefi_first_install");
+    let disk_path = s.path("disk.img");
+    disk::blank(&disk_path, DISK_MIB);
+    let cpio = s.path("ab-v1.cpio");
+    let bundle = s.artifacts.bundle_v1.to_str().unwrap().to_string();
+    s.artifacts
+        .loader(&["initramfs", "--wrap-bundle", &bundle, "-o", cpio.to_str().unwrap()]);
+    s.server.add_file("ab-v1.cpio", &cpio);
+
+    let base = format!("http://10.0.2.2:{}", s.server.http_port);
+    let mut args = vec!["ipxe", "--base-url", &base, "--bundle-cpio", "ab-v1.cpio"];
+    args.extend(["--console", "tty0", "--console", "ttyS0,115200"]);
+    args.extend(["--option", "disk=/dev/vda", "--option", "console=plain"]);
+    let script = s.artifacts.loader(&args);
+    for word in BASE_ARGS.split(' ') {
+        assert!(script.contains(word), "`loader ipxe` left out {word}: {script}");
+    }
+    s.server.add_bytes("boot.ipxe", script.into_bytes());
+
+    let config = VmConfig::new(&[&disk_path])
+        .network_boot(s.server.guest_url("boot.ipxe"))
+        .uefi(&s.path("vars.fd"));
+    let mut vm = s.boot(config);
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system 1.0.0 task=complete"),
+        "{result}"
+    );
+    // The installed kernel, started by OVMF through GRUB's EFI image.
+    expect(&mut vm, "installed-system: slot=");
+    let efi_after_install = vm
+        .lines()
+        .iter()
+        .skip_while(|(_, l)| !l.contains("loader: result:"))
+        .any(|(_, l)| l.contains("efi: EFI v"));
+    assert!(efi_after_install, "the installed system was not started by UEFI");
+    expect_system(&mut vm, "a", "1.0.0");
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(disk::active_slot(&disk_path).as_deref(), Some("a"));
+    assert!(
+        disk::fat_get(&disk_path, 1, "EFI/BOOT/BOOTX64.EFI").len() > 100_000,
+        "no GRUB EFI image on the boot partition"
+    );
+}
