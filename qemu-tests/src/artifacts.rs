@@ -102,9 +102,13 @@ impl Artifacts {
     /// A fresh fwup key pair under `dir` named `name`: (private, public).
     pub fn keygen(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let stem = dir.join(name);
-        self.loader(&["keygen", "-o", path_str(&stem)]);
         let private = stem.with_extension("priv");
         let public = stem.with_extension("pub");
+        // keygen never overwrites a key; these are throw-away ones.
+        for old in [&private, &public] {
+            let _ = std::fs::remove_file(old);
+        }
+        self.loader(&["keygen", "-o", path_str(&stem)]);
         assert!(
             private.is_file() && public.is_file(),
             "loader keygen made no {stem:?}.priv/.pub"
