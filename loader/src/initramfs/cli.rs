@@ -9,34 +9,27 @@ use crate::initramfs;
 
 #[derive(clap::Args)]
 pub struct InitramfsArgs {
-    /// The static loader binary that becomes /init.
     /// The static loader binary that becomes /init (default: this executable).
     #[arg(long)]
     init: Option<PathBuf>,
-    /// Wrap this bundle into an uncompressed cpio at /root/install.fw instead.
     /// Instead: wrap this bundle as /root/install.fw in an uncompressed cpio (for UEFI iPXE).
     #[arg(long, conflicts_with = "init")]
     wrap_bundle: Option<PathBuf>,
-    /// Default configuration, copied to /etc/loader.conf.
     /// Default configuration, installed as /etc/loader.conf.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// fwup public key file (fwup-key.pub); bundles must then be signed by one of them.
-    /// fwup public key file; the loader will enforce it. Repeatable.
+    /// fwup public key file (fwup-key.pub): bundles must then be signed by one of the keys. Repeatable.
     #[arg(long = "public-key")]
     public_keys: Vec<PathBuf>,
-    /// PEM CA certificate trusted for HTTPS, copied to /etc/loader/ca/.
-    /// Extra CA certificate (PEM) for https:// bundles. Repeatable.
+    /// CA certificate (PEM) trusted for https:// bundles and reports, copied to /etc/loader/ca/. Repeatable.
     #[arg(long = "ca-cert")]
     ca_certs: Vec<PathBuf>,
-    /// Extra file as SRC:/PATH or SRC:/PATH:OCTAL-MODE.
-    /// Extra file SRC:/PATH[:MODE]. Repeatable.
+    /// Extra file as SRC:/PATH or SRC:/PATH:OCTAL-MODE. Repeatable.
     #[arg(long = "file")]
     files: Vec<String>,
     /// xz (smallest), gzip (fastest to unpack) or none.
     #[arg(long, default_value = "xz")]
     compression: String,
-    /// Output file.
     /// Output file.
     #[arg(short, long)]
     output: PathBuf,
