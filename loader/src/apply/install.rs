@@ -10,6 +10,7 @@ use super::overlay::Overlay;
 use super::pipeline::{EntryStream, Msg};
 use super::sink::DataSink;
 use super::{select, ApplyOptions, Summary};
+use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::manifest::{Manifest, Resource, Task};
 use crate::bundle::open::read_head;
 use crate::bundle::zip::ZipWalker;
@@ -224,7 +225,7 @@ fn stream_resource(
             action: sink.label().to_string(),
             source,
         };
-        let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
+        let mut hasher = Blake2b256::new();
         let mut got = 0u64;
         loop {
             match stream.next() {
@@ -250,7 +251,7 @@ fn stream_resource(
                 Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
             }
         }
-        check_resource(resource, got, &hasher)?;
+        check_resource(resource, got, hasher)?;
         if let Some(sink) = sink {
             let label = sink.label().to_string();
             sink.finish().map_err(|source| ApplyError::Action {
@@ -287,7 +288,7 @@ pub fn verify_all<R: Read + Send + 'static>(
         match stream.next() {
             Msg::Entry(path) => {
                 let resource = manifest.resources.iter().find(|r| r.archive_path() == path);
-                let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
+                let mut hasher = Blake2b256::new();
                 let mut got = 0u64;
                 loop {
                     match stream.next() {
@@ -304,7 +305,7 @@ pub fn verify_all<R: Read + Send + 'static>(
                     }
                 }
                 let Some(resource) = resource else { continue };
-                check_resource(resource, got, &hasher)?;
+                check_resource(resource, got, hasher)?;
                 seen.push(resource.name.clone());
             }
             Msg::Done => break,
@@ -327,7 +328,7 @@ pub fn verify_all<R: Read + Send + 'static>(
 }
 
 /// A resource's data ended: it must have meta.conf's length and BLAKE2b-256.
-fn check_resource(resource: &Resource, got: u64, hasher: &blake2b_simd::State) -> Result<(), ApplyError> {
+fn check_resource(resource: &Resource, got: u64, hasher: Blake2b256) -> Result<(), ApplyError> {
     if got != resource.stored_len() {
         return Err(ApplyError::LengthMismatch {
             name: resource.name.clone(),
@@ -335,7 +336,7 @@ fn check_resource(resource: &Resource, got: u64, hasher: &blake2b_simd::State) -
             expected: resource.stored_len(),
         });
     }
-    if hasher.finalize().as_bytes() != resource.blake2b_256 {
+    if hasher.finalize() != resource.blake2b_256 {
         return Err(ApplyError::HashMismatch {
             name: resource.name.clone(),
         });
