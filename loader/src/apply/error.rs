@@ -1,6 +1,7 @@
 //! Why an install failed, in words a person at a serial console can act on.
 
 use super::events::Stage;
+use crate::source::HttpError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -40,6 +41,11 @@ pub enum ApplyError {
     HoldLimit(String),
     #[error("writing {target}: {source}")]
     Target { target: String, source: std::io::Error },
+    /// Downloading the bundle failed part-way. `restart` says why starting
+    /// over from byte 0 can still succeed (the file changed on the server,
+    /// or the server cannot resume); nothing bootable has been written.
+    #[error("{message}")]
+    Download { message: String, restart: Option<String> },
 }
 
 impl ApplyError {
@@ -59,6 +65,20 @@ impl ApplyError {
             ApplyError::Action { .. } => "action",
             ApplyError::HoldLimit(_) => "hold-limit",
             ApplyError::Target { .. } => "io",
+            ApplyError::Download { .. } => "network",
+        }
+    }
+
+    /// Reading the bundle failed: a download failure keeps what it is (and
+    /// whether starting over can fix it); anything else means the bundle is
+    /// damaged or cut short.
+    pub fn reading(err: &(dyn std::error::Error + 'static)) -> ApplyError {
+        match HttpError::find_in(err) {
+            Some(http) => ApplyError::Download {
+                message: http.to_string(),
+                restart: http.restart_reason(),
+            },
+            None => ApplyError::Corrupt(err.to_string()),
         }
     }
 }
