@@ -114,6 +114,8 @@ pub fn run<R: Read + Send + 'static>(
                 signature,
                 resource_bytes,
                 committed_bytes: committed,
+                restarts: 0,
+                refetched_bytes: 0,
                 elapsed: Default::default(),
             })
         }

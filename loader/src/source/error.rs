@@ -49,14 +49,14 @@ pub enum HttpError {
 
     /// The file on the server is not the one the transfer started with.
     /// The engine must restart from zero; nothing bootable has been written.
-    #[error("{url}: the file changed on the server during the download ({detail}); start over")]
+    #[error("{url}: the file changed on the server during the download ({detail})")]
     SourceChanged { url: String, detail: String },
 
     /// The transfer broke and the server gives no way to prove that a
     /// resumed transfer is the same file. The engine must restart from zero.
     #[error(
         "{url}: the download broke at byte {offset} ({cause}) and cannot be resumed: \
-         the server sends neither ETag nor Last-Modified; start over"
+         the server sends neither ETag nor Last-Modified"
     )]
     NotResumable { url: String, offset: u64, cause: String },
 
