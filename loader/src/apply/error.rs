@@ -82,3 +82,60 @@ impl ApplyError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::ApplyError;
+    use crate::bundle::zip::ZipError;
+    use crate::source::HttpError;
+
+    /// An HTTP error as the engine sees it: returned by the reader's `read`,
+    /// wrapped by the ZIP walker, turned back into an `io::Error` by the
+    /// entry reader.
+    fn through_the_walker(http: HttpError) -> io::Error {
+        let zip = ZipError::Io {
+            offset: 4096,
+            source: io::Error::other(http),
+        };
+        io::Error::other(zip)
+    }
+
+    #[test]
+    fn a_changed_file_deep_in_the_chain_is_a_download_to_restart() {
+        let err = through_the_walker(HttpError::SourceChanged {
+            url: "https://h/b.fw".into(),
+            detail: "ETag was \"1\", now \"2\"".into(),
+        });
+        match ApplyError::reading(&err) {
+            ApplyError::Download { message, restart } => {
+                assert!(message.starts_with("https://h/b.fw: the file changed"), "{message}");
+                assert_eq!(
+                    restart.as_deref(),
+                    Some("the file changed on the server (ETag was \"1\", now \"2\")")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_download_failures_are_final_and_other_read_errors_corrupt() {
+        let err = through_the_walker(HttpError::ThreadGone);
+        let applied = ApplyError::reading(&err);
+        assert!(
+            matches!(applied, ApplyError::Download { restart: None, .. }),
+            "{applied:?}"
+        );
+        assert_eq!(applied.class(), "network");
+
+        let truncated = io::Error::other(ZipError::Io {
+            offset: 10,
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "short file"),
+        });
+        let applied = ApplyError::reading(&truncated);
+        assert!(matches!(applied, ApplyError::Corrupt(_)), "{applied:?}");
+        assert!(applied.to_string().contains("at byte 10"), "{applied}");
+    }
+}
