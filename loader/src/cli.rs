@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::apply::restart::Restarts;
 use crate::apply::{self, ApplyOptions, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::report::{console, Console, JsonLines};
@@ -246,29 +247,49 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.hold_limit = hold_limit;
             let mut reporter = reporter(progress);
             let policy = fetch.policy(!opts.public_keys.is_empty())?;
-            let fetched = source::policy::fetch(&SourceSpec::parse(&bundle), &policy, HttpOptions::default())
-                .map_err(|e| e.to_string())?;
+            let spec = SourceSpec::parse(&bundle);
+            let started = std::time::Instant::now();
+            let fetch = || source::policy::fetch(&spec, &policy, HttpOptions::default()).map_err(|e| e.to_string());
+            let mut fetched = fetch()?;
             if let Some(reason) = &fetched.plain_http_reason {
                 reporter.event(&apply::Event::Warning {
                     message: format!("plain http:// allowed because {reason}"),
                 });
             }
-            opts.before_commit = fetched.check.clone();
-            let source = fetched.source.reader;
             let mut target = open_target(&device, allow_mounted)?;
-            let summary = apply::apply(source, target.as_mut(), &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
+            // A bundle that changes on the server mid-download starts over
+            // from byte 0, a bounded number of times (see apply::restart).
+            let mut restarts = Restarts::default();
+            let mut summary = loop {
+                opts.before_commit = fetched.check.clone();
+                let stats = fetched.source.http_stats.clone();
+                let received = || stats.as_ref().map_or(0, |s| s.snapshot().received);
+                match apply::apply(fetched.source.reader, target.as_mut(), &opts, reporter.as_mut()) {
+                    Ok(mut summary) => {
+                        let refetched = stats.as_ref().map_or(0, |s| s.snapshot().refetched);
+                        restarts.record(&mut summary, refetched);
+                        break summary;
+                    }
+                    Err(e) => restarts
+                        .after_failure(e, received(), reporter.as_mut())
+                        .map_err(|e| e.to_string())?,
+                }
+                fetched = fetch()?;
+            };
+            summary.elapsed = started.elapsed();
             drop(reporter);
             if matches!(progress, Progress::Json) {
                 let line = serde_json::json!({"event": "finished", "summary": summary});
                 println!("{line}");
             } else if !matches!(progress, Progress::None) {
                 eprintln!(
-                    "installed {} {} (task {}) onto {} in {:.2} s",
+                    "installed {} {} (task {}) onto {} in {:.2} s{}",
                     summary.product,
                     summary.version,
                     summary.task,
                     device.display(),
-                    summary.elapsed.as_secs_f64()
+                    summary.elapsed.as_secs_f64(),
+                    apply::restart::describe(&summary)
                 );
             }
             Ok(())

@@ -203,7 +203,7 @@ fn expect_source_changed(f: &Fixture, server: &TestServer, cut: u64) {
     let http = HttpError::from_io(&err).expect("the error is typed");
     assert!(matches!(http, HttpError::SourceChanged { .. }), "{http}");
     assert!(http.restart_from_zero());
-    assert!(http.to_string().contains("start over"), "{http}");
+    assert!(http.to_string().contains("the file changed on the server"), "{http}");
     assert_eq!(bytes.len() as u64, cut);
     assert!(
         bytes[..] == f.content[..cut as usize],

@@ -276,7 +276,9 @@ fn get(port: u16, path: &str) -> Result<String, String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP response")?;
-    let status = head.strip_prefix("HTTP/1.").and_then(|rest| rest.split_whitespace().nth(1));
+    let status = head
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.split_whitespace().nth(1));
     if status != Some("200") {
         return Err(format!("answer: {}", head.lines().next().unwrap_or_default()));
     }

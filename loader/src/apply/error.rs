@@ -1,6 +1,7 @@
 //! Why an install failed, in words a person at a serial console can act on.
 
 use super::events::Stage;
+use crate::source::HttpError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -40,6 +41,11 @@ pub enum ApplyError {
     HoldLimit(String),
     #[error("writing {target}: {source}")]
     Target { target: String, source: std::io::Error },
+    /// Downloading the bundle failed part-way. `restart` says why starting
+    /// over from byte 0 can still succeed (the file changed on the server,
+    /// or the server cannot resume); nothing bootable has been written.
+    #[error("{message}")]
+    Download { message: String, restart: Option<String> },
 }
 
 impl ApplyError {
@@ -59,6 +65,77 @@ impl ApplyError {
             ApplyError::Action { .. } => "action",
             ApplyError::HoldLimit(_) => "hold-limit",
             ApplyError::Target { .. } => "io",
+            ApplyError::Download { .. } => "network",
         }
+    }
+
+    /// Reading the bundle failed: a download failure keeps what it is (and
+    /// whether starting over can fix it); anything else means the bundle is
+    /// damaged or cut short.
+    pub fn reading(err: &(dyn std::error::Error + 'static)) -> ApplyError {
+        match HttpError::find_in(err) {
+            Some(http) => ApplyError::Download {
+                message: http.to_string(),
+                restart: http.restart_reason(),
+            },
+            None => ApplyError::Corrupt(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::ApplyError;
+    use crate::bundle::zip::ZipError;
+    use crate::source::HttpError;
+
+    /// An HTTP error as the engine sees it: returned by the reader's `read`,
+    /// wrapped by the ZIP walker, turned back into an `io::Error` by the
+    /// entry reader.
+    fn through_the_walker(http: HttpError) -> io::Error {
+        let zip = ZipError::Io {
+            offset: 4096,
+            source: io::Error::other(http),
+        };
+        io::Error::other(zip)
+    }
+
+    #[test]
+    fn a_changed_file_deep_in_the_chain_is_a_download_to_restart() {
+        let err = through_the_walker(HttpError::SourceChanged {
+            url: "https://h/b.fw".into(),
+            detail: "ETag was \"1\", now \"2\"".into(),
+        });
+        match ApplyError::reading(&err) {
+            ApplyError::Download { message, restart } => {
+                assert!(message.starts_with("https://h/b.fw: the file changed"), "{message}");
+                assert_eq!(
+                    restart.as_deref(),
+                    Some("the file changed on the server (ETag was \"1\", now \"2\")")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_download_failures_are_final_and_other_read_errors_corrupt() {
+        let err = through_the_walker(HttpError::ThreadGone);
+        let applied = ApplyError::reading(&err);
+        assert!(
+            matches!(applied, ApplyError::Download { restart: None, .. }),
+            "{applied:?}"
+        );
+        assert_eq!(applied.class(), "network");
+
+        let truncated = io::Error::other(ZipError::Io {
+            offset: 10,
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "short file"),
+        });
+        let applied = ApplyError::reading(&truncated);
+        assert!(matches!(applied, ApplyError::Corrupt(_)), "{applied:?}");
+        assert!(applied.to_string().contains("at byte 10"), "{applied}");
     }
 }

@@ -65,6 +65,16 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// The install starts over from byte 0 (restart `restart` of at most
+    /// `limit`) because of `reason`: the bundle changed on the server, or a
+    /// broken download cannot be resumed. Nothing bootable was written;
+    /// `refetch` bytes already downloaded are downloaded again.
+    Restart {
+        reason: String,
+        restart: u32,
+        limit: u32,
+        refetch: u64,
+    },
 }
 
 /// Receives events. Implementations must be cheap: progress arrives often.

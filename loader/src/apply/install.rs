@@ -39,7 +39,7 @@ pub fn open_bundle<R: Read>(
 ) -> Result<OpenedBundle<R>, ApplyError> {
     reporter.event(&Event::Stage { stage: Stage::Open });
     let mut walker = ZipWalker::with_buffer(source, SOURCE_BUFFER);
-    let head = read_head(&mut walker).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let head = read_head(&mut walker).map_err(|e| ApplyError::reading(&e))?;
 
     reporter.event(&Event::Stage { stage: Stage::Verify });
     let status = signature::verify(&head.meta_conf, head.signature.as_deref(), &opts.public_keys)
@@ -114,6 +114,8 @@ pub fn run<R: Read + Send + 'static>(
                 signature,
                 resource_bytes,
                 committed_bytes: committed,
+                restarts: 0,
+                refetched_bytes: 0,
                 elapsed: Default::default(),
             })
         }
@@ -152,9 +154,9 @@ fn stream_install<R: Read + Send + 'static>(
                 stream_resource(runner, task, resource, &mut stream)?;
             }
             Msg::Done => break,
-            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
-            Msg::Data(_) | Msg::EntryEnd => {
-                return Err(ApplyError::Corrupt("bundle reader out of step".into()));
+            Msg::Failed(e) => return Err(ApplyError::reading(&e)),
+            Msg::Data(_) | Msg::EntryEnd { .. } => {
+                return Err(out_of_step());
             }
         }
     }
@@ -176,9 +178,9 @@ fn skip_entry(stream: &mut EntryStream) -> Result<(), ApplyError> {
     loop {
         match stream.next() {
             Msg::Data(buf) => stream.recycle(buf),
-            Msg::EntryEnd => return Ok(()),
-            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
-            Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+            Msg::EntryEnd { .. } => return Ok(()),
+            Msg::Failed(e) => return Err(ApplyError::reading(&e)),
+            Msg::Entry(_) | Msg::Done => return Err(out_of_step()),
         }
     }
 }
@@ -224,9 +226,8 @@ fn stream_resource(
             action: sink.label().to_string(),
             source,
         };
-        let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
         let mut got = 0u64;
-        loop {
+        let digest = loop {
             match stream.next() {
                 Msg::Data(buf) => {
                     // A delta update's resource is a VCDIFF patch against the
@@ -237,7 +238,6 @@ fn stream_resource(
                             resource.name
                         )));
                     }
-                    hasher.update(&buf);
                     if let Some(sink) = sink.as_mut() {
                         sink.write(&buf).map_err(|e| sink_error(sink, e))?;
                     }
@@ -245,12 +245,12 @@ fn stream_resource(
                     progress.add(buf.len() as u64);
                     stream.recycle(buf);
                 }
-                Msg::EntryEnd => break,
-                Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
-                Msg::Entry(_) | Msg::Done => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+                Msg::EntryEnd { length, blake2b_256 } if length == got => break blake2b_256,
+                Msg::Failed(e) => return Err(ApplyError::reading(&e)),
+                Msg::EntryEnd { .. } | Msg::Entry(_) | Msg::Done => return Err(out_of_step()),
             }
-        }
-        check_resource(resource, got, &hasher)?;
+        };
+        check_resource(resource, got, &digest)?;
         if let Some(sink) = sink {
             let label = sink.label().to_string();
             sink.finish().map_err(|source| ApplyError::Action {
@@ -287,29 +287,27 @@ pub fn verify_all<R: Read + Send + 'static>(
         match stream.next() {
             Msg::Entry(path) => {
                 let resource = manifest.resources.iter().find(|r| r.archive_path() == path);
-                let mut hasher = blake2b_simd::Params::new().hash_length(32).to_state();
                 let mut got = 0u64;
-                loop {
+                let digest = loop {
                     match stream.next() {
                         Msg::Data(buf) => {
-                            hasher.update(&buf);
                             got += buf.len() as u64;
                             done += buf.len() as u64;
                             reporter.event(&Event::Progress { done, total });
                             stream.recycle(buf);
                         }
-                        Msg::EntryEnd => break,
-                        Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
-                        _ => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+                        Msg::EntryEnd { length, blake2b_256 } if length == got => break blake2b_256,
+                        Msg::Failed(e) => return Err(ApplyError::reading(&e)),
+                        _ => return Err(out_of_step()),
                     }
-                }
+                };
                 let Some(resource) = resource else { continue };
-                check_resource(resource, got, &hasher)?;
+                check_resource(resource, got, &digest)?;
                 seen.push(resource.name.clone());
             }
             Msg::Done => break,
-            Msg::Failed(e) => return Err(ApplyError::Corrupt(e.to_string())),
-            _ => return Err(ApplyError::Corrupt("bundle reader out of step".into())),
+            Msg::Failed(e) => return Err(ApplyError::reading(&e)),
+            _ => return Err(out_of_step()),
         }
     }
     // Every resource a task can use must be present.
@@ -326,8 +324,13 @@ pub fn verify_all<R: Read + Send + 'static>(
     Ok(done)
 }
 
+/// The pipeline delivered messages in an order it never sends them.
+fn out_of_step() -> ApplyError {
+    ApplyError::Corrupt("bundle reader out of step".into())
+}
+
 /// A resource's data ended: it must have meta.conf's length and BLAKE2b-256.
-fn check_resource(resource: &Resource, got: u64, hasher: &blake2b_simd::State) -> Result<(), ApplyError> {
+fn check_resource(resource: &Resource, got: u64, digest: &[u8; 32]) -> Result<(), ApplyError> {
     if got != resource.stored_len() {
         return Err(ApplyError::LengthMismatch {
             name: resource.name.clone(),
@@ -335,7 +338,7 @@ fn check_resource(resource: &Resource, got: u64, hasher: &blake2b_simd::State) -
             expected: resource.stored_len(),
         });
     }
-    if hasher.finalize().as_bytes() != resource.blake2b_256 {
+    if *digest != resource.blake2b_256 {
         return Err(ApplyError::HashMismatch {
             name: resource.name.clone(),
         });

@@ -22,6 +22,7 @@ mod exec;
 mod install;
 pub mod overlay;
 mod pipeline;
+pub mod restart;
 pub mod select;
 mod sink;
 
@@ -80,6 +81,12 @@ pub struct Summary {
     pub resource_bytes: u64,
     /// Boot-critical bytes committed at the end.
     pub committed_bytes: u64,
+    /// Times the install started over from byte 0 (the bundle changed on
+    /// the server, or a broken download could not be resumed).
+    pub restarts: u32,
+    /// Bundle bytes downloaded more than once: by abandoned attempts, and
+    /// by resumes from a server that ignored the range.
+    pub refetched_bytes: u64,
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
 }

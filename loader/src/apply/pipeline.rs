@@ -1,26 +1,49 @@
-//! The reading half of the install pipeline.
+//! The reading half of the install pipeline, as threads joined by bounded
+//! queues:
 //!
-//! One thread walks the ZIP and inflates entries into 1 MiB chunks; the
-//! engine thread hashes and writes them. Buffers travel back for reuse, so
-//! memory stays at a few MiB however large the bundle is.
+//! ```text
+//! source (HTTPS: its own thread) ─► bundle-reader: walk the ZIP, inflate, CRC-32
+//!   ─► bundle-hasher: BLAKE2b-256 ─► engine (the caller): write to the target
+//! ```
+//!
+//! BLAKE2b is the most expensive step and cannot be split (one serial
+//! stream per resource), so it gets a thread of its own: while the engine
+//! writes chunk n, the hasher hashes chunk n+1 and the reader inflates
+//! chunk n+2. Buffers travel back from the engine to the reader for reuse,
+//! so memory stays at a few MiB however large the bundle is.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
+use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
 
 const CHUNK: usize = 1024 * 1024;
-/// Chunks in flight between the threads (bounds memory at ~4 MiB).
-const DEPTH: usize = 3;
+/// Chunks queued between two stages. With one chunk in the hands of each
+/// stage, at most 2 × DEPTH + 3 chunks (7 MiB) exist at once.
+const DEPTH: usize = 2;
 
 pub enum Msg {
     /// A new ZIP entry starts.
     Entry(String),
     Data(Vec<u8>),
-    /// The current entry ended and its CRC and sizes checked out.
-    EntryEnd,
+    /// The current entry ended and its CRC and sizes checked out; its
+    /// uncompressed data had this length and BLAKE2b-256.
+    EntryEnd {
+        length: u64,
+        blake2b_256: [u8; 32],
+    },
     /// The archive ended cleanly.
+    Done,
+    Failed(io::Error),
+}
+
+/// What the reader hands the hasher: [`Msg`] before hashing.
+enum Unhashed {
+    Entry(String),
+    Data(Vec<u8>),
+    EntryEnd,
     Done,
     Failed(io::Error),
 }
@@ -28,21 +51,28 @@ pub enum Msg {
 pub struct EntryStream {
     rx: Receiver<Msg>,
     recycle: SyncSender<Vec<u8>>,
-    handle: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl EntryStream {
     pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>) -> io::Result<Self> {
-        let (tx, rx) = sync_channel(DEPTH);
-        let (recycle, spare) = sync_channel(DEPTH + 2);
-        let handle = std::thread::Builder::new()
+        let (read_tx, read_rx) = sync_channel(DEPTH);
+        let (hash_tx, hash_rx) = sync_channel(DEPTH);
+        let (recycle, spare) = sync_channel(2 * DEPTH + 3);
+        let reader = std::thread::Builder::new()
             .name("bundle-reader".into())
-            .spawn(move || read_entries(walker, tx, spare))?;
-        Ok(EntryStream {
-            rx,
+            .spawn(move || read_entries(walker, read_tx, spare))?;
+        let hasher = std::thread::Builder::new()
+            .name("bundle-hasher".into())
+            .spawn(move || hash_entries(read_rx, hash_tx));
+        let mut stream = EntryStream {
+            rx: hash_rx,
             recycle,
-            handle: Some(handle),
-        })
+            threads: vec![reader],
+        };
+        // On failure, dropping `stream` stops and joins the reader.
+        stream.threads.push(hasher?);
+        Ok(stream)
     }
 
     pub fn next(&mut self) -> Msg {
@@ -59,19 +89,20 @@ impl EntryStream {
 
 impl Drop for EntryStream {
     fn drop(&mut self) {
-        // Unblock the reader (its sends fail once `rx` is gone) and wait, so
-        // no thread outlives the install that started it.
+        // Unblock the stages (a send fails once the next stage's receiver
+        // is gone, and each stage drops its own on the way out) and wait,
+        // so no thread outlives the install that started it.
         let (_, dead_rx) = sync_channel(0);
         let rx = std::mem::replace(&mut self.rx, dead_rx);
         drop(rx);
-        if let Some(handle) = self.handle.take() {
+        for handle in self.threads.drain(..).rev() {
             let _ = handle.join();
         }
     }
 }
 
-fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Msg>, spare: Receiver<Vec<u8>>) {
-    let send = |m: Msg| tx.send(m).is_ok();
+fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Unhashed>, spare: Receiver<Vec<u8>>) {
+    let send = |m: Unhashed| tx.send(m).is_ok();
     loop {
         let mut entry = match walker.next_entry() {
             Ok(Some(e)) => e,
@@ -81,17 +112,17 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Msg>, spare: R
                 // connection should end cleanly.
                 let mut rest = walker.into_inner();
                 match io::copy(&mut rest, &mut io::sink()) {
-                    Ok(_) => send(Msg::Done),
-                    Err(e) => send(Msg::Failed(e)),
+                    Ok(_) => send(Unhashed::Done),
+                    Err(e) => send(Unhashed::Failed(e)),
                 };
                 return;
             }
             Err(e) => {
-                send(Msg::Failed(io::Error::other(e)));
+                send(Unhashed::Failed(io::Error::other(e)));
                 return;
             }
         };
-        if !send(Msg::Entry(entry.name().to_string())) {
+        if !send(Unhashed::Entry(entry.name().to_string())) {
             return;
         }
         loop {
@@ -104,17 +135,46 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Msg>, spare: R
                 Ok(0) => break,
                 Ok(n) => {
                     buf.truncate(n);
-                    if !send(Msg::Data(buf)) {
+                    if !send(Unhashed::Data(buf)) {
                         return;
                     }
                 }
                 Err(e) => {
-                    send(Msg::Failed(e));
+                    send(Unhashed::Failed(e));
                     return;
                 }
             }
         }
-        if !send(Msg::EntryEnd) {
+        if !send(Unhashed::EntryEnd) {
+            return;
+        }
+    }
+}
+
+/// Hashes each entry's data on its way to the engine.
+fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
+    let mut hasher = Blake2b256::new();
+    let mut length = 0u64;
+    while let Ok(msg) = rx.recv() {
+        let msg = match msg {
+            Unhashed::Entry(name) => {
+                hasher = Blake2b256::new();
+                length = 0;
+                Msg::Entry(name)
+            }
+            Unhashed::Data(buf) => {
+                hasher.update(&buf);
+                length += buf.len() as u64;
+                Msg::Data(buf)
+            }
+            Unhashed::EntryEnd => Msg::EntryEnd {
+                length,
+                blake2b_256: std::mem::take(&mut hasher).finalize(),
+            },
+            Unhashed::Done => Msg::Done,
+            Unhashed::Failed(e) => Msg::Failed(e),
+        };
+        if tx.send(msg).is_err() {
             return;
         }
     }

@@ -14,10 +14,12 @@ use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
 use super::install_reader::DiskReader;
 use super::task_choice;
 use super::trust;
+use crate::apply::restart::Restarts;
 use crate::apply::{self, ApplyOptions, Event, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::formats::BLOCK_SIZE;
 use crate::report::{console, Console, JsonLines};
+use crate::source::StatsHandle;
 use crate::target::blockdev::BlockDevice;
 use crate::target::Target;
 
@@ -144,7 +146,7 @@ impl Reporter for BootReporter {
         if let Some(cb) = self.callback.as_mut() {
             match event {
                 Event::Progress { done, total } => cb.progress(*done, *total),
-                Event::Bundle { .. } | Event::Task { .. } | Event::Warning { .. } => {
+                Event::Bundle { .. } | Event::Task { .. } | Event::Warning { .. } | Event::Restart { .. } => {
                     cb.send("info", serde_json::to_value(event).unwrap_or_default())
                 }
                 _ => {}
@@ -184,6 +186,72 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     // loader.env.* wins over the metadata service.
     opts.vars.extend(config.env.clone());
 
+    // A bundle that changes on the server mid-download starts the pass
+    // over from byte 0, a bounded number of times (see apply::restart).
+    let mut restarts = Restarts::default();
+    let (mut summary, dev, refetched) = loop {
+        match install_pass(config, paths, &mut opts, out) {
+            Ok(done) => break done,
+            Err(Stop::Failed(failure)) => return Err(failure),
+            Err(Stop::Download { stage, error, received }) => restarts
+                .after_failure(error, received, out)
+                .map_err(|e| apply_failure(stage, e))?,
+        }
+    };
+    restarts.record(&mut summary, refetched);
+    out.say(&format!(
+        "installed {} {} ({}) with task {} onto {dev} in {:.1} s; {} of resources, signature: {}{}",
+        summary.product,
+        summary.version,
+        summary.uuid,
+        summary.task,
+        started.elapsed().as_secs_f64(),
+        console::human(summary.resource_bytes),
+        summary.signature,
+        apply::restart::describe(&summary)
+    ));
+    Ok(Installed { summary, disk: dev })
+}
+
+/// Why a pass from the bundle to the installed disk stopped.
+enum Stop {
+    Failed(Failure),
+    /// The download must start over from byte 0; the pass had downloaded
+    /// `received` bytes.
+    Download {
+        stage: &'static str,
+        error: apply::ApplyError,
+        received: u64,
+    },
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Failed(failure)
+    }
+}
+
+/// An engine error in `stage`: a download to start over, or a failure.
+fn engine_stop(stage: &'static str, error: apply::ApplyError, stats: Option<&StatsHandle>) -> Stop {
+    match error {
+        apply::ApplyError::Download { restart: Some(_), .. } => Stop::Download {
+            stage,
+            error,
+            received: stats.map_or(0, |s| s.snapshot().received),
+        },
+        error => Stop::Failed(apply_failure(stage, error)),
+    }
+}
+
+/// One pass: bundle → disk → task → install. Returns the summary, the
+/// disk, and the bytes this pass's resumes downloaded twice.
+fn install_pass(
+    config: &Config,
+    paths: &BootPaths,
+    opts: &mut ApplyOptions,
+    out: &mut BootReporter,
+) -> Result<(apply::Summary, String, u64), Stop> {
+    let mut stats = None;
     let bundle = match &config.url {
         // Streamed: never stored, so it cannot be checked before writing;
         // the engine's held writes keep the disk unbootable until every
@@ -192,8 +260,9 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
             out.stage("fetching the bundle");
             let fetched = fetch_url(url, config, paths, !opts.public_keys.is_empty(), out)?;
             opts.before_commit = fetched.check.clone();
-            apply::open_bundle(fetched.source.reader, &opts, out)
-                .map_err(|e| apply_failure("fetching the bundle", e))?
+            stats = fetched.source.http_stats.clone();
+            apply::open_bundle(fetched.source.reader, opts, out)
+                .map_err(|e| engine_stop("fetching the bundle", e, stats.as_ref()))?
         }
         None => {
             out.stage("finding the bundle");
@@ -204,10 +273,10 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
             // with the wrong bytes.
             out.stage("verifying the bundle");
             let opened =
-                apply::open_bundle(open(&bundle)?, &opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
+                apply::open_bundle(open(&bundle)?, opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
             apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
             out.say("bundle verified: signature and every resource hash");
-            apply::open_bundle(open_boxed(&bundle)?, &opts, &mut apply::events::Silent)
+            apply::open_bundle(open_boxed(&bundle)?, opts, &mut apply::events::Silent)
                 .map_err(|e| apply_failure("reading the bundle", e))?
         }
     };
@@ -237,7 +306,8 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
 
     out.stage("installing");
     opts.task = choice.task.clone();
-    let summary = apply::apply_opened(bundle, &mut device, &opts, out).map_err(|e| apply_failure("installing", e))?;
+    let summary = apply::apply_opened(bundle, &mut device, opts, out)
+        .map_err(|e| engine_stop("installing", e, stats.as_ref()))?;
 
     out.stage("re-reading the partition table");
     if let Err(e) = device.reread_partitions() {
@@ -245,17 +315,8 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
             "warning: the kernel did not re-read the partition table of {dev}: {e}"
         ));
     }
-    out.say(&format!(
-        "installed {} {} ({}) with task {} onto {dev} in {:.1} s; {} of resources, signature: {}",
-        summary.product,
-        summary.version,
-        summary.uuid,
-        summary.task,
-        started.elapsed().as_secs_f64(),
-        console::human(summary.resource_bytes),
-        summary.signature
-    ));
-    Ok(Installed { summary, disk: dev })
+    let refetched = stats.map_or(0, |s| s.snapshot().refetched);
+    Ok((summary, dev, refetched))
 }
 
 fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, Failure> {

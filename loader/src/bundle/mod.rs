@@ -1,6 +1,7 @@
 //! Reading a bundle: the streaming ZIP walker, `meta.conf` and its
 //! signature.
 
+pub mod blake2b;
 pub mod conf;
 pub mod fwup_version;
 pub mod manifest;

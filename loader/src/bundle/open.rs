@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use super::zip::ZipWalker;
+use super::zip::{ZipError, ZipWalker};
 
 /// meta.conf is configuration text; anything bigger is not a real bundle.
 const MAX_META_CONF: u64 = 4 * 1024 * 1024;
@@ -18,7 +18,9 @@ pub struct BundleHead {
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError {
     #[error("{0}")]
-    Zip(String),
+    Zip(#[source] ZipError),
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
     #[error("the bundle is empty or not a ZIP archive")]
     Empty,
     #[error("expected `meta.conf` at the start of the bundle, found `{0}`")]
@@ -34,17 +36,19 @@ pub enum HeadError {
 /// Reads the signature and meta.conf; the walker is left at the first
 /// resource entry.
 pub fn read_head<R: Read>(walker: &mut ZipWalker<R>) -> Result<BundleHead, HeadError> {
-    let zip = |e: &dyn std::fmt::Display| HeadError::Zip(e.to_string());
     let mut signature = None;
-    let mut entry = walker.next_entry().map_err(|e| zip(&e))?.ok_or(HeadError::Empty)?;
+    let mut entry = walker.next_entry().map_err(HeadError::Zip)?.ok_or(HeadError::Empty)?;
     if entry.name() == "meta.conf.ed25519" {
         let mut sig = Vec::new();
-        entry.by_ref().take(65).read_to_end(&mut sig).map_err(|e| zip(&e))?;
+        entry.by_ref().take(65).read_to_end(&mut sig).map_err(HeadError::Read)?;
         if sig.len() != 64 {
             return Err(HeadError::BadSignatureSize(sig.len()));
         }
         signature = Some(sig);
-        entry = walker.next_entry().map_err(|e| zip(&e))?.ok_or(HeadError::EmptyMeta)?;
+        entry = walker
+            .next_entry()
+            .map_err(HeadError::Zip)?
+            .ok_or(HeadError::EmptyMeta)?;
     }
     if entry.name() != "meta.conf" {
         return Err(HeadError::NoMetaConf(entry.name().to_string()));
@@ -54,7 +58,7 @@ pub fn read_head<R: Read>(walker: &mut ZipWalker<R>) -> Result<BundleHead, HeadE
         .by_ref()
         .take(MAX_META_CONF + 1)
         .read_to_end(&mut meta_conf)
-        .map_err(|e| zip(&e))?;
+        .map_err(HeadError::Read)?;
     if meta_conf.len() as u64 > MAX_META_CONF {
         return Err(HeadError::MetaTooLarge);
     }

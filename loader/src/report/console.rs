@@ -117,6 +117,19 @@ impl Reporter for Console {
             Event::Resource { .. } => {}
             Event::Info { message } => self.line(&format!("info: {message}")),
             Event::Warning { message } => self.line(&format!("warning: {message}")),
+            Event::Restart {
+                reason,
+                restart,
+                limit,
+                refetch,
+            } => {
+                self.last_percent = None;
+                self.line(&format!(
+                    "restarting from zero ({restart} of at most {limit}): {reason}; nothing bootable was \
+                     written; {} downloaded again",
+                    human(*refetch)
+                ))
+            }
         }
     }
 }

@@ -49,14 +49,14 @@ pub enum HttpError {
 
     /// The file on the server is not the one the transfer started with.
     /// The engine must restart from zero; nothing bootable has been written.
-    #[error("{url}: the file changed on the server during the download ({detail}); start over")]
+    #[error("{url}: the file changed on the server during the download ({detail})")]
     SourceChanged { url: String, detail: String },
 
     /// The transfer broke and the server gives no way to prove that a
     /// resumed transfer is the same file. The engine must restart from zero.
     #[error(
         "{url}: the download broke at byte {offset} ({cause}) and cannot be resumed: \
-         the server sends neither ETag nor Last-Modified; start over"
+         the server sends neither ETag nor Last-Modified"
     )]
     NotResumable { url: String, offset: u64, cause: String },
 
@@ -83,9 +83,38 @@ impl HttpError {
         matches!(self, HttpError::SourceChanged { .. } | HttpError::NotResumable { .. })
     }
 
+    /// Why starting over from byte 0 can still succeed, when it can: the
+    /// message without the URL and the "start over" addressed to the engine.
+    pub fn restart_reason(&self) -> Option<String> {
+        match self {
+            HttpError::SourceChanged { detail, .. } => Some(format!("the file changed on the server ({detail})")),
+            HttpError::NotResumable { offset, cause, .. } => Some(format!(
+                "the download broke at byte {offset} ({cause}) and the server sends neither ETag \
+                 nor Last-Modified, so it cannot be resumed"
+            )),
+            _ => None,
+        }
+    }
+
     /// The `HttpError` inside an `io::Error` returned by the reader's
     /// `read`, if it is one.
     pub fn from_io(err: &io::Error) -> Option<&HttpError> {
         err.get_ref()?.downcast_ref::<HttpError>()
+    }
+
+    /// The `HttpError` anywhere in an error's chain: the ZIP walker and the
+    /// install pipeline wrap the reader's `io::Error` in their own errors.
+    pub fn find_in<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e HttpError> {
+        let mut current = err;
+        loop {
+            if let Some(http) = current.downcast_ref::<HttpError>() {
+                return Some(http);
+            }
+            // `io::Error::source` skips the error it wraps: look inside.
+            current = match current.downcast_ref::<io::Error>() {
+                Some(io) => io.get_ref()?,
+                None => current.source()?,
+            };
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! A dedicated thread runs the transfer (TLS, retries, `Range` resume) and
 //! hands the body over in chunks through a bounded queue, so the network,
 //! decryption and the consumer's inflate/hash/write overlap while memory
-//! stays bounded (`queue_chunks` × 64 KiB). The consumer sees one seamless
+//! stays bounded (`queue_chunks` × 256 KiB). The consumer sees one seamless
 //! byte stream; it only learns about interruptions through events and
 //! [`StatsHandle`], or through a typed error when the file changed and the
 //! install must start over ([`HttpError::restart_from_zero`]).
@@ -75,8 +75,8 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
     pub on_event: Option<EventSink>,
     pub user_agent: String,
-    /// Body chunks of 64 KiB buffered ahead of the consumer (at least 1);
-    /// the default 16 bounds the read-ahead at 1 MiB.
+    /// Body chunks of 256 KiB buffered ahead of the consumer (at least 1);
+    /// the default 4 bounds the read-ahead at 1 MiB.
     pub queue_chunks: usize,
 }
 
@@ -90,7 +90,7 @@ impl Default for HttpOptions {
             retry: RetryPolicy::default(),
             on_event: None,
             user_agent: concat!("loader/", env!("CARGO_PKG_VERSION")).to_owned(),
-            queue_chunks: 16,
+            queue_chunks: 4,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Faults {
     /// From this request number on (1-based), serve `swapped` instead.
     pub swap_at_request: Option<usize>,
     pub swapped: Vec<u8>,
+    /// Every request sees a new version of the file (ETag "v<request
+    /// number>", same bytes): a file that never stops changing.
+    pub new_version_every_request: bool,
     /// Answer every request with the whole file (no range support).
     pub ignore_range: bool,
     /// Serve a range even when `If-Range` does not match (a broken server).
@@ -214,11 +217,13 @@ fn plan(state: &Mutex<State>, range: Option<String>, if_range: Option<String>) -
     let swapped = st.faults.swap_at_request.is_some_and(|n| number >= n);
     let (body, version) = if swapped {
         (st.faults.swapped.clone(), 2)
+    } else if st.faults.new_version_every_request {
+        (st.original.clone(), number)
     } else {
         (st.original.clone(), 1)
     };
     let etag = format!("\"v{version}\"");
-    let modified = format!("Mon, 0{version} Jan 2024 00:00:00 GMT");
+    let modified = format!("Mon, {version:02} Jan 2024 00:00:00 GMT");
     let mut validators = String::new();
     if !st.faults.no_etag {
         validators += &format!("ETag: {etag}\r\n");
