@@ -5,20 +5,20 @@
 //! starts (the QEMU harness and people at a serial console follow these),
 //! and a failure names the stage, the cause and what to do.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::config::{Config, ConsoleMode, OnError, TaskRequest};
+use super::config::{Config, OnError, TaskRequest};
 use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
+use super::fetch::{bring_up_network, fetch_metadata, fetch_url};
+use super::inputs::{find_bundle, load_keys, open, open_boxed};
 use super::install_reader::DiskReader;
+pub use super::reporter::BootReporter;
 use super::task_choice;
-use super::trust;
 use crate::apply::restart::Restarts;
-use crate::apply::{self, ApplyOptions, Event, Reporter};
-use crate::bundle::signature::PublicKey;
+use crate::apply::{self, ApplyOptions};
 use crate::formats::BLOCK_SIZE;
-use crate::report::{console, Console, JsonLines};
+use crate::report::console;
 use crate::source::StatsHandle;
 use crate::target::blockdev::BlockDevice;
 use crate::target::Target;
@@ -77,7 +77,7 @@ impl std::fmt::Display for Failure {
     }
 }
 
-fn fail(stage: &'static str, class: &str, message: impl ToString, hint: &'static str) -> Failure {
+pub(super) fn fail(stage: &'static str, class: &str, message: impl ToString, hint: &'static str) -> Failure {
     Failure {
         stage,
         class: class.to_string(),
@@ -90,70 +90,6 @@ fn fail(stage: &'static str, class: &str, message: impl ToString, hint: &'static
 pub struct Installed {
     pub summary: apply::Summary,
     pub disk: String,
-}
-
-/// Prints stage lines and forwards engine events to the chosen reporter.
-pub struct BootReporter {
-    inner: Box<dyn Reporter>,
-    json: bool,
-    callback: Option<crate::report::callback::Callback>,
-}
-
-impl BootReporter {
-    pub fn new(mode: ConsoleMode, callback: Option<crate::report::callback::Callback>) -> Self {
-        let inner: Box<dyn Reporter> = match mode {
-            ConsoleMode::Json => Box::new(JsonLines::new(Box::new(std::io::stdout()))),
-            ConsoleMode::Bar => Box::new(Console::new(console::Style::Bar, Box::new(std::io::stdout()))),
-            ConsoleMode::Plain => Box::new(Console::new(console::Style::Plain, Box::new(std::io::stdout()))),
-            ConsoleMode::Auto => Box::new(Console::new(console::Style::detect(), Box::new(std::io::stdout()))),
-        };
-        BootReporter {
-            inner,
-            json: mode == ConsoleMode::Json,
-            callback,
-        }
-    }
-
-    pub fn stage(&mut self, name: &str) {
-        self.say(&format!("stage: {name}"));
-        if let Some(cb) = self.callback.as_mut() {
-            cb.send("stage", serde_json::json!({ "stage": name }));
-        }
-    }
-
-    /// The attempt's outcome goes to the status callback, which is then
-    /// flushed (each report bounded by its timeout).
-    pub fn finish(mut self, result: serde_json::Value) {
-        if let Some(mut cb) = self.callback.take() {
-            cb.send("result", result);
-            cb.finish();
-        }
-    }
-
-    pub fn say(&mut self, line: &str) {
-        if self.json {
-            self.inner.event(&Event::Info {
-                message: line.to_string(),
-            });
-        } else {
-            println!("loader: {line}");
-        }
-    }
-}
-
-impl Reporter for BootReporter {
-    fn event(&mut self, event: &Event) {
-        if let Some(cb) = self.callback.as_mut() {
-            match event {
-                Event::Progress { done, total } => cb.progress(*done, *total),
-                Event::Bundle { .. } | Event::Task { .. } | Event::Warning { .. } | Event::Restart { .. } => {
-                    cb.send("info", serde_json::to_value(event).unwrap_or_default())
-                }
-                _ => {}
-            }
-        }
-        self.inner.event(event);
-    }
 }
 
 /// One install attempt, from reading the configuration to a synced disk.
@@ -319,123 +255,6 @@ fn install_pass(
     Ok((summary, dev, refetched))
 }
 
-fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, Failure> {
-    Ok(Box::new(open(path)?))
-}
-
-/// Network for `loader.url=`: the kernel's `ip=` if it configured one,
-/// else DHCP on every wired interface.
-fn bring_up_network(config: &Config, out: &mut BootReporter) -> Result<(), Failure> {
-    out.stage("bringing up the network");
-    let mut options = crate::net::NetOptions::default();
-    if let Some(ip) = config.ip.last() {
-        options.ip = Some(
-            crate::net::parse_ip_param(ip).map_err(|e| fail("bringing up the network", "config", e, "check ip="))?,
-        );
-    }
-    let summary = crate::net::bring_up(&options, &|event| println!("loader: network: {event:?}")).map_err(|e| {
-        fail(
-            "bringing up the network",
-            "network",
-            e,
-            "check the cable/VLAN and the DHCP server",
-        )
-    })?;
-    out.say(&format!("network up: {summary:?}"));
-    Ok(())
-}
-
-fn fetch_url(
-    url: &str,
-    config: &Config,
-    paths: &BootPaths,
-    keys_enforced: bool,
-    out: &mut BootReporter,
-) -> Result<crate::source::policy::Fetched, Failure> {
-    use crate::source::{policy, HttpOptions, SourceSpec};
-    let policy = policy::FetchPolicy {
-        keys_enforced,
-        sha256: config.sha256,
-        insecure: config.insecure,
-        ca: trust::ca_roots(config, paths)
-            .into_iter()
-            .map(|r| (r.origin, r.pem))
-            .collect(),
-    };
-    let http = HttpOptions {
-        on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
-            println!("loader: download: {e:?}")
-        })),
-        ..HttpOptions::default()
-    };
-    let fetched = policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
-        fail(
-            "fetching the bundle",
-            "network",
-            e,
-            "check loader.url, loader.ca and the clock",
-        )
-    })?;
-    if let Some(reason) = &fetched.plain_http_reason {
-        out.say(&format!("plain http:// allowed because {reason}"));
-    }
-    out.say(&format!("downloading {}", fetched.source.description));
-    Ok(fetched)
-}
-
-/// `loader.metadata=URL`: a JSON object whose string (and number/bool)
-/// values become `${VAR}` provisioning variables.
-fn fetch_metadata(
-    url: &str,
-    config: &Config,
-    paths: &BootPaths,
-) -> Result<std::collections::BTreeMap<String, String>, Failure> {
-    use crate::source::{open as open_source, HttpOptions, PlainHttp, SourceSpec};
-    use std::io::Read as _;
-    let stage = "fetching provisioning metadata";
-    let http = HttpOptions {
-        // Metadata services are typically plain http on a link-local
-        // address; the values are the operator's own, not the bundle.
-        plain_http: PlainHttp::Allow {
-            reason: "loader.metadata is the operator's own service".into(),
-        },
-        extra_roots: trust::ca_roots(config, paths),
-        ..HttpOptions::default()
-    };
-    let source = open_source(&SourceSpec::Url(url.to_string()), http).map_err(|e| fail(stage, "network", e, ""))?;
-    let mut text = String::new();
-    source
-        .reader
-        .take(1 << 20)
-        .read_to_string(&mut text)
-        .map_err(|e| fail(stage, "network", e, ""))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| fail(stage, "config", format!("{url}: not JSON: {e}"), ""))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| fail(stage, "config", format!("{url}: expected a JSON object"), ""))?;
-    Ok(object
-        .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
-            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
-            serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
-            _ => None,
-        })
-        .collect())
-}
-
-fn open(path: &Path) -> Result<File, Failure> {
-    File::open(path).map_err(|e| {
-        fail(
-            "reading the bundle",
-            "no-bundle",
-            format!("{}: {e}", path.display()),
-            "",
-        )
-    })
-}
-
 fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {
     let hint = match e.class() {
         "signature" => "sign the bundle with a key the loader trusts, or check loader.pubkey",
@@ -444,51 +263,6 @@ fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {
         _ => "",
     };
     fail(stage, e.class(), e, hint)
-}
-
-/// Keys baked into the initramfs plus `loader.pubkey=`.
-fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failure> {
-    let mut keys = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&paths.keys_dir) {
-        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.sort();
-        for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pub")) {
-            keys.push(PublicKey::from_file(file).map_err(|e| {
-                fail(
-                    "loading keys",
-                    "config",
-                    format!("{}: {e}", file.display()),
-                    "rebuild the initramfs",
-                )
-            })?);
-        }
-    }
-    for raw in &config.pubkeys {
-        use base64::Engine as _;
-        let text = base64::engine::general_purpose::STANDARD.encode(raw);
-        keys.push(PublicKey::parse(&text).map_err(|e| fail("loading keys", "config", e, "check loader.pubkey"))?);
-    }
-    Ok(keys)
-}
-
-/// `loader.bundle=`, else iPXE's `/root/install.fw`.
-fn find_bundle(config: &Config, paths: &BootPaths) -> Result<PathBuf, Failure> {
-    let candidate = config.bundle.clone().unwrap_or_else(|| paths.default_bundle.clone());
-    match std::fs::metadata(&candidate) {
-        Ok(m) if m.is_file() && m.len() > 0 => Ok(candidate),
-        Ok(_) => Err(fail(
-            "finding the bundle",
-            "no-bundle",
-            format!("{} is empty", candidate.display()),
-            "",
-        )),
-        Err(_) => Err(fail(
-            "finding the bundle",
-            "no-bundle",
-            format!("no bundle at {} and no loader.url= given", candidate.display()),
-            "add `initrd BUNDLE_URL /root/install.fw` to the iPXE script, or set loader.url=",
-        )),
-    }
 }
 
 /// Bytes the bundle's partition layout needs, for refusing too-small disks.

@@ -1,0 +1,69 @@
+//! What an attempt starts from: the public keys it enforces and the bundle
+//! file iPXE injected (or `loader.bundle=` names).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use super::config::Config;
+use super::run::{fail, BootPaths, Failure};
+use crate::bundle::signature::PublicKey;
+
+pub(super) fn open(path: &Path) -> Result<File, Failure> {
+    File::open(path).map_err(|e| {
+        fail(
+            "reading the bundle",
+            "no-bundle",
+            format!("{}: {e}", path.display()),
+            "",
+        )
+    })
+}
+
+pub(super) fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, Failure> {
+    Ok(Box::new(open(path)?))
+}
+
+/// Keys baked into the initramfs plus `loader.pubkey=`.
+pub(super) fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failure> {
+    let mut keys = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&paths.keys_dir) {
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pub")) {
+            keys.push(PublicKey::from_file(file).map_err(|e| {
+                fail(
+                    "loading keys",
+                    "config",
+                    format!("{}: {e}", file.display()),
+                    "rebuild the initramfs",
+                )
+            })?);
+        }
+    }
+    for raw in &config.pubkeys {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(raw);
+        keys.push(PublicKey::parse(&text).map_err(|e| fail("loading keys", "config", e, "check loader.pubkey"))?);
+    }
+    Ok(keys)
+}
+
+/// `loader.bundle=`, else iPXE's `/root/install.fw`.
+pub(super) fn find_bundle(config: &Config, paths: &BootPaths) -> Result<PathBuf, Failure> {
+    let candidate = config.bundle.clone().unwrap_or_else(|| paths.default_bundle.clone());
+    match std::fs::metadata(&candidate) {
+        Ok(m) if m.is_file() && m.len() > 0 => Ok(candidate),
+        Ok(_) => Err(fail(
+            "finding the bundle",
+            "no-bundle",
+            format!("{} is empty", candidate.display()),
+            "",
+        )),
+        Err(_) => Err(fail(
+            "finding the bundle",
+            "no-bundle",
+            format!("no bundle at {} and no loader.url= given", candidate.display()),
+            "add `initrd BUNDLE_URL /root/install.fw` to the iPXE script, or set loader.url=",
+        )),
+    }
+}
