@@ -12,6 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::sections::{ResourceData, ResourceSpec};
+use crate::bundle::blake2b::Blake2b256;
 use super::sparse::{layout, Layout};
 use super::PackError;
 
@@ -186,17 +187,16 @@ fn write_error(e: io::Error) -> PackError {
     PackError::Write(e.to_string())
 }
 
-struct Blake2bWriter(blake2b_simd::State);
+/// BLAKE2b-256 as a `Write` sink, with the engine's faster-of-two choice.
+struct Blake2bWriter(Blake2b256);
 
 impl Blake2bWriter {
     fn new() -> Self {
-        Blake2bWriter(blake2b_simd::Params::new().hash_length(32).to_state())
+        Blake2bWriter(Blake2b256::new())
     }
 
     fn finish(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(self.0.finalize().as_bytes());
-        out
+        self.0.clone().finalize()
     }
 }
 
