@@ -15,7 +15,7 @@
 
 use std::io::Write;
 
-use flate2::write::GzEncoder;
+use flate2::GzBuilder;
 use lzma_rust2::{CheckType, XzOptions, XzWriter};
 
 use super::InitramfsError;
@@ -64,9 +64,16 @@ pub fn compress(archive: &[u8], compression: Compression) -> Result<Vec<u8>, Ini
     match compression {
         Compression::None => Ok(archive.to_vec()),
         Compression::Gzip => {
-            let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::best());
-            encoder.write_all(archive).map_err(InitramfsError::Compress)?;
-            encoder.finish().map_err(InitramfsError::Compress)
+            // Another cpio after this one (a wrapped bundle; the kernel's EFI
+            // stub concatenates `initrd=` files with no padding) is found
+            // only at a 4-byte-aligned offset. The header's file name is
+            // the one optional field the kernel's gunzip skips, so its
+            // length pads the stream to a multiple of 4 with no trailing
+            // bytes for other tools to complain about.
+            let unnamed = gzip(archive, None)?;
+            let missing = (4 - unnamed.len() % 4) % 4;
+            let name_and_nul = if missing >= 2 { missing } else { missing + 4 };
+            gzip(archive, Some(&b"cpio"[..name_and_nul - 1]))
         }
         Compression::Xz => {
             let mut options = XzOptions::with_preset(9);
@@ -81,6 +88,16 @@ pub fn compress(archive: &[u8], compression: Compression) -> Result<Vec<u8>, Ini
             writer.finish().map_err(InitramfsError::Compress)
         }
     }
+}
+
+fn gzip(archive: &[u8], name: Option<&[u8]>) -> Result<Vec<u8>, InitramfsError> {
+    let mut builder = GzBuilder::new().mtime(0);
+    if let Some(name) = name {
+        builder = builder.filename(name);
+    }
+    let mut encoder = builder.write(Vec::new(), flate2::Compression::best());
+    encoder.write_all(archive).map_err(InitramfsError::Compress)?;
+    encoder.finish().map_err(InitramfsError::Compress)
 }
 
 #[cfg(test)]
@@ -122,6 +139,31 @@ mod tests {
             let a = compress(&sample(), compression).unwrap();
             let b = compress(&sample(), compression).unwrap();
             assert_eq!(a, b, "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn every_compression_ends_on_a_4_byte_boundary() {
+        for len in [0usize, 1, 2, 3, 1000, 4097, 65_539] {
+            let archive: Vec<u8> = sample().into_iter().take(len * 3).collect();
+            for compression in [Compression::Xz, Compression::Gzip] {
+                let out = compress(&archive, compression).unwrap();
+                assert_eq!(out.len() % 4, 0, "{compression:?} of {} bytes", archive.len());
+            }
+        }
+    }
+
+    #[test]
+    fn padded_gzip_still_decodes_to_the_archive() {
+        use std::io::Read as _;
+        for len in [10usize, 11, 12, 13] {
+            let archive: Vec<u8> = sample().into_iter().take(len).collect();
+            let out = compress(&archive, Compression::Gzip).unwrap();
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(out.as_slice())
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, archive);
         }
     }
 

@@ -12,9 +12,9 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::sections::{ResourceData, ResourceSpec};
-use crate::bundle::blake2b::Blake2b256;
 use super::sparse::{layout, Layout};
 use super::PackError;
+use crate::bundle::blake2b::Blake2b256;
 
 /// Read size for hashing and compressing.
 const CHUNK: usize = 128 * 1024;
