@@ -12,7 +12,8 @@ use crate::server::{Server, HOST_FROM_GUEST};
 use crate::vm::{Vm, VmConfig};
 
 /// Kernel arguments every scenario uses: the serial console last (it
-/// becomes /dev/console), plain progress lines, the VM's only disk.
+/// becomes /dev/console) and plain progress lines. Scenarios add the disk
+/// (`loader.disk=/dev/vda`) unless the point is that none is named.
 pub const BASE_ARGS: &str = "console=tty0 console=ttyS0,115200 loader.console=plain";
 
 /// Console markers, in boot order (the timing points).
