@@ -66,8 +66,8 @@ pub enum WaitError {
     Discover(#[from] DiscoverError),
     #[error("after waiting {:.1} s for disks: {last}", waited.as_secs_f64())]
     TimedOut { waited: Duration, last: SelectError },
-    /// The disk list settled and the choice is ambiguous: more waiting
-    /// cannot help.
+    /// The disk list settled and the choice is ambiguous, or the disk
+    /// named cannot be the target: more waiting cannot help.
     #[error(transparent)]
     Refused(SelectError),
 }
@@ -94,7 +94,8 @@ pub fn wait_for_disk(
             _ => now,
         };
         unchanged_since = Some((fingerprint, since));
-        let settled = !needs_settle || now.saturating_sub(since) >= policy.settle;
+        let stable = now.saturating_sub(since) >= policy.settle;
+        let settled = !needs_settle || stable;
         let elapsed = now.saturating_sub(start);
         let timed_out = elapsed >= policy.timeout;
 
@@ -108,10 +109,19 @@ pub fn wait_for_disk(
                 })
             }
             Err(e) if settled && is_ambiguity(&e) => return Err(WaitError::Refused(e)),
+            Err(e) if stable && is_named_and_unfit(&e, request) => return Err(WaitError::Refused(e)),
             Err(e) => on_poll(&e),
         }
         clock.sleep(policy.poll_interval.min(policy.timeout - elapsed));
     }
+}
+
+/// The one disk `loader.disk=` names is there but cannot be the target
+/// (too small, mounted, the loader's own medium). Once the disk list has
+/// been stable for the settle time, waiting longer cannot change that.
+fn is_named_and_unfit(error: &SelectError, request: &SelectRequest) -> bool {
+    let names_one = request.selector.as_ref().is_some_and(|s| s.identifies_one());
+    names_one && matches!(error, SelectError::MatchNotEligible { .. })
 }
 
 fn is_ambiguity(error: &SelectError) -> bool {
@@ -181,6 +191,42 @@ mod tests {
         fn sleep(&mut self, d: Duration) {
             self.0.borrow_mut().sleep(d);
         }
+    }
+
+    fn run_too_small(selector: &str) -> (Result<Selected, WaitError>, Duration) {
+        let clock = std::cell::RefCell::new(FakeClock(Duration::ZERO));
+        let request = SelectRequest {
+            selector: Some(DiskSelector::parse(selector).expect("selector")),
+            min_size: 10 * GIB,
+            ..Default::default()
+        };
+        let mut sleeper = ClockRef(&clock);
+        let result = wait_for_disk(&mut sleeper, &POLICY, &request, || Ok(vec![disk("vda", GIB)]), |_| {});
+        let elapsed = clock.borrow().0;
+        (result, elapsed)
+    }
+
+    #[test]
+    fn a_named_disk_that_cannot_be_the_target_is_refused_once_the_list_is_stable() {
+        let (result, elapsed) = run_too_small("/dev/vda");
+        let err = result.expect_err("too small");
+        assert!(
+            matches!(err, WaitError::Refused(SelectError::MatchNotEligible { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("too small"), "{err}");
+        assert_eq!(
+            elapsed, POLICY.settle,
+            "refused after the settle time, not the 10 s deadline"
+        );
+    }
+
+    #[test]
+    fn a_broad_selector_keeps_waiting_for_a_disk_that_fits() {
+        let (result, elapsed) = run_too_small("largest");
+        let err = result.expect_err("too small");
+        assert!(matches!(err, WaitError::TimedOut { .. }), "{err}");
+        assert_eq!(elapsed, POLICY.timeout);
     }
 
     #[test]
