@@ -21,6 +21,9 @@ pub struct VmConfig {
     pub boot_url: Option<String>,
     /// UEFI firmware (OVMF) instead of SeaBIOS: (code, writable vars copy).
     pub uefi: Option<(PathBuf, PathBuf)>,
+    /// Under UEFI: the NIC before the disk in the boot order, for reinstalls
+    /// (OVMF would otherwise boot the installed disk and never reach iPXE).
+    pub network_first: bool,
     pub memory_mib: u32,
 }
 
@@ -30,6 +33,7 @@ impl VmConfig {
             disks: disks.iter().map(|d| d.to_path_buf()).collect(),
             boot_url: None,
             uefi: None,
+            network_first: false,
             memory_mib: 512,
         }
     }
@@ -104,8 +108,9 @@ impl Vm {
                 let code = format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display());
                 let vars = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
                 cmd.args(["-drive", &code, "-drive", &vars]);
-                disk_index = Some(1);
-                nic_index = config.boot_url.as_ref().map(|_| 2);
+                let (disk, nic) = if config.network_first { (2, 1) } else { (1, 2) };
+                disk_index = Some(disk);
+                nic_index = config.boot_url.as_ref().map(|_| nic);
             }
         }
         for (i, disk) in config.disks.iter().enumerate() {

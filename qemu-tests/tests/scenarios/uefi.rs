@@ -4,7 +4,7 @@ use qemu_tests::disk;
 use qemu_tests::scenario::{expect, result_line, Scenario, BASE_ARGS};
 use qemu_tests::vm::VmConfig;
 
-use crate::{expect_system, DISK_MIB};
+use crate::{disk_with_v1, expect_system, DISK_MIB};
 
 /// disk: [ blank, 256 MiB ...................................... ] /dev/vda
 /// OVMF → the NIC ROM's EFI iPXE → the script `loader ipxe --bundle-cpio`
@@ -57,4 +57,62 @@ fn uefi_first_install() {
         disk::fat_get(&disk_path, 1, "EFI/BOOT/BOOTX64.EFI").len() > 100_000,
         "no GRUB EFI image on the boot partition"
     );
+}
+
+/// disk: [MBR+GRUB | env: a | boot (+EFI/BOOT) | A: 1.0.0 | B: empty | data: /marker ]
+/// Under OVMF with the NIC first in the boot order: EFI iPXE → ab-v2.fw as
+/// its own cpio, loader.task=auto, loader.on_success=poweroff → upgrade into
+/// slot b, powered off; then OVMF with the disk first → slot b, 2.0.0 up,
+/// /marker intact.
+#[test]
+fn uefi_rescue_reinstall() {
+    let mut s = Scenario::new("uefi_rescue_reinstall");
+    let disk_path = disk_with_v1(&s, "disk.img");
+    let cpio = s.path("ab-v2.cpio");
+    let bundle = s.artifacts.bundle_v2.to_str().unwrap().to_string();
+    s.artifacts
+        .loader(&["initramfs", "--wrap-bundle", &bundle, "-o", cpio.to_str().unwrap()]);
+    s.server.add_file("ab-v2.cpio", &cpio);
+    let base = format!("http://10.0.2.2:{}", s.server.http_port);
+    let mut args = vec!["ipxe", "--base-url", &base, "--bundle-cpio", "ab-v2.cpio"];
+    args.extend([
+        "--console",
+        "tty0",
+        "--console",
+        "ttyS0,115200",
+        "--option",
+        "console=plain",
+    ]);
+    args.extend([
+        "--option",
+        "disk=/dev/vda",
+        "--option",
+        "task=auto",
+        "--option",
+        "on_success=poweroff",
+    ]);
+    let script = s.artifacts.loader(&args);
+    s.server.add_bytes("boot.ipxe", script.into_bytes());
+
+    let vars = s.path("vars.fd");
+    let mut config = VmConfig::new(&[&disk_path])
+        .network_boot(s.server.guest_url("boot.ipxe"))
+        .uefi(&vars);
+    config.network_first = true;
+    let mut vm = s.boot(config);
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system 2.0.0 task=upgrade"),
+        "{result}"
+    );
+    expect(&mut vm, "reboot: Power down");
+    s.record_timings(&vm);
+    drop(vm);
+
+    let mut vm = s.boot(VmConfig::new(&[&disk_path]).uefi(&vars));
+    let page = expect_system(&mut vm, "b", "2.0.0");
+    assert!(page.contains("\"data_marker\":true"), "page: {page}");
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(disk::fat_get(&disk_path, 4, "marker"), "kept across the reinstall\n");
 }
