@@ -178,6 +178,22 @@ fn reporter(progress: Progress) -> Box<dyn Reporter> {
     }
 }
 
+/// Retries and resumes of a download, shown the way progress is.
+fn transfer_events(progress: Progress) -> Option<source::EventSink> {
+    match progress {
+        Progress::None => None,
+        Progress::Json => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
+            println!(
+                "{}",
+                serde_json::json!({ "event": "download", "message": e.to_string() })
+            );
+        })),
+        _ => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
+            eprintln!("loader: download: {e}")
+        })),
+    }
+}
+
 fn open_source(bundle: &str) -> Result<Box<dyn Read + Send>, String> {
     if bundle == "-" {
         return Ok(Box::new(std::io::stdin()));
@@ -249,7 +265,11 @@ fn run(cli: Cli) -> Result<(), String> {
             let policy = fetch.policy(!opts.public_keys.is_empty())?;
             let spec = SourceSpec::parse(&bundle);
             let started = std::time::Instant::now();
-            let fetch = || source::policy::fetch(&spec, &policy, HttpOptions::default()).map_err(|e| e.to_string());
+            let http = HttpOptions {
+                on_event: transfer_events(progress),
+                ..HttpOptions::default()
+            };
+            let fetch = || source::policy::fetch(&spec, &policy, http.clone()).map_err(|e| e.to_string());
             let mut fetched = fetch()?;
             if let Some(reason) = &fetched.plain_http_reason {
                 reporter.event(&apply::Event::Warning {

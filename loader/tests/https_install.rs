@@ -334,3 +334,46 @@ fn the_boot_flow_starts_over_when_the_bundle_is_replaced() {
         "the disk differs from v2 applied from a file"
     );
 }
+
+/// A broken download that resumes is shown on the console, not only
+/// counted: an operator watching `loader apply` sees the break and the
+/// resume at the exact byte.
+#[test]
+fn breaks_and_resumes_are_shown_on_the_console() {
+    let mut s = setup();
+    let cut = s.cut();
+    let server = s.serve(
+        &s.v1,
+        Faults {
+            cuts: vec![cut],
+            ..Faults::default()
+        },
+    );
+    let image = s.blank_image("plain.img");
+    let out = loader(&[
+        "apply",
+        &server.url(),
+        "--ca",
+        s.ca_file.to_str().unwrap(),
+        "--device",
+        image.to_str().unwrap(),
+        "--progress",
+        "plain",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("loader: download: the transfer broke after {cut} bytes")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "loader: download: resumed at byte {cut} (0 bytes fetched twice)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        fs::read(&image).unwrap() == s.image_from_file(&s.v1),
+        "the image differs from the file install"
+    );
+}

@@ -48,7 +48,7 @@ pub(super) fn fetch_url(
     };
     let http = HttpOptions {
         on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
-            println!("loader: download: {e:?}")
+            println!("loader: download: {e}")
         })),
         ..HttpOptions::default()
     };

@@ -58,6 +58,28 @@ pub enum TransferEvent {
     Resumed { offset: u64, refetch: u64 },
 }
 
+/// One line for a console: what happened and what happens next.
+impl std::fmt::Display for TransferEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferEvent::PlainHttpAllowed { reason } => write!(f, "plain http:// allowed because {reason}"),
+            TransferEvent::Retrying { attempt, delay, cause } => {
+                write!(
+                    f,
+                    "attempt {attempt} failed ({cause}); retrying in {:.1} s",
+                    delay.as_secs_f64()
+                )
+            }
+            TransferEvent::Interrupted { offset, cause } => {
+                write!(f, "the transfer broke after {offset} bytes ({cause})")
+            }
+            TransferEvent::Resumed { offset, refetch } => {
+                write!(f, "resumed at byte {offset} ({refetch} bytes fetched twice)")
+            }
+        }
+    }
+}
+
 /// Receives [`TransferEvent`]s, on the transfer thread.
 pub type EventSink = Arc<dyn Fn(&TransferEvent) + Send + Sync>;
 
