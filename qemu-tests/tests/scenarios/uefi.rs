@@ -1,10 +1,36 @@
-//! The first install under UEFI firmware (OVMF) instead of SeaBIOS.
+//! Installs under UEFI firmware (OVMF) instead of SeaBIOS.
+
+use std::path::Path;
 
 use qemu_tests::disk;
 use qemu_tests::scenario::{expect, result_line, Scenario, BASE_ARGS};
 use qemu_tests::vm::VmConfig;
 
 use crate::{disk_with_v1, expect_system, DISK_MIB};
+
+/// Serves `bundle` wrapped in its own cpio (`loader initramfs
+/// --wrap-bundle`) and, as boot.ipxe, the script `loader ipxe --bundle-cpio`
+/// prints for it with the scenarios' consoles, /dev/vda and `options`
+/// (`NAME=VALUE` loader options).
+fn serve_wrapped(s: &Scenario, bundle: &Path, options: &[&str]) {
+    let cpio = s.path("bundle.cpio");
+    let bundle = bundle.to_str().unwrap();
+    s.artifacts
+        .loader(&["initramfs", "--wrap-bundle", bundle, "-o", cpio.to_str().unwrap()]);
+    s.server.add_file("bundle.cpio", &cpio);
+    let base = format!("http://10.0.2.2:{}", s.server.http_port);
+    let mut args = vec!["ipxe", "--base-url", &base, "--bundle-cpio", "bundle.cpio"];
+    args.extend(["--console", "tty0", "--console", "ttyS0,115200"]);
+    args.extend(["--option", "disk=/dev/vda", "--option", "console=plain"]);
+    for option in options {
+        args.extend(["--option", option]);
+    }
+    let script = s.artifacts.loader(&args);
+    for word in BASE_ARGS.split(' ') {
+        assert!(script.contains(word), "`loader ipxe` left out {word}: {script}");
+    }
+    s.server.add_bytes("boot.ipxe", script.into_bytes());
+}
 
 /// disk: [ blank, 256 MiB ...................................... ] /dev/vda
 /// OVMF → the NIC ROM's EFI iPXE → the script `loader ipxe --bundle-cpio`
@@ -16,21 +42,7 @@ fn uefi_first_install() {
     let mut s = Scenario::new("uefi_first_install");
     let disk_path = s.path("disk.img");
     disk::blank(&disk_path, DISK_MIB);
-    let cpio = s.path("ab-v1.cpio");
-    let bundle = s.artifacts.bundle_v1.to_str().unwrap().to_string();
-    s.artifacts
-        .loader(&["initramfs", "--wrap-bundle", &bundle, "-o", cpio.to_str().unwrap()]);
-    s.server.add_file("ab-v1.cpio", &cpio);
-
-    let base = format!("http://10.0.2.2:{}", s.server.http_port);
-    let mut args = vec!["ipxe", "--base-url", &base, "--bundle-cpio", "ab-v1.cpio"];
-    args.extend(["--console", "tty0", "--console", "ttyS0,115200"]);
-    args.extend(["--option", "disk=/dev/vda", "--option", "console=plain"]);
-    let script = s.artifacts.loader(&args);
-    for word in BASE_ARGS.split(' ') {
-        assert!(script.contains(word), "`loader ipxe` left out {word}: {script}");
-    }
-    s.server.add_bytes("boot.ipxe", script.into_bytes());
+    serve_wrapped(&s, &s.artifacts.bundle_v1.clone(), &[]);
 
     let config = VmConfig::new(&[&disk_path])
         .network_boot(s.server.guest_url("boot.ipxe"))
@@ -68,31 +80,11 @@ fn uefi_first_install() {
 fn uefi_rescue_reinstall() {
     let mut s = Scenario::new("uefi_rescue_reinstall");
     let disk_path = disk_with_v1(&s, "disk.img");
-    let cpio = s.path("ab-v2.cpio");
-    let bundle = s.artifacts.bundle_v2.to_str().unwrap().to_string();
-    s.artifacts
-        .loader(&["initramfs", "--wrap-bundle", &bundle, "-o", cpio.to_str().unwrap()]);
-    s.server.add_file("ab-v2.cpio", &cpio);
-    let base = format!("http://10.0.2.2:{}", s.server.http_port);
-    let mut args = vec!["ipxe", "--base-url", &base, "--bundle-cpio", "ab-v2.cpio"];
-    args.extend([
-        "--console",
-        "tty0",
-        "--console",
-        "ttyS0,115200",
-        "--option",
-        "console=plain",
-    ]);
-    args.extend([
-        "--option",
-        "disk=/dev/vda",
-        "--option",
-        "task=auto",
-        "--option",
-        "on_success=poweroff",
-    ]);
-    let script = s.artifacts.loader(&args);
-    s.server.add_bytes("boot.ipxe", script.into_bytes());
+    serve_wrapped(
+        &s,
+        &s.artifacts.bundle_v2.clone(),
+        &["task=auto", "on_success=poweroff"],
+    );
 
     let vars = s.path("vars.fd");
     let mut config = VmConfig::new(&[&disk_path])
