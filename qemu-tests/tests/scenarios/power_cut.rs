@@ -4,8 +4,9 @@
 //! booting or completes the new one. Never a disk that boots nothing.
 //!
 //! "Mid-write" cuts are placed exactly: the bundle streams over HTTPS and
-//! the server stops sending at half of it, so the loader is stuck with part
-//! of the new slot written and nothing committed when the plug is pulled.
+//! the server stops sending at a random byte inside its resources (seeded,
+//! printed), so the loader is stuck with part of the data written and
+//! nothing committed when the plug is pulled.
 //! "At commit" cuts happen when the console says the commit starts; where
 //! exactly they land varies, and either outcome must hold.
 
@@ -36,6 +37,30 @@ fn streamed(s: &Scenario, bundle: &Path, name: &str, args: &str) -> String {
     s.chain("initramfs-ca", &args, &[])
 }
 
+/// Where the server stops sending: a byte between a fifth and four fifths
+/// of the bundle (inside its resources), from `QEMU_TEST_SEED` or the
+/// clock; printed so a failure can be replayed.
+fn stall_offset(bundle: &Path) -> u64 {
+    let len = std::fs::metadata(bundle).unwrap().len();
+    let seed = std::env::var("QEMU_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            now.as_nanos() as u64
+        });
+    // One splitmix64 step spreads even neighbouring seeds.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let offset = len / 5 + z % (len * 3 / 5);
+    eprintln!("qemu-tests: QEMU_TEST_SEED={seed}: the transfer stalls at byte {offset} of {len}");
+    offset
+}
+
 /// Boots `script`, waits for `marker` (and `settle` more), pulls the plug.
 fn cut_at(s: &mut Scenario, disk_path: &Path, script: &str, marker: &str, settle: Duration) {
     let mut vm = s.boot_network(&[disk_path], script.to_string());
@@ -63,7 +88,7 @@ fn retry_completes(s: &mut Scenario, disk_path: &Path, script: &str, slot: &str,
 }
 
 /// disk: [ blank, 256 MiB ...................................... ] /dev/vda
-/// Streamed ab-v1.fw stalls at half, plug pulled → no MBR on the disk
+/// Streamed ab-v1.fw stalls at a random byte, plug pulled → no MBR on the disk
 /// (nothing bootable was written); boot again → installed, slot a up.
 #[test]
 fn power_cut_first_install_mid_write() {
@@ -72,8 +97,7 @@ fn power_cut_first_install_mid_write() {
     disk::blank(&disk_path, DISK_MIB);
     let bundle = s.artifacts.bundle_v1.clone();
     let script = streamed(&s, &bundle, "ab-v1.fw", "");
-    s.server
-        .stall_at("ab-v1.fw", std::fs::metadata(&bundle).unwrap().len() / 2);
+    s.server.stall_at("ab-v1.fw", stall_offset(&bundle));
     cut_at(&mut s, &disk_path, &script, FIRST_WRITE, Duration::from_secs(3));
     assert!(
         !disk::has_mbr(&disk_path),
@@ -97,7 +121,7 @@ fn power_cut_first_install_at_commit() {
 }
 
 /// disk: [MBR+GRUB | env: a | boot | A: 1.0.0 | B: empty | data: /marker ]
-/// Streamed ab-v2.fw (loader.task=auto → upgrade into b) stalls at half,
+/// Streamed ab-v2.fw (loader.task=auto → upgrade into b) stalls at a random byte,
 /// plug pulled → the disk boots slot a, 1.0.0; the loader again → slot b,
 /// 2.0.0, /marker intact.
 #[test]
@@ -106,8 +130,7 @@ fn power_cut_reinstall_mid_write() {
     let disk_path = disk_with_v1(&s, "disk.img");
     let bundle = s.artifacts.bundle_v2.clone();
     let script = streamed(&s, &bundle, "ab-v2.fw", "loader.task=auto");
-    s.server
-        .stall_at("ab-v2.fw", std::fs::metadata(&bundle).unwrap().len() / 2);
+    s.server.stall_at("ab-v2.fw", stall_offset(&bundle));
     cut_at(&mut s, &disk_path, &script, FIRST_WRITE, Duration::from_secs(3));
     assert_eq!(
         disk::active_slot(&disk_path).as_deref(),
