@@ -79,17 +79,38 @@ impl Scenario {
         path
     }
 
-    /// The iPXE chain script: kernel with `args`, the served `initramfs`
-    /// (or another served name), and each of `initrds` as served; an entry
-    /// "NAME /PATH" injects NAME at /PATH.
+    /// The iPXE chain script, as `loader ipxe` prints it for operators: the
+    /// served kernel, the served `initramfs` (or another served name), the
+    /// kernel arguments `BASE_ARGS` and `args`, and each of `initrds` given
+    /// as "NAME /root/install.fw" injected there by iPXE.
     pub fn chain(&self, initramfs: &str, args: &str, initrds: &[&str]) -> String {
-        let base = format!("http://{HOST_FROM_GUEST}:{}", self.server.http_port);
-        let mut script = format!("#!ipxe\nkernel {base}/bzImage {BASE_ARGS} {args}\ninitrd {base}/{initramfs}\n");
+        let mut delivery = Vec::new();
         for initrd in initrds {
-            script.push_str(&format!("initrd {base}/{initrd}\n"));
+            let name = initrd
+                .strip_suffix(" /root/install.fw")
+                .unwrap_or_else(|| panic!("chain: {initrd:?} is not \"NAME /root/install.fw\""));
+            delivery.extend(["--bundle".to_string(), self.server.guest_url(name)]);
         }
-        script.push_str("boot\n");
-        script
+        self.ipxe_script(initramfs, &delivery, args)
+    }
+
+    /// `loader ipxe` with the bundle `delivery` options (`--bundle URL`,
+    /// `--bundle-cpio NAME`) and `BASE_ARGS` plus `args` on the kernel line.
+    pub fn ipxe_script(&self, initramfs: &str, delivery: &[String], args: &str) -> String {
+        let base = format!("http://{HOST_FROM_GUEST}:{}", self.server.http_port);
+        let mut command: Vec<String> = ["ipxe", "--base-url", &base, "--initramfs", initramfs]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        command.extend(delivery.iter().cloned());
+        for word in BASE_ARGS.split_whitespace().chain(args.split_whitespace()) {
+            match word.strip_prefix("console=") {
+                Some(console) => command.extend(["--console".to_string(), console.to_string()]),
+                None => command.extend(["--cmdline".to_string(), word.to_string()]),
+            }
+        }
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        self.artifacts.loader(&command)
     }
 
     /// Boots a VM from the network with `script` as boot.ipxe.

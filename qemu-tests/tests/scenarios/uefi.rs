@@ -3,32 +3,22 @@
 use std::path::Path;
 
 use qemu_tests::disk;
-use qemu_tests::scenario::{expect, result_line, Scenario, BASE_ARGS};
+use qemu_tests::scenario::{expect, result_line, Scenario};
 use qemu_tests::vm::VmConfig;
 
 use crate::{disk_with_v1, expect_system, DISK_MIB};
 
 /// Serves `bundle` wrapped in its own cpio (`loader initramfs
 /// --wrap-bundle`) and, as boot.ipxe, the script `loader ipxe --bundle-cpio`
-/// prints for it with the scenarios' consoles, /dev/vda and `options`
-/// (`NAME=VALUE` loader options).
-fn serve_wrapped(s: &Scenario, bundle: &Path, options: &[&str]) {
+/// prints for it, with /dev/vda and `args` on the kernel line.
+fn serve_wrapped(s: &Scenario, bundle: &Path, args: &str) {
     let cpio = s.path("bundle.cpio");
     let bundle = bundle.to_str().unwrap();
     s.artifacts
         .loader(&["initramfs", "--wrap-bundle", bundle, "-o", cpio.to_str().unwrap()]);
     s.server.add_file("bundle.cpio", &cpio);
-    let base = format!("http://10.0.2.2:{}", s.server.http_port);
-    let mut args = vec!["ipxe", "--base-url", &base, "--bundle-cpio", "bundle.cpio"];
-    args.extend(["--console", "tty0", "--console", "ttyS0,115200"]);
-    args.extend(["--option", "disk=/dev/vda", "--option", "console=plain"]);
-    for option in options {
-        args.extend(["--option", option]);
-    }
-    let script = s.artifacts.loader(&args);
-    for word in BASE_ARGS.split(' ') {
-        assert!(script.contains(word), "`loader ipxe` left out {word}: {script}");
-    }
+    let delivery = ["--bundle-cpio".to_string(), "bundle.cpio".to_string()];
+    let script = s.ipxe_script("initramfs", &delivery, &format!("loader.disk=/dev/vda {args}"));
     s.server.add_bytes("boot.ipxe", script.into_bytes());
 }
 
@@ -42,7 +32,7 @@ fn uefi_first_install() {
     let mut s = Scenario::new("uefi_first_install");
     let disk_path = s.path("disk.img");
     disk::blank(&disk_path, DISK_MIB);
-    serve_wrapped(&s, &s.artifacts.bundle_v1.clone(), &[]);
+    serve_wrapped(&s, &s.artifacts.bundle_v1.clone(), "");
 
     let config = VmConfig::new(&[&disk_path])
         .network_boot(s.server.guest_url("boot.ipxe"))
@@ -83,7 +73,7 @@ fn uefi_rescue_reinstall() {
     serve_wrapped(
         &s,
         &s.artifacts.bundle_v2.clone(),
-        &["task=auto", "on_success=poweroff"],
+        "loader.task=auto loader.on_success=poweroff",
     );
 
     let vars = s.path("vars.fd");
