@@ -72,11 +72,17 @@ impl Scenario {
         self.dir.join(name)
     }
 
-    /// Writes the CA certificate (PEM) into the scenario directory.
-    pub fn ca_file(&self) -> PathBuf {
-        let path = self.path("ca.pem");
-        std::fs::write(&path, self.ca.pem()).expect("write ca.pem");
-        path
+    /// Serves, as `initramfs-ca`, an initramfs with this scenario's CA baked
+    /// in (`loader initramfs --ca-cert`): the loader then trusts the
+    /// server's HTTPS certificate.
+    pub fn serve_ca_initramfs(&self) {
+        let ca = self.path("ca.pem");
+        std::fs::write(&ca, self.ca.pem()).expect("write ca.pem");
+        let ca = ca.to_str().expect("test paths are UTF-8");
+        let initramfs = self
+            .artifacts
+            .initramfs_with(&format!("ca-{}", self.name), &["--ca-cert", ca]);
+        self.server.add_file("initramfs-ca", &initramfs);
     }
 
     /// The iPXE chain script, as `loader ipxe` prints it for operators: the

@@ -8,17 +8,8 @@ use serde_json::Value;
 
 use crate::{expect_system, DISK_MIB};
 
-/// The CA-trusting initramfs for the HTTPS scenarios (the scenario's CA is
-/// made per run, so each scenario bakes its own).
-fn https_initramfs(s: &Scenario) {
-    let ca = s.ca_file();
-    let name = format!("ca-{}", s.name);
-    let initramfs = s.artifacts.initramfs_with(&name, &["--ca-cert", ca.to_str().unwrap()]);
-    s.server.add_file("initramfs-ca", &initramfs);
-}
-
-/// The whole install, judged from the disk: MBR written, the U-Boot
-/// environment says slot a, the boot partition's files are there.
+/// The install judged from the disk: an MBR boot signature, and the U-Boot
+/// environment says slot a.
 fn assert_installed_slot_a(disk_path: &std::path::Path) {
     assert!(disk::has_mbr(disk_path), "no MBR boot signature on the disk");
     assert_eq!(
@@ -59,7 +50,7 @@ fn first_install_injected() {
 #[test]
 fn first_install_https() {
     let mut s = Scenario::new("first_install_https");
-    https_initramfs(&s);
+    s.serve_ca_initramfs();
     let disk_path = s.path("disk.img");
     disk::blank(&disk_path, DISK_MIB);
     s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
@@ -93,7 +84,7 @@ fn first_install_https() {
 #[test]
 fn resume_after_two_cuts() {
     let mut s = Scenario::new("resume_after_two_cuts");
-    https_initramfs(&s);
+    s.serve_ca_initramfs();
     let disk_path = s.path("disk.img");
     disk::blank(&disk_path, DISK_MIB);
     let bundle = s.artifacts.bundle_v1.clone();
@@ -158,7 +149,7 @@ fn resume_after_two_cuts() {
 #[test]
 fn status_callback() {
     let mut s = Scenario::new("status_callback");
-    https_initramfs(&s);
+    s.serve_ca_initramfs();
     let disk_path = s.path("disk.img");
     disk::blank(&disk_path, DISK_MIB);
     s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());

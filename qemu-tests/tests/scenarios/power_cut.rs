@@ -24,11 +24,7 @@ const COMMIT: &str = "stage: committing boot-critical writes";
 /// Serves `bundle` as `name` over HTTPS to an initramfs trusting the
 /// scenario's CA; returns the chain script installing it with `args`.
 fn streamed(s: &Scenario, bundle: &Path, name: &str, args: &str) -> String {
-    let ca = s.ca_file();
-    let initramfs = s
-        .artifacts
-        .initramfs_with(&format!("ca-{}", s.name), &["--ca-cert", ca.to_str().unwrap()]);
-    s.server.add_file("initramfs-ca", &initramfs);
+    s.serve_ca_initramfs();
     s.server.add_file(name, bundle);
     let args = format!(
         "loader.disk=/dev/vda {args} loader.url={}",
