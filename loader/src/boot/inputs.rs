@@ -26,19 +26,15 @@ pub(super) fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, F
 /// Keys baked into the initramfs plus `loader.pubkey=`.
 pub(super) fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failure> {
     let mut keys = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&paths.keys_dir) {
-        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.sort();
-        for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pub")) {
-            keys.push(PublicKey::from_file(file).map_err(|e| {
-                fail(
-                    "loading keys",
-                    "config",
-                    format!("{}: {e}", file.display()),
-                    "rebuild the initramfs",
-                )
-            })?);
-        }
+    for file in baked_files(&paths.keys_dir, "pub") {
+        keys.push(PublicKey::from_file(&file).map_err(|e| {
+            fail(
+                "loading keys",
+                "config",
+                format!("{}: {e}", file.display()),
+                "rebuild the initramfs",
+            )
+        })?);
     }
     for raw in &config.pubkeys {
         use base64::Engine as _;
@@ -66,4 +62,15 @@ pub(super) fn find_bundle(config: &Config, paths: &BootPaths) -> Result<PathBuf,
             "add `initrd BUNDLE_URL /root/install.fw` to the iPXE script, or set loader.url=",
         )),
     }
+}
+
+/// The files `*.EXTENSION` in a directory baked into the initramfs, in name
+/// order; none when the directory is missing (nothing was baked in).
+pub(super) fn baked_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == extension));
+    files.sort();
+    files
 }

@@ -2,9 +2,8 @@
 //! those baked into the initramfs (`loader initramfs --ca-cert`) and those
 //! given as `loader.ca=`.
 
-use std::path::PathBuf;
-
 use super::config::Config;
+use super::inputs::baked_files;
 use super::run::BootPaths;
 use crate::source::ExtraRoot;
 
@@ -13,12 +12,7 @@ use crate::source::ExtraRoot;
 /// messages. An unreadable baked file is skipped here; the TLS error then
 /// names the roots that were used.
 pub fn ca_roots(config: &Config, paths: &BootPaths) -> Vec<ExtraRoot> {
-    let mut baked: Vec<PathBuf> = std::fs::read_dir(&paths.ca_dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    baked.retain(|p| p.extension().is_some_and(|e| e == "pem"));
-    baked.sort();
-    let mut roots: Vec<ExtraRoot> = baked
+    let mut roots: Vec<ExtraRoot> = baked_files(&paths.ca_dir, "pem")
         .iter()
         .filter_map(|path| {
             Some(ExtraRoot {
@@ -37,6 +31,7 @@ pub fn ca_roots(config: &Config, paths: &BootPaths) -> Vec<ExtraRoot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn baked_certificates_come_first_in_name_order_then_loader_ca() {
