@@ -107,6 +107,12 @@ enum Command {
     /// Sign (or re-sign) an existing bundle.
     #[cfg(feature = "host-tools")]
     Sign(crate::pack::cli::SignArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[cfg(feature = "host-tools")]
+    Completions(crate::manual::CompletionsArgs),
+    /// Write man pages (loader.1 and one per command) into a directory.
+    #[cfg(feature = "host-tools")]
+    Manpages(crate::manual::ManpagesArgs),
 }
 
 #[derive(clap::Args)]
@@ -341,6 +347,10 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         #[cfg(feature = "host-tools")]
         Command::Sign(args) => crate::pack::cli::sign(args),
+        #[cfg(feature = "host-tools")]
+        Command::Completions(args) => crate::manual::completions(args),
+        #[cfg(feature = "host-tools")]
+        Command::Manpages(args) => crate::manual::manpages(args),
     }
 }
 
