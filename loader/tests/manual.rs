@@ -1,6 +1,8 @@
 //! `loader completions` and `loader manpages`: generated from the clap
 //! definitions, so every command and option a user can type is in them.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn loader(args: &[&str]) -> std::process::Output {
