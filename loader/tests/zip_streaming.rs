@@ -235,3 +235,49 @@ fn skipping_a_corrupt_deflate_stream_is_refused() {
         "{skipped:?}"
     );
 }
+
+/// 01-minimal-raw's entries, read back with the walker.
+fn minimal_entries() -> Vec<(String, Vec<u8>)> {
+    walk_all(&zip_support::read_fixture("01-minimal-raw.fw")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn install(bundle: Vec<u8>) -> Result<(), String> {
+    use loader::apply::{self, events::Silent, ApplyOptions};
+    use loader::target::file::ImageFile;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let img = dir.path().join("disk.img");
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(4 << 20))
+        .map_err(|e| e.to_string())?;
+    let mut target = ImageFile::open(&img).map_err(|e| e.to_string())?;
+    apply::apply(
+        std::io::Cursor::new(bundle),
+        &mut target,
+        &ApplyOptions::new("complete"),
+        &mut Silent,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn an_install_refuses_a_resource_or_meta_conf_that_appears_twice() {
+    // fwup would run the handler of a repeated resource again (and write
+    // whichever copy came last); the loader refuses the bundle.
+    let entries = minimal_entries();
+    let mut once = ZipBuilder::new();
+    for (name, data) in &entries {
+        once.add(name, data, FWUP);
+    }
+    assert_eq!(install(once.finish()), Ok(()), "the bundle itself installs");
+    for twice in ["data/payload.bin", "meta.conf"] {
+        let mut zip = ZipBuilder::new();
+        for (name, data) in &entries {
+            zip.add(name, data, FWUP);
+        }
+        let (_, data) = entries.iter().find(|(n, _)| n == twice).cloned().unwrap_or_default();
+        zip.add(twice, &data, STREAMED_STORED);
+        let err = install(zip.finish()).err().unwrap_or_default();
+        assert!(err.contains(&format!("ZIP entry `{twice}` appears twice")), "{err}");
+    }
+}
