@@ -70,6 +70,7 @@ pub fn requirement_met(manifest: &Manifest, req: &Requirement, disk: &mut dyn Me
         Requirement::PathOnDevice { path, device } => path_on_device(path, device),
         Requirement::PathAtOffset { path, block_offset } => path_at_offset(path, *block_offset),
         Requirement::Execute { command } => allow_unsafe && exec::run_shell(command).unwrap_or(false),
+        Requirement::Unusable { .. } => false,
     }
 }
 
@@ -112,6 +113,22 @@ pub fn validate_task(manifest: &Manifest, task: &Task, opts: &ApplyOptions) -> R
         .chain(task.on_finish.iter())
         .chain(task.on_error.iter())
         .chain(task.on_resource.iter().flat_map(|h| h.actions.iter()));
+    // fwup computes the progress of on-init, every on-resource and
+    // on-finish before running anything, and fails on a function it does
+    // not know; on-error is only run, and stops at one.
+    let before_error = task
+        .on_init
+        .iter()
+        .chain(task.on_finish.iter())
+        .chain(task.on_resource.iter().flat_map(|h| h.actions.iter()));
+    for action in before_error {
+        if let Action::Unusable { problem, .. } = action {
+            return Err(ApplyError::Manifest(format!(
+                "task `{}` cannot be installed: {problem}",
+                task.name
+            )));
+        }
+    }
     let mut fat_bytes = 0u64;
     for action in all {
         if action.is_unsafe() && !opts.allow_unsafe {
