@@ -13,7 +13,10 @@
 //!   `zipfile` and Perl's `IO::Compress::Zip` streaming to a pipe (stored
 //!   entries sized only by their data descriptors, 32- and 64-bit),
 //!   Info-ZIP and Java (deflated, sizes after the data), and with
-//!   undeclared entries (one a small ZIP bomb) between the declared ones.
+//!   undeclared entries (one a small ZIP bomb) between the declared ones;
+//! * 30–35: hand-written `meta.conf` with what fwup 1.16 does not know
+//!   (options, sections, calls, actions, requirements) and the shapes its
+//!   libconfuse skipping swallows or refuses.
 
 mod corpus_support;
 
