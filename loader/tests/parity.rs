@@ -30,3 +30,49 @@ fn parity_cases_match_fwup() {
         failures.join("\n")
     );
 }
+
+/// A layout larger than the target: fwup writes the resource and then a
+/// table that points past the end of the disk (see make-fixtures.sh); the
+/// loader refuses before the first write, saying the disk size, the layout
+/// size and the largest partition that does not fit.
+#[test]
+fn a_layout_larger_than_the_disk_is_refused_before_any_write() {
+    use loader::apply::{self, events::Silent, ApplyOptions};
+    use loader::target::file::ImageFile;
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (layout, table) in [("mbr", "mbr \"m\""), ("gpt", "gpt \"g\"")] {
+        let img = dir.path().join(format!("{layout}.img"));
+        // Filled, so any write at all would show.
+        let before = vec![0xa5u8; 4 << 20];
+        std::fs::write(&img, &before).unwrap_or_else(|e| panic!("{e}"));
+        let bundle = corpus_support::fixture_dir("parity").join(format!("40-too-large-{layout}.fw"));
+        let bundle = std::fs::File::open(bundle).unwrap_or_else(|e| panic!("{e}"));
+        let mut target = ImageFile::open(&img).unwrap_or_else(|e| panic!("{e}"));
+        let err = apply::apply(bundle, &mut target, &ApplyOptions::new("complete"), &mut Silent)
+            .err()
+            .map(|e| (e.class(), e.to_string()));
+        drop(target);
+        let Some((class, message)) = err else {
+            panic!("{layout}: installed a layout larger than the disk")
+        };
+        assert_eq!(class, "too-small", "{message}");
+        let layout_size = if layout == "mbr" {
+            "12.0 MiB (12582912 bytes)"
+        } else {
+            "11.0 MiB (11551232 bytes)"
+        };
+        assert_eq!(
+            message,
+            format!(
+                "{table} does not fit on the target: the disk is 4.0 MiB (4194304 bytes), the layout needs \
+                 {layout_size}; the largest partition that does not fit is partition \"1\" (8.0 MiB at blocks \
+                 6144..22528); nothing was written (a table pointing past the end of the disk would not boot)"
+            )
+        );
+        assert!(
+            std::fs::read(&img).is_ok_and(|after| after == before),
+            "{layout}: the disk changed"
+        );
+    }
+}

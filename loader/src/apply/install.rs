@@ -96,6 +96,8 @@ pub fn run<R: Read + Send + 'static>(
         task: task.name.clone(),
     });
     select::validate_task(&manifest, task, opts)?;
+    let disk_blocks = overlay.target().size().map(|bytes| bytes / crate::formats::BLOCK_SIZE);
+    select::check_tables_fit(&manifest, task, disk_blocks)?;
 
     let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
     runner.protect_known_regions();
