@@ -6,20 +6,7 @@ mod zip_support;
 use std::io::{self, Read};
 
 use loader::bundle::zip::{SizeKind, ZipError, ZipWalker};
-use zip_support::{walk_all, Layout, ZipBuilder, FWUP, PLAIN_DEFLATE, PLAIN_STORED};
-
-/// Deterministic, poorly compressible bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use zip_support::{noise, walk_all, Layout, ZipBuilder, FWUP, PLAIN_DEFLATE, PLAIN_STORED};
 
 fn text(len: usize) -> Vec<u8> {
     b"task complete { on-resource rootfs.img { raw_write(2048) } }\n"

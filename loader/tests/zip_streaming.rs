@@ -8,23 +8,11 @@ mod zip_support;
 use std::io::Read;
 
 use loader::bundle::zip::{ZipError, ZipWalker};
-use zip_support::{walk_all, walk_reader, Layout, ZipBuilder, FWUP};
+use zip_support::{noise, walk_all, walk_reader, walk_with_buffer, Layout, ZipBuilder, FWUP};
 
 /// Stored, flag bit 3, both sizes 0 in the local header (Python's
 /// `zipfile` on a pipe, Perl's `IO::Compress::Zip`, Go's `archive/zip`).
 const STREAMED_STORED: Layout = Layout { deflate: false, ..FWUP };
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `prefix`, then a data descriptor for it (signed, 32-bit sizes) and a
 /// local header signature: what the end of an entry looks like.
@@ -41,15 +29,7 @@ fn descriptor_after(prefix: &[u8]) -> Vec<u8> {
 /// Reads every entry with a small read-ahead, so descriptors and
 /// look-alikes straddle the buffer's end.
 fn walk_small_buffer(zip: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut walker = ZipWalker::with_buffer(zip, 4096);
-    let mut out = Vec::new();
-    while let Some(mut entry) = walker.next_entry().map_err(|e| e.to_string())? {
-        let name = entry.name().to_string();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
-        out.push((name, data));
-    }
-    Ok(out)
+    walk_with_buffer(zip, 4096)
 }
 
 #[test]

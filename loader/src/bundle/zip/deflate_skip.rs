@@ -358,15 +358,7 @@ mod tests {
     }
 
     fn sample(len: usize, seed: u32, alphabet: u8) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x % u32::from(alphabet)) as u8
-            })
-            .collect()
+        crate::bundle::zip::test_bytes::xorshift_bytes(len, seed, u16::from(alphabet))
     }
 
     #[test]

@@ -178,15 +178,7 @@ mod tests {
     }
 
     fn noise(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
+        crate::bundle::zip::test_bytes::xorshift_bytes(len, seed, 256)
     }
 
     #[test]

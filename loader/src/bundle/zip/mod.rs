@@ -49,6 +49,8 @@ mod header;
 #[cfg(test)]
 mod header_tests;
 mod source;
+#[cfg(test)]
+mod test_bytes;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
