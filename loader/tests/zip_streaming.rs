@@ -261,3 +261,27 @@ fn an_install_refuses_a_resource_or_meta_conf_that_appears_twice() {
         assert!(err.contains(&format!("ZIP entry `{twice}` appears twice")), "{err}");
     }
 }
+
+#[test]
+fn a_stored_entry_without_sizes_reads_the_same_in_tiny_pieces() {
+    let data = noise(40_000, 11);
+    let bytes = ZipBuilder::new()
+        .add("data/a", &data, STREAMED_STORED)
+        .add("data/b", b"b", STREAMED_STORED)
+        .finish();
+    let mut walker = ZipWalker::new(&bytes[..]);
+    let mut got = Vec::new();
+    if let Ok(Some(mut entry)) = walker.next_entry() {
+        let mut piece = [0u8; 3];
+        loop {
+            match entry.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&piece[..n]),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert_eq!(got, data);
+    let next = walker.next_entry().ok().flatten().map(|e| e.name().to_string());
+    assert_eq!(next.as_deref(), Some("data/b"));
+}

@@ -116,7 +116,10 @@ impl Body {
             Some((end, _, _)) => usize::try_from(end - self.compressed).unwrap_or(usize::MAX),
             None => {
                 let at_eof = window.len() < descriptor_scan::LOOK_AHEAD;
-                match descriptor_scan::scan(window, at_eof, self.compressed, &self.crc, self.header.zip64) {
+                // Look no further than this read can hand out, so that many
+                // small reads do not scan the same bytes again and again.
+                let view = &window[..window.len().min(out.len().saturating_add(descriptor_scan::LOOK_AHEAD))];
+                match descriptor_scan::scan(view, at_eof, self.compressed, &self.crc, self.header.zip64) {
                     Scan::End { at, len, descriptor } => {
                         self.scanned_end = Some((self.compressed + at as u64, len, descriptor));
                         at
