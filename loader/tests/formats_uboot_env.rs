@@ -139,7 +139,10 @@ fn the_flag_counter_wraps_modulo_256_as_in_fwup() {
     let new: UbootEnv = [("copy", "secondary")].into_iter().collect();
     disk.write_at_block(256, &uboot_env::encode(&spec, &old, 0x7f).unwrap());
     disk.write_at_block(272, &uboot_env::encode(&spec, &new, 0x80).unwrap());
-    assert_eq!(uboot_env::read(&mut disk, &spec).unwrap().get("copy"), Some("secondary"));
+    assert_eq!(
+        uboot_env::read(&mut disk, &spec).unwrap().get("copy"),
+        Some("secondary")
+    );
 
     // The write replaces the copy that was not read, counting up from 0x80.
     let secondary_before = disk.bytes(272 * BLOCK, spec.size());
@@ -153,7 +156,10 @@ fn the_flag_counter_wraps_modulo_256_as_in_fwup() {
     // And 0x00 follows 0xff.
     disk.write_at_block(256, &uboot_env::encode(&spec, &old, 0xff).unwrap());
     disk.write_at_block(272, &uboot_env::encode(&spec, &new, 0x00).unwrap());
-    assert_eq!(uboot_env::read(&mut disk, &spec).unwrap().get("copy"), Some("secondary"));
+    assert_eq!(
+        uboot_env::read(&mut disk, &spec).unwrap().get("copy"),
+        Some("secondary")
+    );
 }
 
 #[test]
