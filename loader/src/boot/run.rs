@@ -257,7 +257,7 @@ fn install_pass(
     let (choice, facts) = task_choice::choose_task_on(&config.task, policy, manifest, &bundle.uuid, &mut device, size)
         .map_err(|e| fail("choosing the task", "task", e, "see what the disk holds: loader disks"))?;
     out.say(&format!("disk holds: {}", facts.contents.summary()));
-    out.say(&format!("task: {} ({})", choice.task, choice.reason));
+    out.say(&format!("task: {} ({})", choice.label(), choice.reason));
     if let Some(outcome) = super::plan::stop_before_writing(config, &choice, &bundle, &mut device, opts, out)? {
         let summary = super::plan::unwritten_summary(&bundle, &choice);
         return Err(Stop::NothingWritten(Box::new(Installed {

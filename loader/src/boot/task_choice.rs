@@ -137,6 +137,17 @@ pub struct TaskChoice {
     pub keep: Option<KeptPartition>,
 }
 
+impl TaskChoice {
+    /// The task as the console names it: `complete`, `repair (complete)`, `none`.
+    pub fn label(&self) -> String {
+        match self.kind {
+            TaskKind::Repair => format!("repair ({})", self.task),
+            TaskKind::AlreadyActive => "none".into(),
+            _ => self.task.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TaskChoiceError {
     #[error("loader.task={requested}: the bundle has no task starting with `{requested}`; its tasks: {}", .available.join(", "))]
