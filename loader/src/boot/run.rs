@@ -357,7 +357,9 @@ fn choose_disk(
     };
     let mut clock = disks::SystemClock::default();
     let mut last_note = String::new();
-    disks::wait_for_disk(
+    // The sysfs root holding /sys/block (a fake tree in tests).
+    let sys_root = paths.sys_block.parent().unwrap_or(Path::new("/sys")).to_path_buf();
+    let waited = disks::wait_for_disk(
         &mut clock,
         &policy,
         &request,
@@ -368,22 +370,24 @@ fn choose_disk(
                 .unwrap_or_default();
             disks::discover(&paths.sys_block, &mounts, &options)
         },
-        |e| {
-            let note = e.to_string();
+        |elapsed| disks::probe_state(&sys_root, elapsed),
+        |note| {
             if note != last_note {
                 out.say(&format!("waiting for a disk: {note}"));
-                last_note = note;
+                last_note = note.to_string();
             }
         },
-    )
-    .map_err(|e| {
+    );
+    let (selected, report) = waited.map_err(|e| {
         fail(
             "choosing the disk",
             "disk",
             e,
             "set loader.disk= (serial:, wwn:, model:, size:>=, a path)",
         )
-    })
+    })?;
+    out.say(&format!("disks: {report}"));
+    Ok(selected)
 }
 
 /// How long to pause before attempt `n` (1-based) is retried, or `None`
