@@ -20,3 +20,4 @@ pub mod pack;
 pub mod report;
 pub mod source;
 pub mod target;
+pub mod toolbox;

@@ -248,3 +248,100 @@ fn repair_is_refused_where_the_layout_does_not_match() {
     );
     assert_eq!(disk.sha256(), before);
 }
+
+/// Runs the loader binary with `args`.
+fn loader(args: &[&str]) -> (Output, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loader")).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out, text)
+}
+
+#[test]
+fn loader_disks_says_what_each_disk_holds_and_what_auto_would_do() {
+    let Some(blank) = LoopDisk::new(GIB, |_| {}) else {
+        return;
+    };
+    let Some(installed) = LoopDisk::new(GIB, |_| {}) else {
+        return;
+    };
+    let Some(foreign) = LoopDisk::new(GIB, foreign_ext4) else {
+        return;
+    };
+    let (out, log) = installed.boot("02-x86_64-ab-mbr.fw", "");
+    assert!(out.status.success(), "{log}");
+
+    let (out, json) = loader(&["disks", "--json", &blank.dev, &installed.dev, &foreign.dev]);
+    assert!(out.status.success(), "{json}");
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let (b, i, f) = (&rows[0], &rows[1], &rows[2]);
+    assert_eq!(b["size"], GIB);
+    assert_eq!(b["transport"], "virtual");
+    assert_eq!(b["holds"]["blank"], true);
+    assert!(b["target"]["auto"]
+        .as_str()
+        .unwrap()
+        .contains("blank, loader.task=auto installs"));
+
+    let install = &i["holds"]["install"];
+    assert_eq!(
+        (&install["product"], &install["version"], &install["slot"]),
+        (&"Loader Test Firmware".into(), &"1.0.0".into(), &"a".into())
+    );
+    assert_eq!(i["holds"]["table"], "MBR");
+    assert_eq!(i["holds"]["partitions"][1]["filesystem"], "squashfs");
+    assert!(i["holds"]["install"]["uuid"].as_str().is_some_and(|u| u.len() == 36));
+
+    assert_eq!(f["holds"]["partitions"][0]["filesystem"], "ext4");
+    assert_eq!(f["holds"]["partitions"][0]["label"], "root");
+    assert_eq!(f["holds"]["partitions"][1]["filesystem"], "Linux swap");
+    assert!(f["target"]["auto"].as_str().unwrap().contains("refuses it"));
+
+    let (out, text) = loader(&["disks", &foreign.dev]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("holds: MBR with 2 partition(s): 1: Linux (0x83), 64.0 MiB at block 2048, ext4 \"root\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn loader_plan_shows_the_upgrade_and_writes_nothing() {
+    let Some(disk) = LoopDisk::new(GIB, |_| {}) else { return };
+    let (out, log) = disk.boot("02-x86_64-ab-mbr.fw", "");
+    assert!(out.status.success(), "{log}");
+    let before = disk.sha256();
+    let bundle = fw("02-x86_64-ab-mbr-v2.fw");
+    let (out, text) = loader(&[
+        "plan",
+        bundle.to_str().unwrap(),
+        "--disk",
+        &disk.dev,
+        "--keys-dir",
+        "/nonexistent",
+    ]);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "loader: task: upgrade (disk holds slot a of 'Loader Test Firmware' 1.0.0 for x86_64: upgrading to 2.0.0",
+        "loader: plan: task upgrade.b onto ",
+        "loader: plan: on-init: trim(559616, 524288) → bytes 286523392..554958848 (256.0 MiB) discarded",
+        "loader: plan: on-resource rootfs.img: raw_write(559616) → bytes 286523392..",
+        "result: dry run Loader Test Firmware 2.0.0 task=upgrade",
+    ] {
+        assert!(text.contains(line), "missing {line:?}: {text}");
+    }
+    assert_eq!(disk.sha256(), before, "the plan wrote to the disk");
+
+    let (out, text) = loader(&[
+        "plan",
+        bundle.to_str().unwrap(),
+        "--disk",
+        &disk.dev,
+        "--task",
+        "repair",
+    ]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("[inside partition 4: kept, not written]"),
+        "the repair plan marks what it keeps: {text}"
+    );
+}

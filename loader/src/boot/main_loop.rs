@@ -75,6 +75,21 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
             )
         }
     };
+    attempts_with(mode, paths, log, loaded)
+}
+
+/// The boot flow on a host with a configuration the caller built
+/// (`loader plan`): no PID 1 duties, no power actions.
+pub fn run_host_with(paths: &BootPaths, loaded: super::config::Loaded) -> ExitCode {
+    let mode = BootMode {
+        pid1: false,
+        power_actions: false,
+    };
+    let log = BootLog::new(Some(Box::new(std::io::stdout())), None);
+    attempts_with(&mode, paths, &log, loaded)
+}
+
+fn attempts_with(mode: &BootMode, paths: &BootPaths, log: &BootLog, loaded: super::config::Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         log.warn(&warning.to_string());
     }

@@ -186,3 +186,41 @@ impl<M: Medium + ?Sized> Medium for MediumRef<'_, M> {
         Err(std::io::Error::other("disk inspection never writes"))
     }
 }
+
+/// A disk or image file opened read-only for inspection: no exclusive
+/// open, so a mounted disk can be looked at too.
+pub struct ReadOnlyDisk {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl ReadOnlyDisk {
+    pub fn open(path: &std::path::Path) -> std::io::Result<ReadOnlyDisk> {
+        use std::io::Seek;
+        let mut file = std::fs::File::open(path)?;
+        // Works for block devices and files alike.
+        let size = file.seek(std::io::SeekFrom::End(0))?;
+        Ok(ReadOnlyDisk { file, size })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Medium for ReadOnlyDisk {
+    /// Past the end reads zeros, like every `Medium`.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        buf.fill(0);
+        let available = self.size.saturating_sub(offset).min(buf.len() as u64) as usize;
+        if available > 0 {
+            self.file.read_exact_at(&mut buf[..available], offset)?;
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, _offset: u64, _data: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk inspection never writes"))
+    }
+}
