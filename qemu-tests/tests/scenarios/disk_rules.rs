@@ -34,7 +34,7 @@ fn crc32(data: &[u8]) -> u32 {
 fn foreign_gpt_ext4(path: &Path) {
     disk::blank(path, DISK_MIB);
     let blocks = DISK_MIB << 11;
-    let (first, last) = (2048u64, 2048 + (64 << 11) - 1);
+    let (first, last): (u64, u64) = (2048, 2048 + (64 << 11) - 1);
     let status = Command::new("mkfs.ext4")
         .args(["-q", "-F", "-L", "root", "-E", &format!("offset={}", first * 512)])
         .arg(path)
