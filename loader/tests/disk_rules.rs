@@ -345,3 +345,26 @@ fn loader_plan_shows_the_upgrade_and_writes_nothing() {
         "the repair plan marks what it keeps: {text}"
     );
 }
+
+/// fwup's own result images (the corpus) read as `loader disks` reads a
+/// disk: the GPT of bundle 03 and the install its `complete` left.
+#[test]
+fn loader_disks_reads_fwups_gpt_install_from_an_image_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("03-complete.img");
+    let out = Command::new("zstd")
+        .args(["-q", "-d", "-o"])
+        .arg(&image)
+        .arg(fw("expected/03-complete.img.zst"))
+        .output()
+        .expect("zstd (scripts/setup installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, json) = loader(&["disks", "--json", image.to_str().unwrap()]);
+    assert!(out.status.success(), "{json}");
+    let holds = &serde_json::from_str::<serde_json::Value>(&json).unwrap()[0]["holds"];
+    assert_eq!(holds["table"], "GPT");
+    assert_eq!(holds["partitions"][0]["type"], "EFI System");
+    assert_eq!(holds["partitions"][1]["type"], "Linux filesystem");
+    assert_eq!(holds["install"]["slot"], "a");
+    assert_eq!(holds["install"]["product"], "Loader Test Firmware (GPT)");
+}
