@@ -54,11 +54,12 @@ pub struct DiskContents {
 
 impl DiskContents {
     /// Nothing on it that anyone could miss: no partition table, no
-    /// filesystem or volume signature on the whole disk, no environment.
-    /// Stray bytes without any signature (a first install cut before its
-    /// commit leaves bulk data but no table) count as blank.
+    /// filesystem or volume signature on the whole disk, no valid
+    /// environment. Stray bytes without any signature count as blank: a
+    /// first install cut (or restarted) before its commit leaves bulk data,
+    /// possibly where an environment would be, but no table.
     pub fn is_blank(&self) -> bool {
-        self.table == TableKind::None && self.whole_disk.is_none() && self.env == EnvState::Absent
+        self.table == TableKind::None && self.whole_disk.is_none() && !matches!(self.env, EnvState::Valid { .. })
     }
 
     /// One line: "MBR: 1 Linux (0x83) 16.0 MiB ext4 "root", 2 …; install: …".

@@ -169,6 +169,11 @@ fn a_damaged_environment_is_told_from_an_absent_one() {
     let mut disk = vec![0u8; 4 * MIB];
     write_env(&mut disk, &[("nerves_fw_active", "a")]);
     disk[2048 * 512 + 100] ^= 0xff;
+    assert!(
+        inspect(&mut disk, Some(4 * MIB as u64), None).unwrap().is_blank(),
+        "without a table, bytes where an environment would be are stray data (an aborted first install)"
+    );
+    mbr_entry(&mut disk, 0, 0x83, 4096, 2048);
     let found = inspect(&mut disk, Some(4 * MIB as u64), None).unwrap();
     assert!(
         matches!(found.env, EnvState::Damaged { block: 2048, .. }),
