@@ -36,59 +36,11 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
+pub use super::bundle_facts::BundleFacts;
 use super::config::TaskRequest;
 use super::version_order::compare_versions;
-use crate::bundle::manifest::{Action, Manifest};
+use crate::bundle::manifest::Manifest;
 use crate::inspect_disk::{DiskContents, Installed, LayoutComparison};
-
-/// What the bundle says about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BundleFacts {
-    pub product: Option<String>,
-    pub version: Option<String>,
-    pub platform: Option<String>,
-    pub architecture: Option<String>,
-    /// `FWUP_META_UUID`.
-    pub uuid: Option<String>,
-    /// Task names in meta.conf order.
-    pub tasks: Vec<String>,
-    pub has_partition_table: bool,
-    /// The partition (Linux numbering) that holds application data, from
-    /// the Nerves variable `a.nerves_fw_application_part0_devpath` that
-    /// the `complete` task sets (`/dev/rootdisk0p4` → 4).
-    pub data_partition: Option<u32>,
-}
-
-impl BundleFacts {
-    pub fn from_manifest(manifest: &Manifest, uuid: &str) -> BundleFacts {
-        let meta = &manifest.meta;
-        BundleFacts {
-            product: meta.product.clone().filter(|s| !s.is_empty()),
-            version: meta.version.clone().filter(|s| !s.is_empty()),
-            platform: meta.platform.clone().filter(|s| !s.is_empty()),
-            architecture: meta.architecture.clone().filter(|s| !s.is_empty()),
-            uuid: Some(uuid.to_string()).filter(|s| !s.is_empty()),
-            tasks: manifest.tasks.iter().map(|t| t.name.clone()).collect(),
-            has_partition_table: !manifest.mbrs.is_empty() || !manifest.gpts.is_empty(),
-            data_partition: data_partition(manifest),
-        }
-    }
-
-    fn has_task(&self, prefix: &str) -> bool {
-        self.tasks.iter().any(|t| t.starts_with(prefix))
-    }
-
-    fn describe(&self) -> String {
-        let product = self
-            .product
-            .as_deref()
-            .map_or("the bundle".into(), |p| format!("'{p}'"));
-        match &self.platform {
-            Some(platform) => format!("{product} for {platform}"),
-            None => product,
-        }
-    }
-}
 
 /// What is on the disk, and how its table compares with the bundle's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,35 +330,6 @@ fn same_kind(found: &Installed, bundle: &BundleFacts) -> bool {
         && agree(&found.product, &bundle.product)
         && agree(&found.platform, &bundle.platform)
         && agree(&found.architecture, &bundle.architecture)
-}
-
-/// The data partition a Nerves-style `complete` task names (see
-/// [`BundleFacts::data_partition`]).
-fn data_partition(manifest: &Manifest) -> Option<u32> {
-    let complete = manifest.tasks.iter().find(|t| t.name.starts_with("complete"))?;
-    let actions = complete
-        .on_init
-        .iter()
-        .chain(&complete.on_finish)
-        .chain(complete.on_resource.iter().flat_map(|h| h.actions.iter()));
-    actions.into_iter().find_map(|action| match action {
-        Action::UbootSetenv { name, value, .. } if name.ends_with("nerves_fw_application_part0_devpath") => {
-            partition_number(value)
-        }
-        _ => None,
-    })
-}
-
-/// `/dev/rootdisk0p4` → 4, `/dev/mmcblk0p3` → 3, `/dev/sda4` → 4; a whole
-/// disk (`/dev/rootdisk0`, `/dev/nvme0n1`) → `None`.
-fn partition_number(devpath: &str) -> Option<u32> {
-    let name = devpath.rsplit('/').next()?;
-    let digits = name.len() - name.bytes().rev().take_while(u8::is_ascii_digit).count();
-    let (stem, number) = name.split_at(digits);
-    let number: u32 = number.parse().ok().filter(|&n| n > 0)?;
-    let classic =
-        ["sd", "vd", "hd", "xvd"].iter().any(|p| stem.starts_with(p)) && stem.bytes().all(|c| c.is_ascii_lowercase());
-    (stem.ends_with('p') && stem.len() > 1 || classic).then_some(number)
 }
 
 /// Reads the disk, then decides.

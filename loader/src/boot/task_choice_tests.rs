@@ -357,16 +357,6 @@ fn bundle_facts_come_from_the_manifest() {
 }
 
 #[test]
-fn the_data_partition_is_read_from_the_nerves_devpath() {
-    assert_eq!(partition_number("/dev/rootdisk0p4"), Some(4));
-    assert_eq!(partition_number("/dev/mmcblk0p3"), Some(3));
-    assert_eq!(partition_number("/dev/nvme0n1p4"), Some(4));
-    assert_eq!(partition_number("/dev/sda4"), Some(4));
-    assert_eq!(partition_number("/dev/nvme0n1"), None);
-    assert_eq!(partition_number("/dev/rootdisk0"), None);
-}
-
-#[test]
 fn reading_a_blank_medium_decides_complete() {
     let mut disk: Vec<u8> = vec![0; 1 << 20];
     let (choice, facts) = choose_task_on(
