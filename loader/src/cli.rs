@@ -85,6 +85,10 @@ enum Command {
         #[arg(long)]
         finish: bool,
     },
+    /// List every disk: identity, what it holds, whether it can be the target and why not.
+    Disks(crate::toolbox::DisksArgs),
+    /// Show the disk, task and writes a bundle would get, writing nothing (like loader.dry_run=1).
+    Plan(crate::toolbox::PlanArgs),
     /// Build the install initramfs (this static binary as /init, config, keys, CAs),
     /// or wrap a bundle as /root/install.fw for UEFI iPXE.
     #[cfg(feature = "host-tools")]
@@ -215,6 +219,9 @@ fn process_vars() -> BTreeMap<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    if let Command::Plan(args) = cli.command {
+        return crate::toolbox::plan::run(args);
+    }
     if let Command::Boot {
         cmdline,
         config,
@@ -250,7 +257,8 @@ pub fn main(cli: Cli) -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Boot { .. } => Err("internal: boot is dispatched before".into()),
+        Command::Boot { .. } | Command::Plan(_) => Err("internal: dispatched before".into()),
+        Command::Disks(args) => crate::toolbox::disks::run(args),
         Command::Apply {
             bundle,
             fetch,

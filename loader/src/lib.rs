@@ -9,6 +9,7 @@ pub mod formats;
 #[cfg(feature = "host-tools")]
 pub mod initramfs;
 pub mod inspect;
+pub mod inspect_disk;
 #[cfg(feature = "host-tools")]
 pub mod ipxe;
 #[cfg(feature = "host-tools")]
@@ -21,3 +22,4 @@ pub mod pack;
 pub mod report;
 pub mod source;
 pub mod target;
+pub mod toolbox;
