@@ -186,7 +186,10 @@ fn place(
         Action::GptWrite { .. } => {
             let backup = disk_size.map_or("and the last 33 blocks".to_string(), |size| {
                 let last = size / BLOCK_SIZE;
-                format!("and {} (backup)", bytes(&((last - gpt::GPT_BLOCKS) * BLOCK_SIZE..size)))
+                format!(
+                    "and {} (backup)",
+                    bytes(&(last.saturating_sub(gpt::GPT_BLOCKS) * BLOCK_SIZE..size))
+                )
             });
             let (text, range) = blocks(0, 1 + gpt::GPT_BLOCKS);
             (format!("{text} (protective MBR, GPT) {backup}"), range)
@@ -215,6 +218,7 @@ fn place(
         Action::Execute { .. } | Action::PathWrite { .. } | Action::PipeWrite { .. } => {
             ("runs on the host (only with --unsafe)".into(), None)
         }
+        Action::Unusable { action, problem } => (format!("cannot run `{action}`: {problem}"), None),
     }
 }
 
