@@ -25,6 +25,11 @@ pub struct VmConfig {
     /// (OVMF would otherwise boot the installed disk and never reach iPXE).
     pub network_first: bool,
     pub memory_mib: u32,
+    /// Virtual CPUs (`-smp`); QEMU's default is one.
+    pub cpus: u32,
+    /// Attach the disks as NVMe controllers (/dev/nvme0n1, nvme1n1…)
+    /// instead of virtio.
+    pub nvme: bool,
 }
 
 impl VmConfig {
@@ -35,11 +40,23 @@ impl VmConfig {
             uefi: None,
             network_first: false,
             memory_mib: 512,
+            cpus: 1,
+            nvme: false,
         }
     }
 
     pub fn network_boot(mut self, url: String) -> VmConfig {
         self.boot_url = Some(url);
+        self
+    }
+
+    pub fn cpus(mut self, cpus: u32) -> VmConfig {
+        self.cpus = cpus;
+        self
+    }
+
+    pub fn nvme(mut self) -> VmConfig {
+        self.nvme = true;
         self
     }
 
@@ -83,6 +100,8 @@ impl Vm {
             "tcg",
             "-m",
             &config.memory_mib.to_string(),
+            "-smp",
+            &config.cpus.to_string(),
             "-nographic",
             "-serial",
             "mon:stdio",
@@ -118,12 +137,12 @@ impl Vm {
             let bootindex = disk_index
                 .filter(|_| i == 0)
                 .map_or(String::new(), |n| format!(",bootindex={n}"));
-            cmd.args([
-                "-drive",
-                &drive,
-                "-device",
-                &format!("virtio-blk-pci,drive=disk{i}{bootindex}"),
-            ]);
+            let device = if config.nvme {
+                format!("nvme,drive=disk{i},serial=loader-test-{i}{bootindex}")
+            } else {
+                format!("virtio-blk-pci,drive=disk{i}{bootindex}")
+            };
+            cmd.args(["-drive", &drive, "-device", &device]);
         }
         let bootindex = nic_index.map_or(String::new(), |n| format!(",bootindex={n}"));
         cmd.args([
