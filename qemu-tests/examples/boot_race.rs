@@ -205,17 +205,20 @@ fn print_race(title: &str, runs: &[Vec<Timings>; 2]) {
     }
     print!("{:<14}", "ratio");
     print!("{}", " ".repeat(10 * timing::STAGES.len()));
-    for i in 0..SPANS.len() {
-        let ratio = spans[0][i].zip(spans[1][i]).map(|(l, r)| l / r);
-        print!(" {:>9}", ratio.map_or("-".into(), |r| format!("{r:.2}")));
+    let ratios: Vec<String> = spans[0]
+        .iter()
+        .zip(spans[1])
+        .map(|(l, r)| l.zip(r).map_or("-".into(), |(l, r)| format!("{:.2}", l / r)))
+        .collect();
+    for ratio in &ratios {
+        print!(" {ratio:>9}");
     }
     println!();
     let judged: Vec<String> = ["phase", "iPXE->up"]
         .iter()
         .map(|label| {
             let i = SPANS.iter().position(|(l, _, _)| l == label).unwrap();
-            let ratio = spans[0][i].zip(spans[1][i]).map(|(l, r)| l / r);
-            format!("{label} {}", ratio.map_or("-".into(), |r| format!("{r:.2}")))
+            format!("{label} {}", ratios[i])
         })
         .collect();
     println!("loader / busybox+fwup: {} (target <= 0.85)", judged.join(", "));
