@@ -6,6 +6,7 @@
 pub mod blockdev;
 pub mod file;
 pub(crate) mod sys;
+mod writeback;
 
 use std::io;
 
