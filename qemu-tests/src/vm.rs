@@ -30,6 +30,9 @@ pub struct VmConfig {
     /// Attach the disks as NVMe controllers (/dev/nvme0n1, nvme1n1…)
     /// instead of virtio.
     pub nvme: bool,
+    /// QEMU's machine type (`-machine`); its default (`pc`, i440FX) when
+    /// unset.
+    pub machine: Option<String>,
 }
 
 impl VmConfig {
@@ -42,6 +45,7 @@ impl VmConfig {
             memory_mib: 512,
             cpus: 1,
             nvme: false,
+            machine: None,
         }
     }
 
@@ -57,6 +61,11 @@ impl VmConfig {
 
     pub fn nvme(mut self) -> VmConfig {
         self.nvme = true;
+        self
+    }
+
+    pub fn machine(mut self, machine: &str) -> VmConfig {
+        self.machine = Some(machine.to_string());
         self
     }
 
@@ -106,6 +115,9 @@ impl Vm {
             "-serial",
             "mon:stdio",
         ]);
+        if let Some(machine) = &config.machine {
+            cmd.args(["-machine", machine]);
+        }
         if let Some(url) = &config.boot_url {
             netdev.push_str(&format!(",bootfile={url}"));
         }
