@@ -12,8 +12,10 @@
 
 pub mod artifacts;
 pub mod disk;
+pub mod reference;
 pub mod scenario;
 pub mod server;
+pub mod timing;
 pub mod vm;
 
 /// Throw-away CAs and server certificates, shared with the loader's own

@@ -7,6 +7,7 @@ pub mod blockdev;
 pub mod file;
 pub mod shield;
 pub(crate) mod sys;
+mod writeback;
 
 use std::io;
 
