@@ -309,7 +309,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     summary.task,
                     device.display(),
                     summary.elapsed.as_secs_f64(),
-                    apply::restart::describe(&summary)
+                    console::describe_restarts(&summary)
                 );
             }
             Ok(())

@@ -5,7 +5,7 @@
 //! `loader.env.NAME` and `loader.net.NAME` is kept exactly.
 
 /// Keys taking one value; a later value replaces an earlier one.
-pub(crate) const SCALAR_KEYS: [&str; 15] = [
+pub(crate) const SCALAR_KEYS: [&str; 19] = [
     "loader.url",
     "loader.bundle",
     "loader.disk",
@@ -21,6 +21,10 @@ pub(crate) const SCALAR_KEYS: [&str; 15] = [
     "loader.insecure",
     "loader.report",
     "loader.metadata",
+    "loader.metadata_kind",
+    "loader.metadata_insecure",
+    "loader.report_timeout",
+    "loader.proxy",
 ];
 
 /// Keys that accumulate: every value counts.

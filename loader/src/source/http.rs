@@ -9,9 +9,11 @@
 //! [`StatsHandle`], or through a typed error when the file changed and the
 //! install must start over ([`HttpError::restart_from_zero`]).
 //!
-//! The HTTP/1.1 client is our own (see `http1.rs`, `connect.rs`): a
-//! reqwest/hyper/tokio stack cost 2.4 MB of the 3 MiB binary budget, this
-//! one about 1 MB, nearly all of it rustls and ring. No proxy support.
+//! HTTP itself is reqwest (hyper, HTTP/1.1) on a single-threaded tokio
+//! runtime owned by the transfer thread (see `client.rs`); what reqwest
+//! does not decide for us is here and in `transfer.rs`: which plain-HTTP
+//! URLs are acceptable, redirects, retries, deadlines, and resuming only
+//! what a strong validator proves to be the same file.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -20,11 +22,12 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::client::{self, ClientSpec, ProxySetting};
 use super::error::HttpError;
 use super::retry::RetryPolicy;
-use super::tls::{self, ExtraRoot};
+use super::tls::ExtraRoot;
 use super::transfer::{self, Message};
-use super::url::{HttpUrl, Scheme, UrlError};
+use super::url::{self, UrlError};
 use super::validator::Validator;
 
 /// Whether plain `http://` may be used. The policy (signed bundle with an
@@ -89,11 +92,21 @@ pub struct HttpOptions {
     /// CA certificates trusted besides the built-in Mozilla roots.
     pub extra_roots: Vec<ExtraRoot>,
     pub plain_http: PlainHttp,
-    /// Deadline for TCP connect plus TLS handshake.
+    /// Deadline for DNS, TCP connect, a proxy's `CONNECT` and the TLS
+    /// handshake.
     pub connect_timeout: Duration,
-    /// Deadline for the response head, and for each piece of the body: a
-    /// body that stalls this long counts as a broken transfer.
+    /// Deadline for the response head after connecting (one overall
+    /// deadline: endless `1xx` answers or a trickled head cannot extend
+    /// it), and for each piece of the body: a body that stalls this long
+    /// counts as a broken transfer.
     pub read_timeout: Duration,
+    /// The slowest body accepted, in bytes per second, averaged over each
+    /// `read_timeout` spent waiting for the network: a server trickling a
+    /// byte per second ends the attempt (a broken transfer, resumed after
+    /// a backoff) instead of holding it for days. 0 turns the check off.
+    pub min_rate: u64,
+    /// How requests reach the network.
+    pub proxy: ProxySetting,
     pub retry: RetryPolicy,
     pub on_event: Option<EventSink>,
     pub user_agent: String,
@@ -109,6 +122,8 @@ impl Default for HttpOptions {
             plain_http: PlainHttp::Refuse,
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
+            min_rate: 1024,
+            proxy: ProxySetting::Environment,
             retry: RetryPolicy::default(),
             on_event: None,
             user_agent: concat!("loader/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -124,6 +139,8 @@ impl fmt::Debug for HttpOptions {
             .field("plain_http", &self.plain_http)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("min_rate", &self.min_rate)
+            .field("proxy", &self.proxy)
             .field("retry", &self.retry)
             .field("on_event", &self.on_event.is_some())
             .field("queue_chunks", &self.queue_chunks)
@@ -198,7 +215,7 @@ impl HttpReader {
     /// retries), so a missing file, an untrusted certificate or a refused
     /// `http://` fail here, before the consumer reads anything.
     pub fn open(url: &str, options: HttpOptions) -> Result<HttpReader, HttpError> {
-        let parsed = HttpUrl::parse(url).map_err(|e| match e {
+        let parsed = url::parse(url).map_err(|e| match e {
             UrlError::Scheme(scheme) => HttpError::UnsupportedScheme {
                 url: url.to_owned(),
                 scheme,
@@ -208,8 +225,8 @@ impl HttpReader {
                 detail,
             },
         })?;
-        let shown_url = parsed.redacted();
-        if parsed.scheme == Scheme::Http {
+        let shown_url = url::redacted(&parsed);
+        if parsed.scheme() == "http" {
             match &options.plain_http {
                 PlainHttp::Refuse => return Err(HttpError::PlainHttpRefused { url: shown_url }),
                 PlainHttp::Allow { reason } => {
@@ -219,9 +236,15 @@ impl HttpReader {
                 }
             }
         }
-        let tls = Arc::new(tls::client_config(&options.extra_roots)?);
+        let client = client::build(&ClientSpec {
+            extra_roots: &options.extra_roots,
+            proxy: &options.proxy,
+            connect_timeout: options.connect_timeout,
+            user_agent: &options.user_agent,
+            resolve: None,
+        })?;
         let stats = StatsHandle::default();
-        let channels = transfer::spawn(parsed, tls, options, &stats)?;
+        let channels = transfer::spawn(parsed, client, options, &stats)?;
         let validator = channels.head.recv().map_err(|_| HttpError::ThreadGone)??;
         Ok(HttpReader {
             rx: channels.data,

@@ -261,7 +261,10 @@ fn plan(state: &Mutex<State>, range: Option<String>, if_range: Option<String>) -
     } else {
         "Accept-Ranges: bytes\r\n"
     };
-    let head = format!("{head}{validators}{accept}Connection: close\r\n\r\n");
+    // Real servers date every answer; it is what makes Last-Modified a
+    // strong validator (at least a second older than the Date).
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let head = format!("{head}{validators}{accept}Date: {date}\r\nConnection: close\r\n\r\n");
     let head = respond(&mut st, status, head);
     let faults = &mut st.faults;
     let mut stop_at = None;
