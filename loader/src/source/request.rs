@@ -118,3 +118,41 @@ impl Drop for SmallClient {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn endless_1xx_answers_end_at_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            while stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let client = SmallClient::new(&[], &ProxySetting::Direct, 1024, None).unwrap();
+        let started = Instant::now();
+        let err = client
+            .post_json(
+                &format!("http://127.0.0.1:{port}/s"),
+                "{}".into(),
+                Duration::from_secs(1),
+            )
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(err.contains("no complete answer within 1.0s"), "{err}");
+    }
+}
