@@ -134,12 +134,10 @@ impl Callback {
     }
 
     /// Sends what is queued, giving it at most `finish_within`, and stops.
-    /// Queued progress reports are dropped: the result supersedes them.
     pub fn finish(mut self) {
         let Some(shared) = self.shared.take() else { return };
         let deadline = Instant::now() + self.finish_within;
         let mut queue = shared.lock();
-        queue.reports.retain(|r| r["event"] != "progress");
         queue.closed = true;
         queue.deadline = Some(deadline);
         shared.changed.notify_all();
