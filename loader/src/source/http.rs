@@ -15,8 +15,11 @@
 //! URLs are acceptable, redirects, retries, deadlines, and resuming only
 //! what a strong validator proves to be the same file.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -110,8 +113,8 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
     pub on_event: Option<EventSink>,
     pub user_agent: String,
-    /// Body chunks of 256 KiB buffered ahead of the consumer (at least 1);
-    /// the default 4 bounds the read-ahead at 1 MiB.
+    /// Body batches of about 256 KiB buffered ahead of the consumer (at
+    /// least 1); the default 4 bounds the read-ahead at about 1 MiB.
     pub queue_chunks: usize,
 }
 
@@ -194,10 +197,8 @@ impl StatsHandle {
 /// A remote file as a byte stream. See the module documentation.
 pub struct HttpReader {
     rx: mpsc::Receiver<Message>,
-    recycle: mpsc::Sender<Vec<u8>>,
-    current: Vec<u8>,
-    /// How much of `current` has been read.
-    position: usize,
+    /// What is left of the batch being read, front first.
+    current: VecDeque<Bytes>,
     state: ReadState,
     stats: StatsHandle,
     validator: Validator,
@@ -248,9 +249,7 @@ impl HttpReader {
         let validator = channels.head.recv().map_err(|_| HttpError::ThreadGone)??;
         Ok(HttpReader {
             rx: channels.data,
-            recycle: channels.recycle,
-            current: Vec::new(),
-            position: 0,
+            current: VecDeque::new(),
             state: ReadState::Streaming,
             stats,
             validator,
@@ -284,7 +283,7 @@ impl Read for HttpReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        while self.position == self.current.len() {
+        while self.current.is_empty() {
             match &self.state {
                 ReadState::Finished => return Ok(0),
                 ReadState::Failed(msg) => {
@@ -293,13 +292,7 @@ impl Read for HttpReader {
                 ReadState::Streaming => {}
             }
             match self.rx.recv() {
-                Ok(Message::Data(chunk)) => {
-                    let used = std::mem::replace(&mut self.current, chunk);
-                    // The transfer thread may have finished; then the
-                    // buffer is simply freed.
-                    let _ = self.recycle.send(used);
-                    self.position = 0;
-                }
+                Ok(Message::Data(batch)) => self.current = batch.into(),
                 Ok(Message::End) => self.state = ReadState::Finished,
                 Ok(Message::Failed(err)) => {
                     self.state = ReadState::Failed(err.to_string());
@@ -311,10 +304,18 @@ impl Read for HttpReader {
                 }
             }
         }
-        let available = &self.current[self.position..];
-        let n = buf.len().min(available.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.position += n;
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(front) = self.current.front_mut() else { break };
+            let take = (buf.len() - n).min(front.len());
+            buf[n..n + take].copy_from_slice(&front[..take]);
+            n += take;
+            if take == front.len() {
+                self.current.pop_front();
+            } else {
+                *front = front.slice(take..);
+            }
+        }
         Ok(n)
     }
 }

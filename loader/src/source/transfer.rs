@@ -1,15 +1,16 @@
 //! The transfer thread: requests with retries and redirects, the body
 //! pump, and resuming a broken body with `Range` from the exact byte where
 //! it broke. It runs the async reqwest client on a single-threaded tokio
-//! runtime of its own and hands the body to the reader in large chunks
-//! through a bounded queue, so TLS and the consumer's inflate/hash/write
-//! run on two cores.
+//! runtime of its own and hands the body to the reader in batches of
+//! reqwest's own buffers (no copy) through a bounded queue, so TLS and the
+//! consumer's inflate/hash/write run on two cores.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, IF_RANGE, LOCATION, RANGE, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 
@@ -20,14 +21,15 @@ use super::retry::Backoff;
 use super::url::redacted;
 use super::validator::{judge_resume, ResumePlan, ResumeRejected, Validator};
 
-/// Bytes handed to the reader per chunk: large, so the threads trade a
-/// chunk (and wake each other) 800 times for 200 MiB.
+/// Bytes handed to the reader per batch: large, so the threads trade a
+/// batch (and wake each other) 800 times for 200 MiB.
 const CHUNK: usize = 256 * 1024;
 const MAX_REDIRECTS: usize = 10;
 
 /// What the transfer thread sends to the reader.
 pub(crate) enum Message {
-    Data(Vec<u8>),
+    /// Body pieces as reqwest returned them, about [`CHUNK`] bytes in all.
+    Data(Vec<Bytes>),
     End,
     Failed(HttpError),
 }
@@ -36,11 +38,8 @@ pub(crate) enum Message {
 pub(crate) struct Channels {
     /// The first response's validator, or the error that prevented it.
     pub(crate) head: mpsc::Receiver<Result<Validator, HttpError>>,
-    /// The body in chunks (at most `queue_chunks` × 256 KiB buffered).
+    /// The body in batches (at most `queue_chunks` × 256 KiB buffered).
     pub(crate) data: mpsc::Receiver<Message>,
-    /// Consumed chunks go back for reuse: allocating a buffer per
-    /// chunk made musl's allocator mmap and munmap each one.
-    pub(crate) recycle: mpsc::Sender<Vec<u8>>,
 }
 
 /// Starts the transfer thread.
@@ -52,9 +51,7 @@ pub(crate) fn spawn(
 ) -> Result<Channels, HttpError> {
     let (head_tx, head_rx) = mpsc::channel();
     let (data_tx, data_rx) = mpsc::sync_channel(options.queue_chunks.max(1));
-    let (recycle_tx, recycle_rx) = mpsc::channel();
     let transfer = Transfer {
-        spare: recycle_rx,
         shown_url: redacted(&url),
         url,
         client,
@@ -79,12 +76,10 @@ pub(crate) fn spawn(
     Ok(Channels {
         head: head_rx,
         data: data_rx,
-        recycle: recycle_tx,
     })
 }
 
 struct Transfer {
-    spare: mpsc::Receiver<Vec<u8>>,
     url: Url,
     shown_url: String,
     client: reqwest::Client,
@@ -201,10 +196,10 @@ impl Transfer {
     ) -> Result<BodyEnd, HttpError> {
         let mut progressed = false;
         let mut rate = RateWindow::new(self.options.min_rate, self.options.read_timeout);
-        // Whole chunks in recycled buffers: fewer, larger hand-overs to
-        // the reader thread and no allocation per chunk.
-        let mut chunk = self.spare.try_recv().unwrap_or_default();
-        chunk.clear();
+        // Batches of about CHUNK bytes: fewer, larger hand-overs to the
+        // reader thread, and reqwest's buffers move without a copy.
+        let mut chunk = Vec::new();
+        let mut chunk_len = 0usize;
         loop {
             let waiting = Instant::now();
             let next = tokio::time::timeout(self.options.read_timeout, response.chunk()).await;
@@ -224,14 +219,17 @@ impl Transfer {
                 let dropped = skip.min(n) as usize;
                 skip -= dropped as u64;
                 self.stats.0.refetched.fetch_add(dropped as u64, Ordering::Relaxed);
-                chunk.extend_from_slice(&bytes[dropped..]);
+                if dropped < bytes.len() {
+                    chunk_len += bytes.len() - dropped;
+                    chunk.push(bytes.slice(dropped..));
+                }
                 if let Some(cause) = rate.after(n, waiting.elapsed()) {
                     end = Some(Err((cause, true)));
                 }
             }
             let complete = matches!(end, Some(Ok(())));
-            if chunk.len() >= CHUNK || (end.is_some() && !chunk.is_empty()) {
-                let delivered = self.delivered() + chunk.len() as u64;
+            if chunk_len >= CHUNK || (end.is_some() && chunk_len > 0) {
+                let delivered = self.delivered() + chunk_len as u64;
                 if let Some(length) = validator.length.filter(|&l| delivered > l) {
                     return Err(HttpError::TooLong {
                         url: self.shown_url.clone(),
@@ -242,13 +240,12 @@ impl Transfer {
                 // Progress for the retry budget is a whole chunk (or the
                 // end): a trickle that delivers a few bytes per attempt
                 // does not keep the transfer alive forever.
-                if chunk.len() >= CHUNK || complete {
+                if chunk_len >= CHUNK || complete {
                     self.backoff.progressed();
                 }
                 progressed = true;
-                let full = std::mem::replace(&mut chunk, self.spare.try_recv().unwrap_or_default());
-                chunk.clear();
-                if tx.send(Message::Data(full)).is_err() {
+                chunk_len = 0;
+                if tx.send(Message::Data(std::mem::take(&mut chunk))).is_err() {
                     return Ok(BodyEnd::ConsumerGone);
                 }
             }
