@@ -49,6 +49,9 @@ pub(crate) fn build(spec: &ClientSpec<'_>) -> Result<reqwest::Client, HttpError>
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .http1_only()
+        // `Host:`, not `host:`, as curl writes them: some old servers and
+        // appliances compare header names case-sensitively.
+        .http1_title_case_headers()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(spec.connect_timeout)
         .tcp_nodelay(true)
