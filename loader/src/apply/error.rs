@@ -1,7 +1,6 @@
 //! Why an install failed, in words a person at a serial console can act on.
 
 use super::events::Stage;
-use crate::source::HttpError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -78,12 +77,43 @@ impl ApplyError {
     /// whether starting over can fix it); anything else means the bundle is
     /// damaged or cut short.
     pub fn reading(err: &(dyn std::error::Error + 'static)) -> ApplyError {
-        match HttpError::find_in(err) {
-            Some(http) => ApplyError::Download {
-                message: http.to_string(),
-                restart: http.restart_reason(),
+        match SourceFailure::find_in(err) {
+            Some(failure) => ApplyError::Download {
+                message: failure.message.clone(),
+                restart: failure.restart.clone(),
             },
             None => ApplyError::Corrupt(err.to_string()),
+        }
+    }
+}
+
+/// A failure of the byte source the engine reads (a download), as the
+/// engine needs to know it: what happened, and why starting the whole
+/// install over from byte 0 can still succeed, when it can. A source puts
+/// it inside the `io::Error` its reader returns (the download's own error
+/// type is converted where a source is opened for the engine,
+/// `source::policy`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceFailure {
+    pub message: String,
+    pub restart: Option<String>,
+}
+
+impl SourceFailure {
+    /// The `SourceFailure` anywhere in an error's chain: the ZIP walker and
+    /// the install pipeline wrap the reader's `io::Error` in their own.
+    pub fn find_in<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e SourceFailure> {
+        let mut current = err;
+        loop {
+            if let Some(failure) = current.downcast_ref::<SourceFailure>() {
+                return Some(failure);
+            }
+            // `io::Error::source` skips the error it wraps: look inside.
+            current = match current.downcast_ref::<std::io::Error>() {
+                Some(io) => io.get_ref()?,
+                None => current.source()?,
+            };
         }
     }
 }
@@ -92,26 +122,25 @@ impl ApplyError {
 mod tests {
     use std::io;
 
-    use super::ApplyError;
+    use super::{ApplyError, SourceFailure};
     use crate::bundle::zip::ZipError;
-    use crate::source::HttpError;
 
-    /// An HTTP error as the engine sees it: returned by the reader's `read`,
-    /// wrapped by the ZIP walker, turned back into an `io::Error` by the
-    /// entry reader.
-    fn through_the_walker(http: HttpError) -> io::Error {
+    /// A source failure as the engine sees it: returned by the reader's
+    /// `read`, wrapped by the ZIP walker, turned back into an `io::Error` by
+    /// the entry reader.
+    fn through_the_walker(failure: SourceFailure) -> io::Error {
         let zip = ZipError::Io {
             offset: 4096,
-            source: io::Error::other(http),
+            source: io::Error::other(failure),
         };
         io::Error::other(zip)
     }
 
     #[test]
     fn a_changed_file_deep_in_the_chain_is_a_download_to_restart() {
-        let err = through_the_walker(HttpError::SourceChanged {
-            url: "https://h/b.fw".into(),
-            detail: "ETag was \"1\", now \"2\"".into(),
+        let err = through_the_walker(SourceFailure {
+            message: "https://h/b.fw: the file changed on the server during the download".into(),
+            restart: Some("the file changed on the server (ETag was \"1\", now \"2\")".into()),
         });
         match ApplyError::reading(&err) {
             ApplyError::Download { message, restart } => {
@@ -127,7 +156,10 @@ mod tests {
 
     #[test]
     fn other_download_failures_are_final_and_other_read_errors_corrupt() {
-        let err = through_the_walker(HttpError::ThreadGone);
+        let err = through_the_walker(SourceFailure {
+            message: "the download thread stopped without finishing".into(),
+            restart: None,
+        });
         let applied = ApplyError::reading(&err);
         assert!(
             matches!(applied, ApplyError::Download { restart: None, .. }),

@@ -31,12 +31,16 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 pub use actions::describe as describe_action;
-pub use error::ApplyError;
+pub use error::{ApplyError, SourceFailure};
 pub use events::{Event, Reporter, Stage};
 pub use install::{open_bundle, verify_all, OpenedBundle};
 
 use crate::bundle::signature::PublicKey;
 use crate::target::Target;
+
+/// Run before the commit: `Err` stops the install with nothing bootable
+/// (the message says why).
+pub type CommitCheck = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// How to apply a bundle.
 #[derive(Clone)]
@@ -54,7 +58,7 @@ pub struct ApplyOptions {
     pub hold_limit: u64,
     /// A last check after every resource verified and before the commit
     /// (the whole-bundle SHA-256 pin); an error fails the install.
-    pub before_commit: Option<crate::source::policy::CommitCheck>,
+    pub before_commit: Option<CommitCheck>,
 }
 
 impl ApplyOptions {

@@ -44,6 +44,7 @@ pub use super::config_source::{ConfigFile, ConfigWarning, Origin};
 use super::config_values as parse;
 pub use super::config_values::{ConsoleMode, OnError, OnSuccess, TaskRequest};
 use super::disks::{DiskSelector, Force};
+use crate::source::metadata::MetadataKind;
 
 /// Where the default configuration file lives in the initramfs.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/loader.conf";
@@ -85,8 +86,19 @@ pub struct Config {
     pub insecure: bool,
     /// `loader.report=`: status callback URL.
     pub report: Option<String>,
-    /// `loader.metadata=`: JSON metadata URL for provisioning variables.
+    /// `loader.report_timeout=`: how long the status callback may hold the
+    /// reboot after the result (10 s).
+    pub report_timeout: Duration,
+    /// `loader.metadata=`: metadata service URL for provisioning variables.
     pub metadata: Option<String>,
+    /// `loader.metadata_kind=`: how to ask it; `None` detects it from the URL.
+    pub metadata_kind: Option<MetadataKind>,
+    /// `loader.metadata_insecure=1`: plain-HTTP metadata from any address,
+    /// not only link-local and loopback ones.
+    pub metadata_insecure: bool,
+    /// `loader.proxy=`: every HTTP(S) request through this proxy
+    /// (`HTTPS_PROXY`/`NO_PROXY` in the environment apply otherwise).
+    pub proxy: Option<String>,
     /// The kernel's `ip=` values, in order, for the network setup.
     pub ip: Vec<String>,
     /// `loader.net.*`: the network bring-up's timeouts.
@@ -150,7 +162,11 @@ impl Default for Config {
             sha256: None,
             insecure: false,
             report: None,
+            report_timeout: crate::report::callback::DEFAULT_FINISH_WITHIN,
             metadata: None,
+            metadata_kind: None,
+            metadata_insecure: false,
+            proxy: None,
             ip: Vec::new(),
             net: NetSettings::default(),
             dry_run: false,
@@ -261,7 +277,7 @@ impl Config {
             KeyName::Known(name) => *name,
         };
         let value = match (name, s.value.as_deref()) {
-            ("loader.insecure" | "loader.dry_run" | "loader.allow_downgrade", None) => "1",
+            ("loader.insecure" | "loader.metadata_insecure" | "loader.dry_run" | "loader.allow_downgrade", None) => "1",
             (_, None) => {
                 return Err(ConfigError::MissingValue {
                     origin: s.origin.clone(),
@@ -299,6 +315,10 @@ impl Config {
             "loader.net.lease_grace" => self.net.lease_grace = Some(parse::duration(value).map_err(invalid)?),
             "loader.net.ipv6" => self.net.ipv6 = Some(parse::boolean(value).map_err(invalid)?),
             "loader.net.ipv6_timeout" => self.net.ipv6_timeout = Some(parse::duration(value).map_err(invalid)?),
+            "loader.report_timeout" => self.report_timeout = parse::duration(value).map_err(invalid)?,
+            "loader.metadata_kind" => self.metadata_kind = Some(MetadataKind::parse(value).map_err(invalid)?),
+            "loader.metadata_insecure" => self.metadata_insecure = parse::boolean(value).map_err(invalid)?,
+            "loader.proxy" => self.proxy = Some(parse::url(value).map_err(invalid)?),
             other => return Err(invalid(format!("{other} is known but not handled"))),
         }
         Ok(())
@@ -331,6 +351,10 @@ impl Config {
             "loader.net.lease_grace" => self.net.lease_grace = None,
             "loader.net.ipv6" => self.net.ipv6 = None,
             "loader.net.ipv6_timeout" => self.net.ipv6_timeout = None,
+            "loader.report_timeout" => self.report_timeout = d.report_timeout,
+            "loader.metadata_kind" => self.metadata_kind = d.metadata_kind,
+            "loader.metadata_insecure" => self.metadata_insecure = d.metadata_insecure,
+            "loader.proxy" => self.proxy = d.proxy,
             _ => {}
         }
     }

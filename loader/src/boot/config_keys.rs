@@ -5,7 +5,7 @@
 //! `loader.env.NAME` is kept exactly.
 
 /// Keys taking one value; a later value replaces an earlier one.
-pub(crate) const SCALAR_KEYS: [&str; 22] = [
+pub(crate) const SCALAR_KEYS: [&str; 26] = [
     "loader.url",
     "loader.bundle",
     "loader.disk",
@@ -28,6 +28,10 @@ pub(crate) const SCALAR_KEYS: [&str; 22] = [
     "loader.net.lease_grace",
     "loader.net.ipv6",
     "loader.net.ipv6_timeout",
+    "loader.metadata_kind",
+    "loader.metadata_insecure",
+    "loader.report_timeout",
+    "loader.proxy",
 ];
 
 /// Keys that accumulate: every value counts.

@@ -87,6 +87,28 @@ fn every_key_from_the_command_line() {
 }
 
 #[test]
+fn network_keys_proxy_report_timeout_and_metadata_kind() {
+    let c = config(
+        None,
+        "loader.proxy=http://10.0.0.1:3128 loader.report_timeout=3s loader.metadata_kind=ec2 loader.metadata_insecure",
+    );
+    assert_eq!(c.proxy.as_deref(), Some("http://10.0.0.1:3128"));
+    assert_eq!(c.report_timeout, Duration::from_secs(3));
+    assert_eq!(c.metadata_kind, Some(crate::source::metadata::MetadataKind::Ec2));
+    assert!(c.metadata_insecure, "a bare flag turns it on");
+    let d = config(None, "vmlinuz");
+    assert_eq!(
+        (d.proxy, d.report_timeout, d.metadata_kind),
+        (None, Duration::from_secs(10), None)
+    );
+    assert!(!d.metadata_insecure && !d.insecure);
+    let err = Config::from_sources(None, &cmdline::parse("loader.metadata_kind=openstack")).unwrap_err();
+    assert!(err.to_string().contains("generic, json, ec2, gcp, azure"), "{err}");
+    let err = Config::from_sources(None, &cmdline::parse("loader.proxy=socks://x")).unwrap_err();
+    assert!(err.to_string().contains("loader.proxy"), "{err}");
+}
+
+#[test]
 fn the_command_line_wins_over_the_file_and_lists_accumulate() {
     let other_key = "A".repeat(43) + "=";
     let file = format!(

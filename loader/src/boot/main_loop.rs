@@ -106,7 +106,7 @@ fn attempts_with(mode: &BootMode, paths: &BootPaths, log: &BootLog, loaded: supe
         let callback = config.report.clone().map(|url| {
             let mut cb = crate::report::callback::Callback::start(
                 url,
-                super::trust::ca_roots(&config, paths),
+                super::fetch::callback_options(&config, paths),
                 Path::new("/sys"),
             );
             cb.send(

@@ -126,8 +126,13 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     }
     if let Some(url) = &config.metadata {
         out.stage("fetching provisioning metadata");
-        opts.vars = fetch_metadata(url, config, paths)?;
-        out.say(&format!("metadata: {} variable(s) from {url}", opts.vars.len()));
+        let metadata = fetch_metadata(url, config, paths)?;
+        opts.vars = metadata.vars;
+        out.say(&format!(
+            "metadata: {} variable(s) from {url} ({})",
+            opts.vars.len(),
+            metadata.kind.name()
+        ));
     }
     // loader.env.* wins over the metadata service.
     opts.vars.extend(config.env.clone());
@@ -155,7 +160,7 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         started.elapsed().as_secs_f64(),
         console::human(summary.resource_bytes),
         summary.signature,
-        apply::restart::describe(&summary)
+        console::describe_restarts(&summary)
     ));
     Ok(Installed {
         summary,
