@@ -8,120 +8,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
+mod pack_support;
+
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use loader::apply::{self, events::Silent, ApplyOptions};
-use loader::bundle::signature::PublicKey;
+use loader::apply::{self, events::Silent};
 use loader::target::file::ImageFile;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fw")
-}
-
-struct Case {
-    name: String,
-    bundle: String,
-    task: String,
-    extra: Vec<String>,
-    env: BTreeMap<String, String>,
-    before: String,
-    exit: i32,
-    size_after: u64,
-    expected: String,
-}
-
-fn cases() -> Vec<Case> {
-    let text = fs::read_to_string(fixtures().join("cases.tsv")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            let env = if f[4] == "-" {
-                BTreeMap::new()
-            } else {
-                f[4].split_whitespace()
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            };
-            Case {
-                name: f[0].into(),
-                bundle: f[1].into(),
-                task: f[2].into(),
-                extra: f[3].split_whitespace().map(String::from).collect(),
-                env,
-                before: f[5].into(),
-                exit: f[6].parse().unwrap(),
-                size_after: f[7].parse().unwrap(),
-                expected: f[9].into(),
-            }
-        })
-        .collect()
-}
-
-fn options(case: &Case) -> ApplyOptions {
-    let mut opts = ApplyOptions::new(&case.task);
-    opts.vars = case.env.clone();
-    let mut args = case.extra.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-p" => {
-                let key = fixtures().join(args.next().unwrap());
-                opts.public_keys
-                    .push(PublicKey::from_file_or_base64(key.to_str().unwrap()).unwrap());
-            }
-            "--unsafe" => opts.allow_unsafe = true,
-            other => panic!("{}: unknown extra arg {other}", case.name),
-        }
-    }
-    opts
-}
-
-fn prepare(case: &Case, dir: &Path, results: &HashMap<String, PathBuf>) -> PathBuf {
-    let dest = dir.join(format!("{}.img", case.name));
-    if let Some(size) = case.before.strip_prefix("sparse:") {
-        let bytes: u64 = match size {
-            "4MiB" => 4 << 20,
-            "16MiB" => 16 << 20,
-            "1GiB" => 1 << 30,
-            other => panic!("size {other}"),
-        };
-        File::create(&dest).unwrap().set_len(bytes).unwrap();
-    } else if case.before == "empty" {
-        File::create(&dest).unwrap();
-    } else if let Some(prev) = case.before.strip_prefix("result:") {
-        let src = results
-            .get(prev)
-            .unwrap_or_else(|| panic!("{} needs the result of {prev}", case.name));
-        // cp keeps the file sparse.
-        let ok = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(src)
-            .arg(&dest)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    } else {
-        panic!("unknown destination {}", case.before);
-    }
-    dest
-}
-
-fn imgcompare(expected: &Path, actual: &Path) -> (bool, String) {
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare");
-    let out = Command::new("python3")
-        .arg(tool)
-        .arg(expected)
-        .arg(actual)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+use pack_support::{cases, fixtures, imgcompare, options, prepare};
 
 fn read_region(path: &Path, offset: u64, len: u64) -> Vec<u8> {
     use std::os::unix::fs::FileExt;
@@ -135,7 +30,7 @@ fn read_region(path: &Path, offset: u64, len: u64) -> Vec<u8> {
 #[test]
 fn corpus_cases_match_fwup() {
     let dir = tempfile::tempdir().unwrap();
-    let mut results: HashMap<String, PathBuf> = HashMap::new();
+    let mut results: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut failures = Vec::new();
     for case in cases() {
         let dest = prepare(&case, dir.path(), &results);

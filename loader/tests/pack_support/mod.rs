@@ -201,6 +201,27 @@ pub fn prepare(case: &Case, dir: &Path, results: &BTreeMap<String, PathBuf>) -> 
     dest
 }
 
+/// The apply options of a case: its task, environment and fwup flags
+/// (`-p KEY`, `--unsafe`).
+pub fn options(case: &Case) -> loader::apply::ApplyOptions {
+    let mut opts = loader::apply::ApplyOptions::new(&case.task);
+    opts.vars = case.env.clone();
+    let mut args = case.extra.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-p" => {
+                let key = fixtures().join(args.next().expect("-p names a key"));
+                let key = loader::bundle::signature::PublicKey::from_file_or_base64(&key.to_string_lossy())
+                    .expect("corpus key");
+                opts.public_keys.push(key);
+            }
+            "--unsafe" => opts.allow_unsafe = true,
+            other => panic!("{}: unknown extra arg {other}", case.name),
+        }
+    }
+    opts
+}
+
 /// `tools/imgcompare EXPECTED ACTUAL`: (identical or equivalent, report).
 pub fn imgcompare(expected: &Path, actual: &Path) -> (bool, String) {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare");
