@@ -101,7 +101,15 @@ impl<'t> Overlay<'t> {
             }
             let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
             if !fully_overwritten {
-                self.target.read_at(page * PAGE, &mut buf)?;
+                // A device whose size is not a page multiple (1 GiB + 3
+                // sectors) ends inside its last page: read what exists; the
+                // rest stays zeros and is never written (the commit clips).
+                let start = page * PAGE;
+                let len = match self.target.size() {
+                    Some(size) => size.saturating_sub(start).min(PAGE),
+                    None => PAGE,
+                };
+                self.target.read_at(start, &mut buf[..len as usize])?;
             }
             self.pages.insert(page, buf);
         }
