@@ -46,6 +46,9 @@ pub enum ApplyError {
     /// or the server cannot resume); nothing bootable has been written.
     #[error("{message}")]
     Download { message: String, restart: Option<String> },
+    /// A thread of the install panicked: a bug, not the bundle's fault.
+    #[error("internal error: {0} (a bug in the loader; please report this message)")]
+    Internal(String),
 }
 
 impl ApplyError {
@@ -66,6 +69,7 @@ impl ApplyError {
             ApplyError::HoldLimit(_) => "hold-limit",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
+            ApplyError::Internal(_) => "internal",
         }
     }
 
@@ -73,6 +77,9 @@ impl ApplyError {
     /// whether starting over can fix it); anything else means the bundle is
     /// damaged or cut short.
     pub fn reading(err: &(dyn std::error::Error + 'static)) -> ApplyError {
+        if let Some(panicked) = find::<WorkerPanicked>(err) {
+            return ApplyError::Internal(panicked.to_string());
+        }
         match HttpError::find_in(err) {
             Some(http) => ApplyError::Download {
                 message: http.to_string(),
@@ -80,6 +87,38 @@ impl ApplyError {
             },
             None => ApplyError::Corrupt(err.to_string()),
         }
+    }
+}
+
+/// A worker thread of the install (the bundle reader, the hasher)
+/// panicked; its message is the panic's.
+#[derive(Debug, thiserror::Error)]
+#[error("the {thread} thread panicked: {message}")]
+pub struct WorkerPanicked {
+    pub thread: &'static str,
+    pub message: String,
+}
+
+/// The text a panic was raised with (`panic!("…")`), for messages.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The first error of type `E` in `err`'s chain, looking into `io::Error`s.
+fn find<'e, E: std::error::Error + 'static>(mut err: &'e (dyn std::error::Error + 'static)) -> Option<&'e E> {
+    loop {
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
+        }
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        err = inner.or_else(|| err.source())?;
     }
 }
 

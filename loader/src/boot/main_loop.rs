@@ -2,6 +2,11 @@
 //! or the failure policy says stop. As PID 1 this never returns: a PID 1
 //! that exits is a kernel panic, so "halt" means waiting with the message
 //! on screen.
+//!
+//! A panic follows `loader.on_error` like any failure: it is reported as a
+//! failed attempt of class `internal`, and a retry after it re-executes
+//! `/init` (as PID 1), so nothing of the failed attempt — threads, locks,
+//! half-built state — carries into the next one.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,13 +35,32 @@ pub fn boot_main(mode: BootMode, paths: &BootPaths) -> ExitCode {
         BootLog::new(Some(Box::new(std::io::stdout())), None)
     });
     if mode.pid1 {
-        let halt_log = log.clone();
-        pid1::install_panic_hook(log.clone(), Arc::new(move |msg: &str| halt_forever(&halt_log, msg)));
+        // The hook reports; the panic then unwinds: a worker thread's panic
+        // becomes its install's error, the main thread's is caught below
+        // or in `attempts`, and `loader.on_error` decides what follows.
+        pid1::install_panic_hook(log.clone(), Arc::new(|_: &str| {}));
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempts(&mode, paths, &log)));
+    let first_failed = if mode.pid1 { pid1::failed_attempts_before() } else { 0 };
+    let restart = |failed: u32| restart_clean(&log, failed);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        attempts(&mode, paths, &log, first_failed, &restart)
+    }));
     match outcome {
         Ok(code) => code,
-        Err(_) if mode.pid1 => halt_forever(&log, "the loader crashed; see the message above"),
+        Err(_) if mode.pid1 => {
+            // Outside an install attempt (the configuration, the console):
+            // the policy still applies if the configuration reads.
+            let follow = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let config = Config::load(&paths.config, &paths.cmdline).ok()?.config;
+                let failed = first_failed + 1;
+                log.error("result: failed class=internal stage=boot flow: internal error (see the message above)");
+                Some(after_failure(&mode, &log, &config, failed, true, &restart).unwrap_or_else(|| restart(failed)))
+            }));
+            match follow {
+                Ok(Some(code)) => code,
+                _ => halt_forever(&log, "the loader crashed; see the message above"),
+            }
+        }
         Err(_) => ExitCode::FAILURE,
     }
 }
@@ -64,7 +88,16 @@ fn early_boot() -> BootLog {
     log
 }
 
-fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
+/// Attempts until one succeeds or the failure policy says stop.
+/// `first_failed` counts the attempts that failed before a [`pid1::reexec`];
+/// `restart` is that re-exec (a retry after a panic starts from scratch).
+fn attempts(
+    mode: &BootMode,
+    paths: &BootPaths,
+    log: &BootLog,
+    first_failed: u32,
+    restart: &dyn Fn(u32) -> ExitCode,
+) -> ExitCode {
     let loaded = match Config::load(&paths.config, &paths.cmdline) {
         Ok(l) => l,
         Err(e) => {
@@ -86,7 +119,7 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
         config.on_success,
         config.on_error
     ));
-    let mut failed = 0u32;
+    let mut failed = first_failed;
     loop {
         let callback = config.report.clone().map(|url| {
             let mut cb = crate::report::callback::Callback::start(
@@ -101,7 +134,15 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
             cb
         });
         let mut out = BootReporter::new(console_mode(&config), callback);
-        let result = run::attempt(&config, paths, &mut out);
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            tests::maybe_panic();
+            run::attempt(&config, paths, &mut out)
+        }));
+        let (result, panicked) = match attempt {
+            Ok(result) => (result, false),
+            Err(payload) => (Err(panicked_attempt(&*payload)), true),
+        };
         out.finish(match &result {
             Ok(i) => serde_json::json!({
                 "result": "installed", "summary": i.summary, "disk": i.disk,
@@ -124,24 +165,62 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
                     "result: failed class={} stage={}: {failure}",
                     failure.class, failure.stage
                 ));
-                match run::retry_delay(&config, failed) {
-                    Some(delay) => {
-                        log.info(&format!(
-                            "retrying in {} s (attempt {} of {})",
-                            delay.as_secs(),
-                            failed + 1,
-                            config.on_error_retries + 1
-                        ));
-                        std::thread::sleep(delay);
-                    }
-                    None if config.on_error == OnError::Reboot && mode.power_actions => {
-                        return finish(mode, log, OnSuccess::Reboot);
-                    }
-                    None => return give_up(mode, log, "giving up: the disk was not made bootable by this attempt"),
+                if let Some(code) = after_failure(mode, log, &config, failed, panicked, restart) {
+                    return code;
                 }
             }
         }
     }
+}
+
+/// After the `failed`-th failed attempt: `None` to try again in this
+/// process, else how the boot flow ends — a re-exec for a retry after a
+/// panic as PID 1 (nothing of the failed attempt survives it), a reboot,
+/// or giving up.
+fn after_failure(
+    mode: &BootMode,
+    log: &BootLog,
+    config: &Config,
+    failed: u32,
+    panicked: bool,
+    restart: &dyn Fn(u32) -> ExitCode,
+) -> Option<ExitCode> {
+    match run::retry_delay(config, failed) {
+        Some(delay) => {
+            log.info(&format!(
+                "retrying in {} s (attempt {} of {})",
+                delay.as_secs(),
+                failed + 1,
+                config.on_error_retries + 1
+            ));
+            std::thread::sleep(delay);
+            (panicked && mode.pid1).then(|| restart(failed))
+        }
+        None if config.on_error == OnError::Reboot && mode.power_actions => Some(finish(mode, log, OnSuccess::Reboot)),
+        None => Some(give_up(
+            mode,
+            log,
+            "giving up: the disk was not made bootable by this attempt",
+        )),
+    }
+}
+
+/// A panic inside an attempt, as the attempt's failure (the hook has shown
+/// where it happened).
+fn panicked_attempt(payload: &(dyn std::any::Any + Send)) -> run::Failure {
+    run::Failure {
+        stage: "install",
+        class: "internal".into(),
+        message: format!("internal error: {}", crate::apply::error::panic_text(payload)),
+        hint: "a bug in the loader; please report this message",
+    }
+}
+
+/// Starts `/init` afresh for the next attempt.
+fn restart_clean(log: &BootLog, failed: u32) -> ExitCode {
+    log.info("starting /init afresh for a clean retry");
+    let error = pid1::reexec(failed);
+    halt_forever(log, &format!("re-executing /init failed: {error}"))
 }
 
 fn console_mode(config: &Config) -> ConsoleMode {
@@ -197,6 +276,108 @@ fn halt_forever(log: &BootLog, message: &str) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    thread_local! {
+        /// Attempts on this thread that panic before doing anything.
+        static PANICS: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// The test-only way to make an attempt panic (compiled into test
+    /// builds only).
+    pub(super) fn maybe_panic() {
+        if PANICS.with(|p| p.replace(p.get().saturating_sub(1))) > 0 {
+            panic!("injected panic in an attempt");
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs the attempts with `cmdline` and `panics` panicking attempts;
+    /// returns the log and the re-execs asked for.
+    fn run_panicking(pid1: bool, cmdline: &str, panics: u32, first_failed: u32) -> (String, Vec<u32>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("cmdline"), cmdline).expect("cmdline");
+        // Nothing of the host: an attempt that did not panic would find no
+        // bundle and fail.
+        let paths = BootPaths {
+            config: dir.path().join("loader.conf"),
+            cmdline: dir.path().join("cmdline"),
+            sys_block: dir.path().join("sys/block"),
+            mountinfo: dir.path().join("mountinfo"),
+            keys_dir: dir.path().join("keys"),
+            ca_dir: dir.path().join("ca"),
+            default_bundle: dir.path().join("install.fw"),
+            manage_network: false,
+        };
+        let lines = Lines::default();
+        let log = BootLog::new(Some(Box::new(lines.clone())), None);
+        let restarts = Mutex::new(Vec::new());
+        let restart = |failed: u32| {
+            restarts.lock().expect("lock").push(failed);
+            ExitCode::SUCCESS
+        };
+        PANICS.with(|p| p.set(panics));
+        let mode = BootMode {
+            pid1,
+            power_actions: false,
+        };
+        let _ = attempts(&mode, &paths, &log, first_failed, &restart);
+        PANICS.with(|p| p.set(0));
+        let text = String::from_utf8_lossy(&lines.0.lock().expect("lock")).into_owned();
+        let restarts = restarts.lock().expect("lock").clone();
+        (text, restarts)
+    }
+
+    const RETRY: &str = "loader.on_error=retry loader.on_error_retries=1 loader.on_error_delay=0";
+
+    #[test]
+    fn a_panicking_attempt_is_a_failure_of_class_internal() {
+        let (log, _) = run_panicking(false, "loader.on_error=halt", 1, 0);
+        assert!(
+            log.contains("result: failed class=internal stage=install: install failed: internal error: injected panic in an attempt"),
+            "{log}"
+        );
+        assert!(log.contains("giving up"), "{log}");
+    }
+
+    #[test]
+    fn as_pid1_a_retry_after_a_panic_starts_init_afresh() {
+        let (log, restarts) = run_panicking(true, RETRY, 1, 0);
+        assert_eq!(restarts, vec![1], "{log}");
+        assert!(log.contains("retrying in 0 s (attempt 2 of 2)"), "{log}");
+        assert_eq!(log.matches("result: failed").count(), 1, "{log}");
+    }
+
+    #[test]
+    fn retries_count_the_attempts_before_the_restart() {
+        // The one retry was used by the attempt before the re-exec.
+        let (log, restarts) = run_panicking(false, RETRY, 1, 1);
+        assert!(restarts.is_empty(), "{log}");
+        assert!(log.contains("giving up"), "{log}");
+        assert!(!log.contains("retrying"), "{log}");
+    }
+
+    #[test]
+    fn on_a_host_a_retry_after_a_panic_runs_in_the_same_process() {
+        let (log, restarts) = run_panicking(false, RETRY, 2, 0);
+        assert!(restarts.is_empty());
+        assert_eq!(log.matches("result: failed class=internal").count(), 2, "{log}");
+        assert!(log.contains("giving up"), "{log}");
+    }
 
     #[test]
     fn serial_consoles_get_plain_lines_and_vga_gets_the_bar() {
