@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 use loader::apply::{self, ApplyOptions};
 use loader::pack::{pack, PackOptions};
 use pack_support::{cases, corpus_bytes, fixtures, options, prepare, CORPUS_EPOCH};
+use power_cut_support::judge::Outcome;
 use power_cut_support::matrix::{self, Report};
-use power_cut_support::selection::{Layout, Outcome};
+use power_cut_support::selection::Layout;
 use power_cut_support::Recorder;
 
 /// Applies `bundle` to `image` while recording the commit, then replays

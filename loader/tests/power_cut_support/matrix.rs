@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 
-use super::selection::{self, Layout, Outcome, Selection};
+use super::judge::Outcome;
+use super::selection::{self, Layout, Selection};
 use super::{CommitLog, Disk, Intervals, Sector, Unit};
 
 /// Random subsets judged per interval where there are more subsets.

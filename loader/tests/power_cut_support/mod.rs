@@ -14,6 +14,7 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod judge;
 pub mod matrix;
 pub mod selection;
 
