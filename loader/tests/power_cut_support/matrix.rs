@@ -42,7 +42,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -51,7 +51,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -199,8 +199,8 @@ fn subsets(n: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
         out.extend((0..n).map(|skip| (0..n).filter(|&i| i != skip).collect()));
     }
     while out.len() < SAMPLES {
-        let density = rng.next() % 1000;
-        out.push((0..n).filter(|_| rng.next() % 1000 < density).collect());
+        let density = rng.next_u64() % 1000;
+        out.push((0..n).filter(|_| rng.next_u64() % 1000 < density).collect());
     }
     out
 }

@@ -117,15 +117,15 @@ pub struct FatTree {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub table: Table,
-    /// CRC-32 of the boot code area (the first MiB outside the table,
-    /// the environments and the FAT volumes).
-    pub boot_code: u32,
+    /// A hash of the boot code area (the first MiB outside the table, the
+    /// environments and the FAT volumes).
+    pub boot_code: u64,
     pub fats: Vec<Option<FatTree>>,
     pub envs: Vec<Option<UbootEnv>>,
 }
 
 impl Selection {
-    pub fn boots(&self) -> (&Table, u32, &[Option<FatTree>]) {
+    pub fn boots(&self) -> (&Table, u64, &[Option<FatTree>]) {
         (&self.table, self.boot_code, &self.fats)
     }
 }
@@ -175,7 +175,8 @@ fn read_table(m: &mut dyn Medium, device_blocks: Option<u64>) -> Table {
     Table::Mbr { sector0, partitions }
 }
 
-fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> u32 {
+fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> u64 {
+    use std::hash::Hasher;
     let end = layout.device_blocks.unwrap_or(2048).min(2048);
     let mut excluded: Vec<std::ops::Range<u64>> = layout
         .envs
@@ -187,7 +188,7 @@ fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> u32 {
     if gpt {
         excluded.push(1..34);
     }
-    let mut hasher = crc32fast::Hasher::new();
+    let mut hasher = std::hash::DefaultHasher::new();
     let mut at = 1;
     while at < end {
         if let Some(r) = excluded.iter().find(|r| r.contains(&at)) {
@@ -203,10 +204,10 @@ fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> u32 {
             .min(end);
         let mut buf = vec![0u8; ((run_end - at) * BLOCK_SIZE) as usize];
         m.read_at(at * BLOCK_SIZE, &mut buf).expect("read boot code");
-        hasher.update(&buf);
+        hasher.write(&buf);
         at = run_end;
     }
-    hasher.finalize()
+    hasher.finish()
 }
 
 fn read_fat(m: &mut dyn Medium, offset: u64) -> Option<FatTree> {
