@@ -83,6 +83,10 @@ impl Report {
 pub fn run(image: &Path, log: &CommitLog, layout: &Layout, seed: u64) -> Report {
     let file = File::open(image).expect("open image");
     let intervals = Intervals::from_log(log);
+    let layout = &Layout {
+        touched: intervals.before_commit.keys().copied().collect(),
+        ..layout.clone()
+    };
     let final_state = intervals.state_before(intervals.intervals.len());
     let read = |base: &BTreeMap<u64, Sector>| -> Selection {
         selection::read(

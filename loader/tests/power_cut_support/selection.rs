@@ -30,6 +30,8 @@ pub struct Layout {
     /// The task writes a partition table (`mbr_write`/`gpt_write`): a
     /// complete install, which may pass through "nothing bootable".
     pub writes_table: bool,
+    /// Sectors the commit writes (set by the matrix).
+    pub touched: Vec<u64>,
 }
 
 impl Layout {
@@ -79,6 +81,7 @@ impl Layout {
             fats: fats.into_iter().collect(),
             device_blocks: size.map(|s| s / BLOCK_SIZE),
             writes_table,
+            touched: Vec::new(),
         }
     }
 }
@@ -117,16 +120,16 @@ pub struct FatTree {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub table: Table,
-    /// A hash of the boot code area (the first MiB outside the table, the
-    /// environments and the FAT volumes).
-    pub boot_code: u64,
+    /// The boot code area (the first MiB outside the table, the
+    /// environments and the FAT volumes), where the commit writes it.
+    pub boot_code: Vec<u8>,
     pub fats: Vec<Option<FatTree>>,
     pub envs: Vec<Option<UbootEnv>>,
 }
 
 impl Selection {
-    pub fn boots(&self) -> (&Table, u64, &[Option<FatTree>]) {
-        (&self.table, self.boot_code, &self.fats)
+    pub fn boots(&self) -> (&Table, &[u8], &[Option<FatTree>]) {
+        (&self.table, &self.boot_code, &self.fats)
     }
 }
 
@@ -175,9 +178,9 @@ fn read_table(m: &mut dyn Medium, device_blocks: Option<u64>) -> Table {
     Table::Mbr { sector0, partitions }
 }
 
-fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> u64 {
-    use std::hash::Hasher;
-    let end = layout.device_blocks.unwrap_or(2048).min(2048);
+/// The sectors of the boot code area the commit writes (the others are the
+/// same in every state of the commit).
+fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> Vec<u8> {
     let mut excluded: Vec<std::ops::Range<u64>> = layout
         .envs
         .iter()
@@ -185,29 +188,22 @@ fn boot_code(m: &mut dyn Medium, layout: &Layout, gpt: bool) -> u64 {
         .map(|r| r.start / BLOCK_SIZE..r.end.div_ceil(BLOCK_SIZE))
         .collect();
     excluded.extend(layout.fats.iter().map(|&f| f / BLOCK_SIZE..u64::MAX));
+    excluded.push(2048..u64::MAX);
+    excluded.push(0..1);
     if gpt {
         excluded.push(1..34);
     }
-    let mut hasher = std::hash::DefaultHasher::new();
-    let mut at = 1;
-    while at < end {
-        if let Some(r) = excluded.iter().find(|r| r.contains(&at)) {
-            at = r.end;
-            continue;
-        }
-        let run_end = excluded
-            .iter()
-            .filter(|r| r.start > at)
-            .map(|r| r.start)
-            .min()
-            .unwrap_or(end)
-            .min(end);
-        let mut buf = vec![0u8; ((run_end - at) * BLOCK_SIZE) as usize];
-        m.read_at(at * BLOCK_SIZE, &mut buf).expect("read boot code");
-        hasher.write(&buf);
-        at = run_end;
+    let mut code = Vec::new();
+    let mut sector = [0u8; BLOCK_SIZE as usize];
+    for &s in layout
+        .touched
+        .iter()
+        .filter(|s| !excluded.iter().any(|r| r.contains(s)))
+    {
+        m.read_at(s * BLOCK_SIZE, &mut sector).expect("read boot code");
+        code.extend_from_slice(&sector);
     }
-    hasher.finish()
+    code
 }
 
 fn read_fat(m: &mut dyn Medium, offset: u64) -> Option<FatTree> {
