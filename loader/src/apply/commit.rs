@@ -316,3 +316,62 @@ fn write_step(target: &mut dyn Target, held: &Held, step: &Step) -> io::Result<(
     }
     flush(target, run_start, &mut run)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sector0(types: [u8; 4]) -> [u8; SECTOR] {
+        let mut s = [0u8; SECTOR];
+        s[..3].copy_from_slice(&[0xeb, 0x63, 0x90]);
+        for (i, t) in types.iter().enumerate() {
+            s[446 + 16 * i + 4] = *t;
+        }
+        s[510] = 0x55;
+        s[511] = 0xaa;
+        s
+    }
+
+    /// Every prefix of the switch-off written over the old sector: armed
+    /// as before, or not at all (and an MBR keeps its partition entries).
+    fn assert_tear_safe(old: [u8; SECTOR]) {
+        let off = switched_off(&old);
+        assert!(is_armed(&old) && !is_armed(&off));
+        for prefix in 0..=SECTOR {
+            let mut torn = old;
+            torn[..prefix].copy_from_slice(&off[..prefix]);
+            assert!(torn == old || !is_armed(&torn), "torn after {prefix} bytes boots");
+        }
+    }
+
+    #[test]
+    fn an_mbr_is_switched_off_by_its_signature_alone() {
+        let old = sector0([0x0c, 0x83, 0x83, 0x0c]);
+        let off = switched_off(&old);
+        assert_eq!(
+            off[..510],
+            old[..510],
+            "the entries stay: clearing some would point elsewhere"
+        );
+        assert_eq!(off[510..], [0, 0]);
+        assert_tear_safe(old);
+    }
+
+    #[test]
+    fn a_protective_mbr_also_loses_its_gpt_type() {
+        let old = sector0([0xee, 0, 0, 0]);
+        let off = switched_off(&old);
+        assert_eq!(
+            off[446 + 4],
+            0,
+            "UEFI firmware finds a GPT by the 0xEE type, signed or not"
+        );
+        assert_tear_safe(old);
+    }
+
+    #[test]
+    fn a_blank_or_empty_table_is_not_armed() {
+        assert!(!is_armed(&[0u8; SECTOR]));
+        assert!(!is_armed(&sector0([0, 0, 0, 0])));
+    }
+}
