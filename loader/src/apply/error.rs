@@ -49,6 +49,9 @@ pub enum ApplyError {
     /// or the server cannot resume); nothing bootable has been written.
     #[error("{message}")]
     Download { message: String, restart: Option<String> },
+    /// A thread of the install panicked: a bug, not the bundle's fault.
+    #[error("internal error: {0} (a bug in the loader; please report this message)")]
+    Internal(String),
 }
 
 impl ApplyError {
@@ -70,6 +73,7 @@ impl ApplyError {
             ApplyError::TooSmall(_) => "too-small",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
+            ApplyError::Internal(_) => "internal",
         }
     }
 
@@ -77,6 +81,9 @@ impl ApplyError {
     /// whether starting over can fix it); anything else means the bundle is
     /// damaged or cut short.
     pub fn reading(err: &(dyn std::error::Error + 'static)) -> ApplyError {
+        if let Some(panicked) = find::<WorkerPanicked>(err) {
+            return ApplyError::Internal(panicked.to_string());
+        }
         match SourceFailure::find_in(err) {
             Some(failure) => ApplyError::Download {
                 message: failure.message.clone(),
@@ -104,17 +111,39 @@ impl SourceFailure {
     /// The `SourceFailure` anywhere in an error's chain: the ZIP walker and
     /// the install pipeline wrap the reader's `io::Error` in their own.
     pub fn find_in<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e SourceFailure> {
-        let mut current = err;
-        loop {
-            if let Some(failure) = current.downcast_ref::<SourceFailure>() {
-                return Some(failure);
-            }
-            // `io::Error::source` skips the error it wraps: look inside.
-            current = match current.downcast_ref::<std::io::Error>() {
-                Some(io) => io.get_ref()?,
-                None => current.source()?,
-            };
+        find::<SourceFailure>(err)
+    }
+}
+
+/// A worker thread of the install (the bundle reader, the hasher)
+/// panicked; its message is the panic's.
+#[derive(Debug, thiserror::Error)]
+#[error("the {thread} thread panicked: {message}")]
+pub struct WorkerPanicked {
+    pub thread: &'static str,
+    pub message: String,
+}
+
+/// The text a panic was raised with (`panic!("…")`), for messages.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The first error of type `E` in `err`'s chain, looking into `io::Error`s.
+fn find<'e, E: std::error::Error + 'static>(mut err: &'e (dyn std::error::Error + 'static)) -> Option<&'e E> {
+    loop {
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
         }
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        err = inner.or_else(|| err.source())?;
     }
 }
 

@@ -10,12 +10,15 @@
 //! 4. Run `on-init`, stream every resource through its handler while
 //!    hashing it, run `on-finish`. Boot-critical writes go to the
 //!    [`overlay::Overlay`]; bulk `raw_write` data goes to the disk.
-//! 5. Only when every resource has verified: commit the held writes, sync.
+//! 5. Only when every resource has verified: commit the held writes, in an
+//!    order that survives a power cut at any write (`commit`).
 //!
 //! Any failure before step 5 runs `on-error`, drops the overlay and leaves a
 //! disk that boots whatever it booted before (or nothing new).
 
 mod actions;
+mod commit;
+mod commit_env;
 pub mod error;
 pub mod events;
 mod exec;

@@ -10,13 +10,16 @@
 //! stream per resource), so it gets a thread of its own: while the engine
 //! writes chunk n, the hasher hashes chunk n+1 and the reader inflates
 //! chunk n+2. Buffers travel back from the engine to the reader for reuse,
-//! so memory stays at a few MiB however large the bundle is.
+//! so memory stays at a few MiB however large the bundle is. A stage that
+//! panics sends the panic on as the install's error.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
+use super::error::{panic_text, WorkerPanicked};
 use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
 
@@ -67,10 +70,18 @@ impl EntryStream {
         let (recycle, spare) = sync_channel(2 * DEPTH + 3);
         let reader = std::thread::Builder::new()
             .name("bundle-reader".into())
-            .spawn(move || read_entries(walker, &wanted, read_tx, spare))?;
-        let hasher = std::thread::Builder::new()
-            .name("bundle-hasher".into())
-            .spawn(move || hash_entries(read_rx, hash_tx));
+            .spawn(move || {
+                let failed = read_tx.clone();
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| read_entries(walker, &wanted, read_tx, spare))) {
+                    let _ = failed.send(Unhashed::Failed(panicked("bundle reader", &*panic)));
+                }
+            })?;
+        let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
+            let failed = hash_tx.clone();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
+                let _ = failed.send(Msg::Failed(panicked("bundle hasher", &*panic)));
+            }
+        });
         let mut stream = EntryStream {
             rx: hash_rx,
             recycle,
@@ -180,6 +191,8 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
     while let Ok(msg) = rx.recv() {
         let msg = match msg {
             Unhashed::Entry(name) => {
+                #[cfg(test)]
+                assert!(name != tests::PANIC_IN_HASHER, "injected panic in the hasher");
                 hasher = Blake2b256::new();
                 length = 0;
                 Msg::Entry(name)
@@ -203,6 +216,16 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
     }
 }
 
+/// A stage panicked: the engine gets it as the install's error (an
+/// [`ApplyError::Internal`](super::ApplyError)) instead of waiting on a
+/// queue that never fills again.
+fn panicked(thread: &'static str, payload: &(dyn std::any::Any + Send)) -> io::Error {
+    io::Error::other(WorkerPanicked {
+        thread,
+        message: panic_text(payload),
+    })
+}
+
 /// Reads until `buf` is full or the entry ends.
 fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -216,3 +239,7 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(all(test, feature = "host-tools"))]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -13,7 +13,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,7 +68,9 @@ pub fn cases(dir: &Path) -> Vec<Case> {
         .collect()
 }
 
-fn options(dir: &Path, case: &Case) -> ApplyOptions {
+/// The apply options of a case: its task, environment and fwup flags
+/// (`-p KEY`, `--unsafe`; keys are found in `dir`).
+pub fn options(dir: &Path, case: &Case) -> ApplyOptions {
     let mut opts = ApplyOptions::new(&case.task);
     opts.vars = case.env.clone();
     let mut args = case.extra.iter();
@@ -97,7 +99,8 @@ fn parse_size(text: &str) -> u64 {
     text.parse().unwrap_or_else(|_| panic!("size {text}"))
 }
 
-fn prepare(case: &Case, dir: &Path, results: &HashMap<String, PathBuf>) -> PathBuf {
+/// The destination a case starts from, made in `dir`.
+pub fn prepare(case: &Case, dir: &Path, results: &BTreeMap<String, PathBuf>) -> PathBuf {
     let dest = dir.join(format!("{}.img", case.name));
     if let Some(size) = case.before.strip_prefix("sparse:") {
         File::create(&dest).unwrap().set_len(parse_size(size)).unwrap();
@@ -125,7 +128,7 @@ fn prepare(case: &Case, dir: &Path, results: &HashMap<String, PathBuf>) -> PathB
     dest
 }
 
-fn imgcompare(expected: &Path, actual: &Path) -> (bool, String) {
+pub fn imgcompare(expected: &Path, actual: &Path) -> (bool, String) {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare");
     let out = Command::new("python3")
         .arg(tool)
@@ -150,7 +153,7 @@ fn read_region(path: &Path, offset: u64, len: u64) -> Vec<u8> {
 /// that differs from fwup.
 pub fn run_cases(fixtures: &Path) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let mut results: HashMap<String, PathBuf> = HashMap::new();
+    let mut results: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut failures = Vec::new();
     for case in cases(fixtures) {
         let dest = prepare(&case, dir.path(), &results);
