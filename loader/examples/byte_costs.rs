@@ -1,0 +1,133 @@
+//! What each byte of an install costs on one core, step by step, in one run:
+//! `cargo run --release --example byte_costs -- BUNDLE.fw`
+//! (under user-mode TCG, as a one-vCPU guest without SSE4.1 or AVX sees
+//! it: `qemu-x86_64 -cpu qemu64 target/.../examples/byte_costs BUNDLE.fw`).
+//!
+//! Reads the bundle into memory, then times on this thread alone: the ZIP
+//! walk (inflate + CRC-32, as the install pipeline reads it), CRC-32 alone,
+//! both BLAKE2b-256 implementations, and a plain copy, each over the
+//! uncompressed bytes of every entry. Prints MB/s and each step's share of
+//! one pass (walk + the BLAKE2b the loader picks), which is what one vCPU
+//! spends per byte before the write.
+
+use std::io::{Cursor, Read};
+
+use nix::time::{clock_gettime, ClockId};
+
+use loader::bundle::blake2b::{Blake2b256, Implementation};
+use loader::bundle::zip::ZipWalker;
+
+const CHUNK: usize = 1024 * 1024;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args().nth(1).ok_or("usage: byte_costs BUNDLE.fw")?;
+    let bundle = std::fs::read(&path)?;
+
+    // The uncompressed bytes, for the steps after the walk (not timed).
+    let mut data: Vec<Vec<u8>> = Vec::new();
+    walk_all(&bundle, |chunk| data.push(chunk.to_vec()))?;
+    // The walk itself, into one reused buffer as the pipeline's reader does.
+    let walk = timed(|| {
+        walk_all(&bundle, |chunk| {
+            std::hint::black_box(chunk);
+        })
+    });
+    walk.1?;
+    let bytes: usize = data.iter().map(Vec::len).sum();
+
+    let crc = timed(|| {
+        let mut h = crc32fast::Hasher::new();
+        data.iter().for_each(|c| h.update(c));
+        std::hint::black_box(h.finalize());
+    })
+    .0;
+    let hash = |implementation| {
+        timed(|| {
+            let mut h = Blake2b256::with(implementation);
+            data.iter().for_each(|c| h.update(c));
+            std::hint::black_box(h.finalize());
+        })
+        .0
+    };
+    let (vector, scalar) = (hash(Implementation::Vector), hash(Implementation::Scalar));
+    let mut target = vec![0u8; CHUNK];
+    let copy = timed(|| {
+        for c in &data {
+            target[..c.len()].copy_from_slice(c);
+            std::hint::black_box(&target);
+        }
+    })
+    .0;
+
+    let picked = Implementation::fastest();
+    let blake = if picked == Implementation::Vector {
+        vector
+    } else {
+        scalar
+    };
+    let pass = walk.0 + blake;
+    let mb = bytes as f64 / 1e6;
+    println!("{mb:.1} MB uncompressed from {path}; CPU seconds of this thread");
+    println!("{:<44} {:>8} {:>8} {:>10}", "step", "seconds", "MB/s", "of a pass");
+    let row = |label: &str, secs: f64| {
+        println!(
+            "{label:<44} {secs:>8.3} {:>8.0} {:>9.0}%",
+            mb / secs,
+            100.0 * secs / pass
+        );
+    };
+    row("ZIP walk: inflate + CRC-32 (pipeline reader)", walk.0);
+    row("  of which CRC-32 (crc32fast)", crc);
+    row("  of which inflate and walker (difference)", walk.0 - crc);
+    row("BLAKE2b-256, blake2b_simd", vector);
+    row("BLAKE2b-256, blake2 (RustCrypto)", scalar);
+    row("copy 1 MiB chunks (memcpy)", copy);
+    row(&format!("one pass: walk + BLAKE2b ({picked:?}, picked)"), pass);
+    Ok(())
+}
+
+/// CPU seconds this thread spent in `f`: other processes on a loaded
+/// machine do not count.
+fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let started = cpu_seconds();
+    let out = f();
+    (cpu_seconds() - started, out)
+}
+
+fn cpu_seconds() -> f64 {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+}
+
+/// Walks every entry of `bundle` in 1 MiB pieces, handing each to `take`.
+fn walk_all(bundle: &[u8], mut take: impl FnMut(&[u8])) -> Result<(), Box<dyn std::error::Error>> {
+    let mut walker = ZipWalker::new(Cursor::new(bundle));
+    let mut buf = vec![0u8; CHUNK];
+    while let Some(mut entry) = walker.next_entry()? {
+        loop {
+            let n = fill(&mut entry, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            take(&buf[..n]);
+        }
+    }
+    Ok(())
+}
+
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
