@@ -15,11 +15,9 @@
 //! URLs are acceptable, redirects, retries, deadlines, and resuming only
 //! what a strong validator proves to be the same file.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
 
-use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -197,8 +195,11 @@ impl StatsHandle {
 /// A remote file as a byte stream. See the module documentation.
 pub struct HttpReader {
     rx: mpsc::Receiver<Message>,
-    /// What is left of the batch being read, front first.
-    current: VecDeque<Bytes>,
+    /// Where consumed batches go back to the transfer thread.
+    recycle: mpsc::SyncSender<Vec<u8>>,
+    /// The batch being read and how much of it was read.
+    current: Vec<u8>,
+    read_to: usize,
     state: ReadState,
     stats: StatsHandle,
     validator: Validator,
@@ -249,7 +250,9 @@ impl HttpReader {
         let validator = channels.head.recv().map_err(|_| HttpError::ThreadGone)??;
         Ok(HttpReader {
             rx: channels.data,
-            current: VecDeque::new(),
+            recycle: channels.recycle,
+            current: Vec::new(),
+            read_to: 0,
             state: ReadState::Streaming,
             stats,
             validator,
@@ -283,7 +286,7 @@ impl Read for HttpReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        while self.current.is_empty() {
+        while self.read_to == self.current.len() {
             match &self.state {
                 ReadState::Finished => return Ok(0),
                 ReadState::Failed(msg) => {
@@ -292,7 +295,13 @@ impl Read for HttpReader {
                 ReadState::Streaming => {}
             }
             match self.rx.recv() {
-                Ok(Message::Data(batch)) => self.current = batch.into(),
+                Ok(Message::Data(batch)) => {
+                    let done = std::mem::replace(&mut self.current, batch);
+                    self.read_to = 0;
+                    // A full queue or a finished transfer: the buffer is
+                    // simply freed.
+                    let _ = self.recycle.try_send(done);
+                }
                 Ok(Message::End) => self.state = ReadState::Finished,
                 Ok(Message::Failed(err)) => {
                     self.state = ReadState::Failed(err.to_string());
@@ -304,18 +313,10 @@ impl Read for HttpReader {
                 }
             }
         }
-        let mut n = 0;
-        while n < buf.len() {
-            let Some(front) = self.current.front_mut() else { break };
-            let take = (buf.len() - n).min(front.len());
-            buf[n..n + take].copy_from_slice(&front[..take]);
-            n += take;
-            if take == front.len() {
-                self.current.pop_front();
-            } else {
-                *front = front.slice(take..);
-            }
-        }
+        let left = &self.current[self.read_to..];
+        let n = buf.len().min(left.len());
+        buf[..n].copy_from_slice(&left[..n]);
+        self.read_to += n;
         Ok(n)
     }
 }
