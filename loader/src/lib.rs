@@ -13,6 +13,8 @@ pub mod inspect;
 pub mod ipxe;
 #[cfg(feature = "host-tools")]
 pub mod ipxe_cli;
+#[cfg(feature = "host-tools")]
+pub mod iso;
 pub mod net;
 #[cfg(feature = "host-tools")]
 pub mod pack;
