@@ -1,0 +1,113 @@
+//! The rescue ISO (`loader iso`): booted from a CD under BIOS and from a
+//! USB stick under UEFI, left attached and first in the boot order across
+//! the loader's reboot. No scenario names the disk: the loader must find
+//! the virtio disk the only candidate, the medium never being one.
+
+use std::path::Path;
+
+use qemu_tests::disk;
+use qemu_tests::scenario::{result_line, Scenario, LOADER_START, RESULT};
+use qemu_tests::vm::{Medium, Vm, VmConfig};
+
+use crate::{expect_system, DISK_MIB};
+
+/// What the ISO's menu prints when it boots the installed system.
+const MENU_BOOTS_DISK: &str = "Booting the installed system: configfile (";
+
+/// After the install the machine came back through the medium, whose menu
+/// booted the disk's own GRUB configuration: the loader ran exactly once.
+fn assert_menu_booted_the_disk(vm: &Vm) {
+    let lines = vm.lines();
+    let starts = lines.iter().filter(|(_, l)| l.contains(LOADER_START)).count();
+    assert_eq!(
+        starts,
+        1,
+        "the loader started {starts} times (serial log: {})",
+        vm.log.display()
+    );
+    let after_install = lines.iter().skip_while(|(_, l)| !l.contains(RESULT));
+    assert!(
+        after_install.clone().any(|(_, l)| l.contains(MENU_BOOTS_DISK)),
+        "the medium's menu did not boot the installed disk (serial log: {})",
+        vm.log.display()
+    );
+}
+
+/// Copies `iso` to a 64 MiB stick image, as `dd` onto a stick leaves it.
+fn write_stick(iso: &Path, stick: &Path) {
+    std::fs::copy(iso, stick).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(stick).unwrap();
+    file.set_len(64 << 20).unwrap();
+}
+
+/// disk:  [ blank, 256 MiB ...................................... ] /dev/vda
+/// CD-ROM: rescue.iso carrying ab-v1.fw (bootindex 0, stays attached)
+/// SeaBIOS → the CD's GRUB: no installed system → the loader → installs
+/// (the disk found without loader.disk=) → reboot → the CD's GRUB again,
+/// which now finds the disk's grub.cfg and boots it → slot a, 1.0.0 up,
+/// first boot of the installed system, no second install.
+#[test]
+fn iso_bios_cdrom_first_install() {
+    let mut s = Scenario::new("iso_bios_cdrom_first_install");
+    let disk_path = s.path("disk.img");
+    disk::blank(&disk_path, DISK_MIB);
+    let bundle = s.artifacts.bundle_v1.clone();
+    let iso = s.iso(
+        "rescue.iso",
+        &s.artifacts.initramfs.clone(),
+        &["--bundle", bundle.to_str().unwrap()],
+        "",
+    );
+
+    let mut vm = s.boot(VmConfig::new(&[&disk_path]).medium(Medium::Cdrom(iso)));
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system 1.0.0 task=complete disk=/dev/vda"),
+        "{result}"
+    );
+    let page = expect_system(&mut vm, "a", "1.0.0");
+    assert!(page.contains("\"boot_count\":1"), "page: {page}");
+    assert_menu_booted_the_disk(&vm);
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(disk::active_slot(&disk_path).as_deref(), Some("a"));
+}
+
+/// disk:  [ blank, 256 MiB ...................................... ] /dev/vda
+/// stick: rescue.iso written raw to a 64 MiB USB stick (xHCI, bootindex 0),
+///        with --fetch-bundle https://10.0.2.2:PORT/ab-v1.fw and the test CA
+///        baked into its initramfs
+/// OVMF → the stick's EFI partition (GRUB) → the loader → DHCP → streamed
+/// install over HTTPS → reboot → the stick's GRUB boots the disk → slot a,
+/// 1.0.0 up; the bundle only ever travelled over TLS.
+#[test]
+fn iso_uefi_usb_stick_https() {
+    let mut s = Scenario::new("iso_uefi_usb_stick_https");
+    let disk_path = s.path("disk.img");
+    disk::blank(&disk_path, DISK_MIB);
+    s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
+    let url = s.server.guest_https_url("ab-v1.fw");
+    let iso = s.iso("rescue.iso", &s.ca_initramfs(), &["--fetch-bundle", &url], "");
+    let stick = s.path("stick.img");
+    write_stick(&iso, &stick);
+
+    let config = VmConfig::new(&[&disk_path])
+        .uefi(&s.path("vars.fd"))
+        .medium(Medium::UsbStick(stick));
+    let mut vm = s.boot(config);
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system 1.0.0 task=complete disk=/dev/vda"),
+        "{result}"
+    );
+    expect_system(&mut vm, "a", "1.0.0");
+    assert_menu_booted_the_disk(&vm);
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(disk::active_slot(&disk_path).as_deref(), Some("a"));
+    let fetches: Vec<_> = s.server.seen().into_iter().filter(|r| r.path == "/ab-v1.fw").collect();
+    assert!(
+        !fetches.is_empty() && fetches.iter().all(|r| r.tls),
+        "the bundle was fetched without TLS: {fetches:?}"
+    );
+}
