@@ -11,8 +11,9 @@
 //!   It runs that configuration with `$root` and `$prefix` pointing at it,
 //!   as the disk's own GRUB would, so it needs neither the disk's MBR boot
 //!   code nor its EFI binary (both are what a damaged disk tends to lose).
-//!   When that entry fails (the configuration cannot load a kernel), GRUB
-//!   falls back to the loader.
+//!   When that configuration cannot boot, GRUB stops at this menu, without
+//!   a timeout: no automatic fallback to the loader, whose install would
+//!   not mend a configuration it does not write and would then loop.
 //! - "install": the loader with the ISO's kernel command line; the default
 //!   when no installed system is found.
 //! - "install-complete": the same with `loader.task=complete` (wipes the
@@ -77,20 +78,31 @@ pub fn grub_cfg(menu: &Menu) -> Result<String, MenuError> {
     out.push_str(CONSOLE);
     out.push_str(&find_installed());
     out.push_str(INSTALLED_ENTRY);
-    let install_title = quote(&format!("Install {}", menu.installs));
-    out.push_str(&format!(
-        "\nmenuentry {install_title} --id install {{\n    echo 'Starting the loader...'\n    {linux}\n    {initrd}\n}}\n"
+    out.push_str(&install_entry(
+        &format!("Install {}", menu.installs),
+        "install",
+        &linux,
+        &initrd,
     ));
     if !sets_task {
-        let title = quote(&format!(
+        let title = format!(
             "Install {}, wiping the whole disk (loader.task=complete)",
             menu.installs
-        ));
-        out.push_str(&format!(
-            "\nmenuentry {title} --id install-complete {{\n    echo 'Starting the loader (loader.task=complete)...'\n    {linux} loader.task=complete\n    {initrd}\n}}\n"
-        ));
+        );
+        let linux = format!("{linux} loader.task=complete");
+        out.push_str(&install_entry(&title, "install-complete", &linux, &initrd));
     }
     Ok(out)
+}
+
+/// A menu entry that starts the loader from this medium. It sets `$root`
+/// back to the medium first: the installed entry changed it before
+/// failing over to this one.
+fn install_entry(title: &str, id: &str, linux: &str, initrd: &str) -> String {
+    format!(
+        "\nmenuentry {} --id {id} {{\n    set root=\"$medium_root\"\n    echo 'Starting the loader...'\n    {linux}\n    {initrd}\n}}\n",
+        quote(title)
+    )
 }
 
 const HEADER: &str = "\
@@ -120,6 +132,7 @@ fn find_installed() -> String {
     format!(
         r#"
 # An installed system: a GRUB configuration on a disk other than this medium.
+set medium_root="$root"
 regexp --set=medium '^([^,]+)' "$root"
 set installed=""
 for dev in (*); do
@@ -144,7 +157,6 @@ export installed installed_dir
 const INSTALLED_ENTRY: &str = r#"
 if [ -n "$installed" ]; then
     set default=installed
-    set fallback=install
     menuentry "Boot the installed system on ($installed)" --id installed {
         echo "Booting the installed system: configfile ($installed)$installed_dir/grub.cfg"
         set root="$installed"
@@ -249,13 +261,22 @@ mod tests {
         ]))
         .unwrap();
         assert!(cfg.contains("set timeout=5\n"), "{cfg}");
+        assert!(cfg.contains("set default=installed\n"), "{cfg}");
         assert!(
-            cfg.contains("set default=installed\n    set fallback=install\n"),
-            "{cfg}"
+            !cfg.contains("fallback"),
+            "no automatic reinstall after a failed boot: {cfg}"
         );
         assert!(cfg.contains("else\n    set default=install\n"), "{cfg}");
+        let titles: Vec<&str> = cfg
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("menuentry "))
+            .collect();
+        assert!(titles[0].starts_with("\"Boot the installed system"), "{titles:?}");
+        assert!(titles[1].ends_with("--id install {"), "{titles:?}");
+        // The installed entry moves $root to the disk; the loader entries
+        // move it back before loading from the medium.
         assert!(
-            cfg.contains("    linux /loader/bzImage console=ttyS0,115200 loader.disk=/dev/vda ip=dhcp\n    initrd /loader/initramfs /loader/bundle.cpio\n"),
+            cfg.contains("    set root=\"$medium_root\"\n    echo 'Starting the loader...'\n    linux /loader/bzImage console=ttyS0,115200 loader.disk=/dev/vda ip=dhcp\n    initrd /loader/initramfs /loader/bundle.cpio\n"),
             "{cfg}"
         );
         assert!(
