@@ -42,6 +42,7 @@ pub use efi_image::efi_image;
 pub use grub_cfg::{grub_cfg, Menu, MenuError};
 
 use crate::apply::{self, events::Silent, ApplyOptions};
+use crate::formats::utc::Utc;
 use crate::ipxe::{loader_params, ChainOptions, IpxeError};
 
 /// The ISO 9660 volume id.
@@ -229,37 +230,19 @@ fn copy(from: &Path, to: &Path) -> Result<(), IsoError> {
 
 /// The ISO 9660 volume date for xorriso: `YYYYMMDDhhmmss` and hundredths.
 pub fn iso_date(epoch: u32) -> String {
-    let (y, mo, d, h, mi, s) = utc(epoch);
-    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}00")
+    let t = Utc::from_unix(u64::from(epoch));
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}00",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
 }
 
 /// The UUID GRUB reads from that date: `YYYY-MM-DD-hh-mm-ss-00`.
 pub fn grub_uuid(epoch: u32) -> String {
-    let (y, mo, d, h, mi, s) = utc(epoch);
-    format!("{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}-00")
-}
-
-/// UTC calendar fields of `epoch` (days to civil date: H. Hinnant's algorithm).
-fn utc(epoch: u32) -> (u32, u32, u32, u32, u32, u32) {
-    let secs = u64::from(epoch);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let field = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    (
-        field(year),
-        field(month),
-        field(day),
-        field(rem / 3600),
-        field(rem / 60 % 60),
-        field(rem % 60),
+    let t = Utc::from_unix(u64::from(epoch));
+    format!(
+        "{:04}-{:02}-{:02}-{:02}-{:02}-{:02}-00",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 
