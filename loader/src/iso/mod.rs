@@ -19,8 +19,8 @@
 //! configuration: find this medium by its ISO 9660 UUID (the volume
 //! date), then read `/loader/grub.cfg` from it.
 //!
-//! Reproducible: the same inputs and `SOURCE_DATE_EPOCH` (default 0) give
-//! the same bytes. `grub-mkrescue` cannot promise that (GRUB 2.06 stamps
+//! Reproducible: the same inputs (files, options, the host's GRUB and
+//! xorriso packages) and `SOURCE_DATE_EPOCH` (default 0) give the same bytes. `grub-mkrescue` cannot promise that (GRUB 2.06 stamps
 //! the current time into the volume date and the embedded search UUID), so
 //! this module runs the steps it would run with fixed inputs: the volume
 //! date and every file time are the epoch, the EFI image comes from the

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use qemu_tests::disk;
-use qemu_tests::scenario::{result_line, Scenario, LOADER_START, RESULT};
+use qemu_tests::scenario::{result_line, Scenario, FIRST_WRITE, LOADER_START, RESULT};
 use qemu_tests::vm::{Medium, Vm, VmConfig};
 
 use crate::{expect_system, DISK_MIB};
@@ -64,6 +64,16 @@ fn iso_bios_cdrom_first_install() {
     assert!(
         result.contains("result: installed Loader example A/B system 1.0.0 task=complete disk=/dev/vda"),
         "{result}"
+    );
+    // The bundle from the medium was checked whole before the first write,
+    // as an injected one is.
+    let verified = vm
+        .line("bundle verified: signature and every resource hash")
+        .map(|(at, _)| at);
+    let first_write = vm.line(FIRST_WRITE).map(|(at, _)| at);
+    assert!(
+        matches!((verified, first_write), (Some(v), Some(w)) if v <= w),
+        "verified at {verified:?}, first write at {first_write:?}"
     );
     let page = expect_system(&mut vm, "a", "1.0.0");
     assert!(page.contains("\"boot_count\":1"), "page: {page}");
