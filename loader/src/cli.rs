@@ -85,6 +85,10 @@ enum Command {
         #[arg(long)]
         finish: bool,
     },
+    /// List every disk: identity, what it holds, whether it can be the target and why not.
+    Disks(crate::toolbox::DisksArgs),
+    /// Show the disk, task and writes a bundle would get, writing nothing (like loader.dry_run=1).
+    Plan(crate::toolbox::PlanArgs),
     /// Build the install initramfs (this static binary as /init, config, keys, CAs),
     /// or wrap a bundle as /root/install.fw for UEFI iPXE.
     #[cfg(feature = "host-tools")]
@@ -110,6 +114,12 @@ enum Command {
     /// Sign (or re-sign) an existing bundle.
     #[cfg(feature = "host-tools")]
     Sign(crate::pack::cli::SignArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[cfg(feature = "host-tools")]
+    Completions(crate::manual::CompletionsArgs),
+    /// Write man pages (loader.1 and one per command) into a directory.
+    #[cfg(feature = "host-tools")]
+    Manpages(crate::manual::ManpagesArgs),
 }
 
 #[derive(clap::Args)]
@@ -212,6 +222,9 @@ fn process_vars() -> BTreeMap<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    if let Command::Plan(args) = cli.command {
+        return crate::toolbox::plan::run(args);
+    }
     if let Command::Boot {
         cmdline,
         config,
@@ -247,7 +260,8 @@ pub fn main(cli: Cli) -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Boot { .. } => Err("internal: boot is dispatched before".into()),
+        Command::Boot { .. } | Command::Plan(_) => Err("internal: dispatched before".into()),
+        Command::Disks(args) => crate::toolbox::disks::run(args),
         Command::Apply {
             bundle,
             fetch,
@@ -346,6 +360,10 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         #[cfg(feature = "host-tools")]
         Command::Sign(args) => crate::pack::cli::sign(args),
+        #[cfg(feature = "host-tools")]
+        Command::Completions(args) => crate::manual::completions(args),
+        #[cfg(feature = "host-tools")]
+        Command::Manpages(args) => crate::manual::manpages(args),
     }
 }
 

@@ -240,6 +240,9 @@ impl<'a> Runner<'a> {
             Action::RawWrite { .. } | Action::FatWrite { .. } | Action::PathWrite { .. } | Action::PipeWrite { .. } => {
                 return Err(other("only usable in on-resource".into()));
             }
+            // `validate_task` refuses a chosen task that has one outside
+            // `on-error`; in `on-error` it stops the handler, as in fwup.
+            Action::Unusable { problem, .. } => return Err(other(problem.clone())),
         }
         Ok(())
     }
@@ -383,5 +386,6 @@ pub fn describe(action: &Action) -> String {
         Execute { command } => format!("execute(\"{command}\")"),
         PathWrite { path } => format!("path_write(\"{path}\")"),
         PipeWrite { command } => format!("pipe_write(\"{command}\")"),
+        Unusable { action, .. } => format!("{action}(…)"),
     }
 }

@@ -39,6 +39,10 @@ pub enum ApplyError {
     },
     #[error("the install would hold back too much data: {0}")]
     HoldLimit(String),
+    /// A partition table of the task reaches past the end of the target
+    /// (refused before the first write; fwup would write it).
+    #[error("{0}; nothing was written (a table pointing past the end of the disk would not boot)")]
+    TooSmall(String),
     #[error("writing {target}: {source}")]
     Target { target: String, source: std::io::Error },
     /// Downloading the bundle failed part-way. `restart` says why starting
@@ -64,6 +68,7 @@ impl ApplyError {
             ApplyError::Requested(_) => "bundle-error",
             ApplyError::Action { .. } => "action",
             ApplyError::HoldLimit(_) => "hold-limit",
+            ApplyError::TooSmall(_) => "too-small",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
         }

@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+pub use actions::describe as describe_action;
 pub use error::ApplyError;
 pub use events::{Event, Reporter, Stage};
 pub use install::{open_bundle, verify_all, OpenedBundle};

@@ -12,6 +12,7 @@
 //! chunk n+2. Buffers travel back from the engine to the reader for reuse,
 //! so memory stays at a few MiB however large the bundle is.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
@@ -27,6 +28,8 @@ const DEPTH: usize = 2;
 pub enum Msg {
     /// A new ZIP entry starts.
     Entry(String),
+    /// An entry nobody asked for was passed over without inflating it.
+    Skipped(String),
     Data(Vec<u8>),
     /// The current entry ended and its CRC and sizes checked out; its
     /// uncompressed data had this length and BLAKE2b-256.
@@ -42,6 +45,7 @@ pub enum Msg {
 /// What the reader hands the hasher: [`Msg`] before hashing.
 enum Unhashed {
     Entry(String),
+    Skipped(String),
     Data(Vec<u8>),
     EntryEnd,
     Done,
@@ -55,13 +59,15 @@ pub struct EntryStream {
 }
 
 impl EntryStream {
-    pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>) -> io::Result<Self> {
+    /// Reads the entries named in `wanted` (archive paths) and skips the
+    /// others without inflating them.
+    pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>, wanted: HashSet<String>) -> io::Result<Self> {
         let (read_tx, read_rx) = sync_channel(DEPTH);
         let (hash_tx, hash_rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(2 * DEPTH + 3);
         let reader = std::thread::Builder::new()
             .name("bundle-reader".into())
-            .spawn(move || read_entries(walker, read_tx, spare))?;
+            .spawn(move || read_entries(walker, &wanted, read_tx, spare))?;
         let hasher = std::thread::Builder::new()
             .name("bundle-hasher".into())
             .spawn(move || hash_entries(read_rx, hash_tx));
@@ -101,7 +107,12 @@ impl Drop for EntryStream {
     }
 }
 
-fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Unhashed>, spare: Receiver<Vec<u8>>) {
+fn read_entries<R: Read>(
+    mut walker: ZipWalker<R>,
+    wanted: &HashSet<String>,
+    tx: SyncSender<Unhashed>,
+    spare: Receiver<Vec<u8>>,
+) {
     let send = |m: Unhashed| tx.send(m).is_ok();
     loop {
         let mut entry = match walker.next_entry() {
@@ -122,7 +133,18 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Unhashed>, spa
                 return;
             }
         };
-        if !send(Unhashed::Entry(entry.name().to_string())) {
+        let name = entry.name().to_string();
+        if !wanted.contains(&name) {
+            match entry.skip() {
+                Ok(()) if send(Unhashed::Skipped(name)) => continue,
+                Ok(()) => return,
+                Err(e) => {
+                    send(Unhashed::Failed(io::Error::other(e)));
+                    return;
+                }
+            }
+        }
+        if !send(Unhashed::Entry(name)) {
             return;
         }
         loop {
@@ -171,6 +193,7 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
                 length,
                 blake2b_256: std::mem::take(&mut hasher).finalize(),
             },
+            Unhashed::Skipped(name) => Msg::Skipped(name),
             Unhashed::Done => Msg::Done,
             Unhashed::Failed(e) => Msg::Failed(e),
         };

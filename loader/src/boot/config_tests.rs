@@ -52,7 +52,7 @@ fn every_key_from_the_command_line() {
          loader.env.NERVES_SERIAL_NUMBER=\"rack 4\" loader.on_success=poweroff loader.on_error=halt \
          loader.on_error_delay=5s loader.on_error_retries=7 loader.console=json loader.sha256={} \
          loader.insecure loader.report=https://r.test/s loader.metadata=http://169.254.169.254/v1.json \
-         ip=dhcp loader.net.timeout=20",
+         ip=dhcp loader.net.dhcp_timeout=20 loader.net.ipv6=0 loader.dry_run loader.allow_downgrade=1",
         "ab".repeat(32)
     );
     let c = config(None, &line);
@@ -73,7 +73,17 @@ fn every_key_from_the_command_line() {
     assert_eq!(c.report.as_deref(), Some("https://r.test/s"));
     assert_eq!(c.metadata.as_deref(), Some("http://169.254.169.254/v1.json"));
     assert_eq!(c.ip, ["dhcp"]);
-    assert_eq!(c.net.get("timeout").map(String::as_str), Some("20"));
+    assert_eq!(c.net.dhcp_timeout, Some(Duration::from_secs(20)));
+    assert_eq!(c.net.ipv6, Some(false));
+    assert!(c.dry_run && c.allow_downgrade);
+    let mut options = crate::net::NetOptions::default();
+    c.net.apply_to(&mut options);
+    assert_eq!((options.dhcp_timeout, options.ipv6), (Duration::from_secs(20), false));
+    assert_eq!(
+        options.carrier_timeout,
+        Duration::from_secs(15),
+        "unset keys keep the default"
+    );
 }
 
 #[test]

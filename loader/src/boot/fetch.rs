@@ -12,6 +12,7 @@ use super::trust;
 pub(super) fn bring_up_network(config: &Config, out: &mut BootReporter) -> Result<(), Failure> {
     out.stage("bringing up the network");
     let mut options = crate::net::NetOptions::default();
+    config.net.apply_to(&mut options);
     if let Some(ip) = config.ip.last() {
         options.ip = Some(
             crate::net::parse_ip_param(ip).map_err(|e| fail("bringing up the network", "config", e, "check ip="))?,

@@ -75,6 +75,21 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
             )
         }
     };
+    attempts_with(mode, paths, log, loaded)
+}
+
+/// The boot flow on a host with a configuration the caller built
+/// (`loader plan`): no PID 1 duties, no power actions.
+pub fn run_host_with(paths: &BootPaths, loaded: super::config::Loaded) -> ExitCode {
+    let mode = BootMode {
+        pid1: false,
+        power_actions: false,
+    };
+    let log = BootLog::new(Some(Box::new(std::io::stdout())), None);
+    attempts_with(&mode, paths, &log, loaded)
+}
+
+fn attempts_with(mode: &BootMode, paths: &BootPaths, log: &BootLog, loaded: super::config::Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         log.warn(&warning.to_string());
     }
@@ -104,18 +119,40 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
         let result = run::attempt(&config, paths, &mut out);
         out.finish(match &result {
             Ok(i) => serde_json::json!({
-                "result": "installed", "summary": i.summary, "disk": i.disk,
+                "result": result_word(i.outcome), "summary": i.summary, "disk": i.disk,
             }),
             Err(f) => serde_json::json!({
                 "result": "failed", "class": f.class, "stage": f.stage, "message": f.to_string(),
             }),
         });
         match result {
-            Ok(installed) => {
-                log.info(&format!(
-                    "result: installed {} {} task={} disk={}",
-                    installed.summary.product, installed.summary.version, installed.summary.task, installed.disk
-                ));
+            Ok(done) => {
+                let s = &done.summary;
+                match done.outcome {
+                    run::Outcome::Installed => log.info(&format!(
+                        "result: installed {} {} task={} disk={}",
+                        s.product, s.version, s.task, done.disk
+                    )),
+                    run::Outcome::AlreadyActive => log.info(&format!(
+                        "result: unchanged {} {} disk={}: this bundle is already the active install; nothing written",
+                        s.product, s.version, done.disk
+                    )),
+                    run::Outcome::DryRun => {
+                        log.info(&format!(
+                            "result: dry run {} {} task={} disk={}: nothing written",
+                            s.product, s.version, s.task, done.disk
+                        ));
+                        // Rebooting would run the same plan again (PXE, an
+                        // attached ISO): the plan stays on screen instead.
+                        if mode.pid1 {
+                            wait_forever(
+                                log,
+                                "dry run finished: nothing was written; power off or reboot when done",
+                            );
+                        }
+                        return ExitCode::SUCCESS;
+                    }
+                }
                 return finish(mode, log, config.on_success);
             }
             Err(failure) => {
@@ -191,6 +228,23 @@ fn halt_forever(log: &BootLog, message: &str) -> ! {
     log.error("halted: fix the cause and boot the loader again");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// PID 1 after a dry run: nothing went wrong, nothing to do.
+fn wait_forever(log: &BootLog, message: &str) -> ! {
+    log.info(message);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The status callback's `result` for a successful attempt.
+fn result_word(outcome: run::Outcome) -> &'static str {
+    match outcome {
+        run::Outcome::Installed => "installed",
+        run::Outcome::AlreadyActive => "unchanged",
+        run::Outcome::DryRun => "dry-run",
     }
 }
 

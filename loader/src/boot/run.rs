@@ -12,7 +12,6 @@ use super::config::{Config, OnError, TaskRequest};
 use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
 use super::fetch::{bring_up_network, fetch_metadata, fetch_url};
 use super::inputs::{find_bundle, load_keys, open, open_boxed};
-use super::install_reader::DiskReader;
 pub use super::reporter::BootReporter;
 use super::task_choice;
 use crate::apply::restart::Restarts;
@@ -90,6 +89,17 @@ pub(super) fn fail(stage: &'static str, class: &str, message: impl ToString, hin
 pub struct Installed {
     pub summary: apply::Summary,
     pub disk: String,
+    pub outcome: Outcome,
+}
+
+/// How an attempt ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Installed,
+    /// The bundle is already the disk's active install: nothing written.
+    AlreadyActive,
+    /// `loader.dry_run=1`: the plan was printed, nothing written.
+    DryRun,
 }
 
 /// One install attempt, from reading the configuration to a synced disk.
@@ -129,6 +139,7 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         match install_pass(config, paths, &mut opts, out) {
             Ok(done) => break done,
             Err(Stop::Failed(failure)) => return Err(failure),
+            Err(Stop::NothingWritten(done)) => return Ok(*done),
             Err(Stop::Download { stage, error, received }) => restarts
                 .after_failure(error, received, out)
                 .map_err(|e| apply_failure(stage, e))?,
@@ -146,12 +157,18 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         summary.signature,
         apply::restart::describe(&summary)
     ));
-    Ok(Installed { summary, disk: dev })
+    Ok(Installed {
+        summary,
+        disk: dev,
+        outcome: Outcome::Installed,
+    })
 }
 
 /// Why a pass from the bundle to the installed disk stopped.
 enum Stop {
     Failed(Failure),
+    /// Finished without writing (the bundle already active, a dry run).
+    NothingWritten(Box<Installed>),
     /// The download must start over from byte 0; the pass had downloaded
     /// `received` bytes.
     Download {
@@ -233,17 +250,42 @@ fn install_pass(
     })?;
 
     out.stage("choosing the task");
-    let reader = DiskReader {
-        device_blocks: device.size().map(|s| s / BLOCK_SIZE),
+    let policy = task_choice::Policy {
+        allow_downgrade: config.allow_downgrade,
     };
-    let choice = task_choice::choose_task_on(&config.task, manifest, &mut device, &reader)
-        .map_err(|e| fail("choosing the task", "task", e, ""))?;
-    out.say(&format!("task: {} ({})", choice.task, choice.reason));
+    let size = device.size();
+    let (choice, facts) = task_choice::choose_task_on(&config.task, policy, manifest, &bundle.uuid, &mut device, size)
+        .map_err(|e| fail("choosing the task", "task", e, "see what the disk holds: loader disks"))?;
+    out.say(&format!("disk holds: {}", facts.contents.summary()));
+    out.say(&format!("task: {} ({})", choice.label(), choice.reason));
+    if let Some(outcome) = super::plan::stop_before_writing(config, &choice, &bundle, &mut device, opts, out)? {
+        let summary = super::plan::unwritten_summary(&bundle, &choice);
+        return Err(Stop::NothingWritten(Box::new(Installed {
+            summary,
+            disk: dev,
+            outcome,
+        })));
+    }
 
     out.stage("installing");
     opts.task = choice.task.clone();
-    let summary = apply::apply_opened(bundle, &mut device, opts, out)
-        .map_err(|e| engine_stop("installing", e, stats.as_ref()))?;
+    let summary = match &choice.keep {
+        // loader.task=repair: the data partition is shielded (target::shield).
+        Some(keep) => {
+            let mut shielded = crate::target::shield::Shield::new(&mut device, keep.range.clone());
+            let mut summary = apply::apply_opened(bundle, &mut shielded, opts, out)
+                .map_err(|e| engine_stop("installing", e, stats.as_ref()))?;
+            out.say(&format!(
+                "repair: partition {} kept; {} of writes into it were dropped",
+                keep.number,
+                console::human(shielded.dropped)
+            ));
+            summary.task = format!("{} (repair, partition {} kept)", summary.task, keep.number);
+            summary
+        }
+        None => apply::apply_opened(bundle, &mut device, opts, out)
+            .map_err(|e| engine_stop("installing", e, stats.as_ref()))?,
+    };
 
     out.stage("re-reading the partition table");
     if let Err(e) = device.reread_partitions() {
@@ -316,7 +358,9 @@ fn choose_disk(
     };
     let mut clock = disks::SystemClock::default();
     let mut last_note = String::new();
-    disks::wait_for_disk(
+    // The sysfs root holding /sys/block (a fake tree in tests).
+    let sys_root = paths.sys_block.parent().unwrap_or(Path::new("/sys")).to_path_buf();
+    let waited = disks::wait_for_disk(
         &mut clock,
         &policy,
         &request,
@@ -327,22 +371,24 @@ fn choose_disk(
                 .unwrap_or_default();
             disks::discover(&paths.sys_block, &mounts, &options)
         },
-        |e| {
-            let note = e.to_string();
+        |elapsed| disks::probe_state(&sys_root, elapsed),
+        |note| {
             if note != last_note {
                 out.say(&format!("waiting for a disk: {note}"));
-                last_note = note;
+                last_note = note.to_string();
             }
         },
-    )
-    .map_err(|e| {
+    );
+    let (selected, report) = waited.map_err(|e| {
         fail(
             "choosing the disk",
             "disk",
             e,
             "set loader.disk= (serial:, wwn:, model:, size:>=, a path)",
         )
-    })
+    })?;
+    out.say(&format!("disks: {report}"));
+    Ok(selected)
 }
 
 /// How long to pause before attempt `n` (1-based) is retried, or `None`
@@ -359,5 +405,6 @@ pub fn describe_task(task: &TaskRequest) -> String {
     match task {
         TaskRequest::Auto => "auto".into(),
         TaskRequest::Prefix(p) => p.clone(),
+        TaskRequest::Repair => "repair".into(),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod blockdev;
 pub mod file;
+pub mod shield;
 pub(crate) mod sys;
 
 use std::io;

@@ -11,6 +11,7 @@
 //! a failure, and its path printed).
 #![allow(clippy::unwrap_used)]
 
+mod disk_rules;
 mod install;
 mod iso;
 mod power_cut;
