@@ -16,7 +16,9 @@
 //!   not mend a configuration it does not write and would then loop.
 //! - "install": the loader with the ISO's kernel command line; the default
 //!   when no installed system is found.
-//! - "install-complete": the same with `loader.task=complete` (wipes the
+//! - "install-repair" and "install-complete": the same with
+//!   `loader.task=repair` (reinstalls keeping the data partition, where the
+//!   disk's layout is the bundle's) and `loader.task=complete` (wipes the
 //!   disk), offered when the command line does not set a task itself.
 //!
 //! The medium's own files live under `/loader`, never `/boot/grub`, so the
@@ -85,15 +87,23 @@ pub fn grub_cfg(menu: &Menu) -> Result<String, MenuError> {
         &initrd,
     ));
     if !sets_task {
-        let title = format!(
-            "Install {}, wiping the whole disk (loader.task=complete)",
-            menu.installs
-        );
-        let linux = format!("{linux} loader.task=complete");
-        out.push_str(&install_entry(&title, "install-complete", &linux, &initrd));
+        for (verb, id, task, effect) in TASK_ENTRIES {
+            let title = format!("{verb} {}, {effect} (loader.task={task})", menu.installs);
+            let linux = format!("{linux} loader.task={task}");
+            out.push_str(&install_entry(&title, id, &linux, &initrd));
+        }
     }
     Ok(out)
 }
+
+/// When the command line leaves the task to `auto` (which upgrades this
+/// product, leaves this very bundle alone and refuses anything else), the
+/// two rescues an operator at the console may want without editing a line:
+/// (title verb, entry id, `loader.task`, what it does).
+const TASK_ENTRIES: [(&str, &str, &str, &str); 2] = [
+    ("Repair", "install-repair", "repair", "keeping the data partition"),
+    ("Install", "install-complete", "complete", "wiping the whole disk"),
+];
 
 /// A menu entry that starts the loader from this medium. It sets `$root`
 /// back to the medium first: the installed entry changed it before
@@ -287,6 +297,13 @@ mod tests {
         );
         assert!(cfg.contains("ip=dhcp loader.task=complete\n"), "{cfg}");
         assert!(
+            cfg.contains(
+                "menuentry 'Repair Example 2.0.0, keeping the data partition (loader.task=repair)' --id install-repair"
+            ),
+            "{cfg}"
+        );
+        assert!(cfg.contains("ip=dhcp loader.task=repair\n"), "{cfg}");
+        assert!(
             cfg.contains("for dir in /boot/grub /grub /boot/grub2 /grub2; do"),
             "{cfg}"
         );
@@ -295,7 +312,10 @@ mod tests {
     #[test]
     fn a_task_on_the_command_line_drops_the_wiping_entry() {
         let cfg = grub_cfg(&menu(vec![param("loader.task", Some("repair"))])).unwrap();
-        assert!(!cfg.contains("install-complete"), "{cfg}");
+        assert!(
+            !cfg.contains("install-complete") && !cfg.contains("install-repair"),
+            "{cfg}"
+        );
         assert!(cfg.contains("linux /loader/bzImage loader.task=repair\n"), "{cfg}");
     }
 
