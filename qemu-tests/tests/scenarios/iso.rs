@@ -3,13 +3,15 @@
 //! the loader's reboot. No scenario names the disk: the loader must find
 //! the virtio disk the only candidate, the medium never being one.
 
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use qemu_tests::disk;
-use qemu_tests::scenario::{result_line, Scenario, FIRST_WRITE, LOADER_START, RESULT};
+use qemu_tests::scenario::{expect, result_line, result_text, Scenario, FIRST_WRITE, LOADER_START, RESULT};
 use qemu_tests::vm::{Medium, Vm, VmConfig};
 
-use crate::{expect_system, DISK_MIB};
+use crate::{disk_with_v1, expect_system, DISK_MIB};
 
 /// What the ISO's menu prints when it boots the installed system.
 const MENU_BOOTS_DISK: &str = "Booting the installed system: configfile (";
@@ -120,4 +122,110 @@ fn iso_uefi_usb_stick_https() {
         !fetches.is_empty() && fetches.iter().all(|r| r.tls),
         "the bundle was fetched without TLS: {fetches:?}"
     );
+}
+
+/// Writes `bytes` at byte `offset` of the disk image at `path`.
+fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    let mut file = OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// What a dead server's disk looks like: the MBR boot code zeroed, the
+/// U-Boot environment torn (its CRC fails), the boot partition's FAT boot
+/// sector zeroed (GRUB and its configuration unreadable). The partition
+/// table and the data partition are intact.
+fn damage_boot_records(path: &Path) {
+    patch(path, 0, &[0u8; 440]);
+    patch(path, 2048 * 512 + 64, b"torn");
+    patch(path, disk::partition_offset(path, 1), &[0u8; 512]);
+}
+
+/// The v2 rescue ISO with the bundle on it and `args` on the kernel line.
+fn v2_iso(s: &Scenario, name: &str, args: &str) -> std::path::PathBuf {
+    let bundle = s.artifacts.bundle_v2.clone();
+    let initramfs = s.artifacts.initramfs.clone();
+    s.iso(name, &initramfs, &["--bundle", bundle.to_str().unwrap()], args)
+}
+
+/// disk:  [MBR: code zeroed | env: torn | boot: FAT zeroed | A: 1.0.0 | B | data: /marker ]
+/// CD-ROM: rescue.iso with ab-v2.fw and loader.task=repair (stays attached)
+/// The CD's menu finds no installed system → the loader → repair: the
+/// bundle's complete task with the data partition shielded → reboot → the
+/// menu boots the repaired disk → slot a, 2.0.0 up, /marker kept; the
+/// loader ran once.
+#[test]
+fn iso_rescue_repair_keeps_data() {
+    let mut s = Scenario::new("iso_rescue_repair_keeps_data");
+    let disk_path = disk_with_v1(&s, "disk.img");
+    damage_boot_records(&disk_path);
+    let iso = v2_iso(&s, "rescue.iso", "loader.task=repair");
+
+    let mut vm = s.boot(VmConfig::new(&[&disk_path]).medium(Medium::Cdrom(iso)));
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system 2.0.0 task=complete (repair, partition 4 kept)"),
+        "{result}"
+    );
+    let page = expect_system(&mut vm, "a", "2.0.0");
+    assert!(page.contains("\"data_marker\":true"), "page: {page}");
+    assert_menu_booted_the_disk(&vm);
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(disk::fat_get(&disk_path, 4, "marker"), "kept across the reinstall\n");
+}
+
+/// disk:  [MBR: code zeroed, slot B moved | env: torn | boot: FAT zeroed | A: 1.0.0 | B | data: /marker ]
+/// 1. CD-ROM: rescue-repair.iso (ab-v2.fw, loader.task=repair,
+///    loader.on_error=halt) → refused: the layout is not the bundle's;
+///    halted; the disk byte for byte as before.
+/// 2. CD-ROM: rescue-complete.iso (ab-v2.fw, loader.task=complete), left
+///    attached → installed → reboot → the menu boots the disk (an ISO that
+///    wipes does not wipe twice) → slot a, 2.0.0 up, a fresh data partition.
+#[test]
+fn iso_rescue_layout_differs_needs_complete() {
+    let mut s = Scenario::new("iso_rescue_layout_differs_needs_complete");
+    let disk_path = disk_with_v1(&s, "disk.img");
+    damage_boot_records(&disk_path);
+    // Partition 3 (slot B) starts 1 MiB later than the bundle lays it out.
+    let entry = 446 + 2 * 16;
+    let start = u32::from_le_bytes(disk::read_at(&disk_path, entry + 8, 4).try_into().unwrap());
+    let count = u32::from_le_bytes(disk::read_at(&disk_path, entry + 12, 4).try_into().unwrap());
+    patch(&disk_path, entry + 8, &(start + 2048).to_le_bytes());
+    patch(&disk_path, entry + 12, &(count - 2048).to_le_bytes());
+    let before = s.path("before.img");
+    std::fs::copy(&disk_path, &before).unwrap();
+
+    let repair = v2_iso(&s, "rescue-repair.iso", "loader.task=repair loader.on_error=halt");
+    let mut vm = s.boot(VmConfig::new(&[&disk_path]).medium(Medium::Cdrom(repair)));
+    result_line(&mut vm);
+    expect(&mut vm, "loader: halted");
+    let refusal = result_text(&vm);
+    assert!(refusal.contains("result: failed class=task"), "{refusal}");
+    assert!(
+        refusal.contains("loader.task=repair needs the bundle's partition layout, and partition 3"),
+        "{refusal}"
+    );
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(
+        disk::first_difference(&before, &disk_path),
+        None,
+        "the refused repair changed the disk"
+    );
+
+    let complete = v2_iso(&s, "rescue-complete.iso", "loader.task=complete");
+    let mut vm = s.boot(VmConfig::new(&[&disk_path]).medium(Medium::Cdrom(complete)));
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system 2.0.0 task=complete disk=/dev/vda"),
+        "{result}"
+    );
+    let page = expect_system(&mut vm, "a", "2.0.0");
+    assert!(
+        page.contains("\"data_marker\":false"),
+        "complete wipes the data partition: {page}"
+    );
+    assert_menu_booted_the_disk(&vm);
+    s.record_timings(&vm);
 }
