@@ -99,6 +99,9 @@ enum Command {
     /// Print the iPXE chain script that boots the loader.
     #[cfg(feature = "host-tools")]
     Ipxe(crate::ipxe_cli::IpxeArgs),
+    /// Build a rescue ISO (BIOS and UEFI, CD or USB stick) that boots the loader.
+    #[cfg(feature = "host-tools")]
+    Iso(crate::iso::cli::IsoArgs),
     /// Check a bundle completely (signature, every resource) without writing anything.
     Verify {
         /// Bundle path, `-` for stdin, or an https:// URL.
@@ -383,6 +386,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Initramfs(args) => crate::initramfs::cli::run(args),
         #[cfg(feature = "host-tools")]
         Command::Ipxe(args) => crate::ipxe_cli::run(args),
+        #[cfg(feature = "host-tools")]
+        Command::Iso(args) => crate::iso::cli::run(args),
         #[cfg(feature = "host-tools")]
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         #[cfg(feature = "host-tools")]

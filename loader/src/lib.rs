@@ -15,6 +15,8 @@ pub mod ipxe;
 #[cfg(feature = "host-tools")]
 pub mod ipxe_cli;
 #[cfg(feature = "host-tools")]
+pub mod iso;
+#[cfg(feature = "host-tools")]
 pub mod manual;
 pub mod net;
 #[cfg(feature = "host-tools")]

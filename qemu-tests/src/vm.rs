@@ -24,6 +24,9 @@ pub struct VmConfig {
     /// Under UEFI: the NIC before the disk in the boot order, for reinstalls
     /// (OVMF would otherwise boot the installed disk and never reach iPXE).
     pub network_first: bool,
+    /// A boot medium attached first in the boot order, for every boot of
+    /// the machine (as an ISO left attached or a stick left plugged in).
+    pub medium: Option<Medium>,
     pub memory_mib: u32,
     /// Virtual CPUs (`-smp`); QEMU's default is one.
     pub cpus: u32,
@@ -35,6 +38,15 @@ pub struct VmConfig {
     pub machine: Option<String>,
 }
 
+/// Removable boot media.
+#[derive(Clone, Debug)]
+pub enum Medium {
+    /// An ISO image in an IDE CD-ROM drive (read-only).
+    Cdrom(PathBuf),
+    /// A raw image as a USB stick on an xHCI controller.
+    UsbStick(PathBuf),
+}
+
 impl VmConfig {
     pub fn new(disks: &[&Path]) -> VmConfig {
         VmConfig {
@@ -42,6 +54,7 @@ impl VmConfig {
             boot_url: None,
             uefi: None,
             network_first: false,
+            medium: None,
             memory_mib: 512,
             cpus: 1,
             nvme: false,
@@ -66,6 +79,12 @@ impl VmConfig {
 
     pub fn machine(mut self, machine: &str) -> VmConfig {
         self.machine = Some(machine.to_string());
+        self
+    }
+
+    /// `medium` attached and first in the boot order.
+    pub fn medium(mut self, medium: Medium) -> VmConfig {
+        self.medium = Some(medium);
         self
     }
 
@@ -124,7 +143,8 @@ impl Vm {
         // SeaBIOS takes `-boot once=n,order=c` (network first, the disk after
         // the loader's reboot). OVMF ignores that and follows bootindex: the
         // first disk, then the NIC, so a blank disk falls through to iPXE and
-        // an installed one boots.
+        // an installed one boots. A boot medium gets bootindex 0, which both
+        // firmwares try before anything else.
         let (mut disk_index, mut nic_index) = (None, None);
         match &config.uefi {
             None => {
@@ -155,6 +175,21 @@ impl Vm {
                 format!("virtio-blk-pci,drive=disk{i}{bootindex}")
             };
             cmd.args(["-drive", &drive, "-device", &device]);
+        }
+        match &config.medium {
+            None => {}
+            Some(Medium::Cdrom(iso)) => {
+                let drive = format!(
+                    "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+                    iso.display()
+                );
+                cmd.args(["-drive", &drive, "-device", "ide-cd,drive=cd0,bootindex=0"]);
+            }
+            Some(Medium::UsbStick(image)) => {
+                let drive = format!("file={},format=raw,if=none,id=stick0", image.display());
+                cmd.args(["-device", "qemu-xhci,id=xhci", "-drive", &drive]);
+                cmd.args(["-device", "usb-storage,bus=xhci.0,drive=stick0,bootindex=0"]);
+            }
         }
         let bootindex = nic_index.map_or(String::new(), |n| format!(",bootindex={n}"));
         cmd.args([

@@ -350,6 +350,7 @@ fn choose_disk(
     let options = DiscoverOptions {
         include_virtual,
         loader_exe: std::fs::read_link("/proc/self/exe").ok(),
+        dev_dir: Some(PathBuf::from("/dev")),
     };
     let request = SelectRequest {
         selector,

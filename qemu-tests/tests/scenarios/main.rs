@@ -13,6 +13,7 @@
 
 mod disk_rules;
 mod install;
+mod iso;
 mod power_cut;
 mod refusals;
 mod reinstall;
