@@ -12,8 +12,6 @@ use crate::apply::{self, ApplyOptions, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::report::{console, Console, JsonLines};
 use crate::source::{self, policy::FetchPolicy, HttpOptions, SourceSpec};
-use crate::target::file::ImageFile;
-use crate::target::Target;
 
 #[derive(Parser)]
 #[command(
@@ -34,9 +32,11 @@ enum Command {
         bundle: String,
         #[command(flatten)]
         fetch: FetchArgs,
-        /// Block device or image file to install onto (an image file is created if missing).
+        /// Block device or image file to install onto (an image file is created if missing),
+        /// or `auto`: the disk this system booted from, updated in place (writes into
+        /// mounted partitions and the partition table are refused before the first write).
         #[arg(long, short = 'd')]
-        device: PathBuf,
+        device: String,
         /// Task name prefix: `complete` wipes, `upgrade` switches slots.
         #[arg(long, short = 't', default_value = "complete")]
         task: String,
@@ -45,9 +45,13 @@ enum Command {
         /// Allow the bundle to run host commands and write host paths.
         #[arg(long = "unsafe")]
         allow_unsafe: bool,
-        /// Install onto a block device even if some of its partitions are mounted.
+        /// Lift a disk safety rule, as loader.force= does: `mounted` (partitions in use;
+        /// writes into them are still refused), `boot-disk`, `removable`, or `all`.
+        #[arg(long, value_name = "RULE[,RULE]")]
+        force: Vec<String>,
+        /// Reboot once the install succeeded (sync, then restart at once).
         #[arg(long)]
-        allow_mounted: bool,
+        reboot: bool,
         /// Most boot-critical data held in memory until the commit, in bytes.
         #[arg(long, default_value_t = apply::overlay::DEFAULT_HOLD_LIMIT)]
         hold_limit: u64,
@@ -252,7 +256,8 @@ fn run(cli: Cli) -> Result<(), String> {
             task,
             keys,
             allow_unsafe,
-            allow_mounted,
+            force,
+            reboot,
             hold_limit,
             progress,
         } => {
@@ -276,7 +281,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     message: format!("plain http:// allowed because {reason}"),
                 });
             }
-            let mut target = open_target(&device, allow_mounted)?;
+            let mut target = crate::hostdisk::ApplyTarget::open(&device, &force.join(","))?;
+            opts.check_writes = target.write_check();
             // A bundle that changes on the server mid-download starts over
             // from byte 0, a bounded number of times (see apply::restart).
             let mut restarts = Restarts::default();
@@ -284,7 +290,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 opts.before_commit = fetched.check.clone();
                 let stats = fetched.source.http_stats.clone();
                 let received = || stats.as_ref().map_or(0, |s| s.snapshot().received);
-                match apply::apply(fetched.source.reader, target.as_mut(), &opts, reporter.as_mut()) {
+                match apply::apply(fetched.source.reader, target.target(), &opts, reporter.as_mut()) {
                     Ok(mut summary) => {
                         let refetched = stats.as_ref().map_or(0, |s| s.snapshot().refetched);
                         restarts.record(&mut summary, refetched);
@@ -297,6 +303,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 fetched = fetch()?;
             };
             summary.elapsed = started.elapsed();
+            for note in target.finish() {
+                reporter.event(&apply::Event::Info { message: note });
+            }
             drop(reporter);
             if matches!(progress, Progress::Json) {
                 let line = serde_json::json!({"event": "finished", "summary": summary});
@@ -307,10 +316,15 @@ fn run(cli: Cli) -> Result<(), String> {
                     summary.product,
                     summary.version,
                     summary.task,
-                    device.display(),
+                    device,
                     summary.elapsed.as_secs_f64(),
                     apply::restart::describe(&summary)
                 );
+            }
+            if reboot {
+                let never =
+                    crate::boot::pid1::finish(crate::boot::config::OnSuccess::Reboot).map_err(|e| e.to_string())?;
+                match never {}
             }
             Ok(())
         }
@@ -341,23 +355,5 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         #[cfg(feature = "host-tools")]
         Command::Sign(args) => crate::pack::cli::sign(args),
-    }
-}
-
-fn open_target(device: &std::path::Path, allow_mounted: bool) -> Result<Box<dyn Target>, String> {
-    use std::os::unix::fs::FileTypeExt;
-    let is_block = std::fs::metadata(device)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false);
-    if is_block {
-        let _ = allow_mounted;
-        Err(format!(
-            "{}: installing onto block devices arrives with the boot-flow merge",
-            device.display()
-        ))
-    } else {
-        ImageFile::open(device)
-            .map(|f| Box::new(f) as Box<dyn Target>)
-            .map_err(|e| format!("opening {}: {e}", device.display()))
     }
 }

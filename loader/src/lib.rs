@@ -6,6 +6,7 @@ pub mod boot;
 pub mod bundle;
 pub mod cli;
 pub mod formats;
+pub mod hostdisk;
 #[cfg(feature = "host-tools")]
 pub mod initramfs;
 pub mod inspect;

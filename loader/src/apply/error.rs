@@ -37,6 +37,9 @@ pub enum ApplyError {
         action: String,
         source: BoxError,
     },
+    /// The caller's check of the task's planned writes refused it.
+    #[error("{0}")]
+    Refused(String),
     #[error("the install would hold back too much data: {0}")]
     HoldLimit(String),
     #[error("writing {target}: {source}")]
@@ -64,6 +67,7 @@ impl ApplyError {
             ApplyError::Requested(_) => "bundle-error",
             ApplyError::Action { .. } => "action",
             ApplyError::HoldLimit(_) => "hold-limit",
+            ApplyError::Refused(_) => "refused",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
         }

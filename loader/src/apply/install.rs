@@ -95,6 +95,11 @@ pub fn run<R: Read + Send + 'static>(
         task: task.name.clone(),
     });
     select::validate_task(&manifest, task, opts)?;
+    if let Some(check) = &opts.check_writes {
+        let size = overlay.target().size();
+        let planned = super::plan::plan_writes(&manifest, task, &mut overlay, size);
+        check(&planned).map_err(ApplyError::Refused)?;
+    }
 
     let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
     runner.protect_known_regions();
