@@ -24,7 +24,7 @@ pub(crate) const SCALAR_KEYS: [&str; 15] = [
 ];
 
 /// Keys that accumulate: every value counts.
-pub(crate) const LIST_KEYS: [&str; 2] = ["loader.pubkey", "loader.ca"];
+pub(crate) const LIST_KEYS: [&str; 4] = ["loader.pubkey", "loader.ca", "loader.iface", "loader.dns"];
 
 /// Families: `loader.env.NAME`, `loader.net.NAME`.
 pub(crate) const ENV_PREFIX: &str = "loader.env.";
