@@ -58,6 +58,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Progress::Auto)]
         progress: Progress,
     },
+    /// Replace this running Linux with the loader (kexec) and install a bundle over it:
+    /// for clouds without iPXE. Everything is checked before the jump.
+    Takeover(crate::takeover::TakeoverArgs),
     /// Show what a bundle contains.
     Inspect {
         bundle: String,
@@ -328,6 +331,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Takeover(args) => crate::takeover::run(args),
         Command::Inspect { bundle, json } => crate::inspect::run(open_source(&bundle)?, json),
         Command::Verify { bundle, keys } => {
             let mut opts = ApplyOptions::new("");

@@ -7,7 +7,6 @@ pub mod bundle;
 pub mod cli;
 pub mod formats;
 pub mod hostdisk;
-#[cfg(feature = "host-tools")]
 pub mod initramfs;
 pub mod inspect;
 #[cfg(feature = "host-tools")]
@@ -19,4 +18,5 @@ pub mod net;
 pub mod pack;
 pub mod report;
 pub mod source;
+pub mod takeover;
 pub mod target;

@@ -27,7 +27,7 @@
 
 pub mod guard;
 pub mod refresh;
-mod root;
+pub mod root;
 
 use std::path::{Path, PathBuf};
 
