@@ -12,6 +12,8 @@
 
 pub mod artifacts;
 pub mod disk;
+pub mod netns;
+pub mod provider;
 pub mod scenario;
 pub mod server;
 pub mod vm;

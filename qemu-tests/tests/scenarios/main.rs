@@ -15,7 +15,9 @@ mod install;
 mod power_cut;
 mod refusals;
 mod reinstall;
+mod takeover;
 mod uefi;
+mod update;
 
 use std::path::Path;
 
