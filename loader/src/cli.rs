@@ -117,7 +117,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct FetchArgs {
+pub(crate) struct FetchArgs {
     /// Extra CA certificate (PEM file) trusted for https:// bundles; repeatable.
     #[arg(long = "ca", value_name = "PEM_FILE")]
     ca: Vec<PathBuf>,
@@ -130,7 +130,7 @@ struct FetchArgs {
 }
 
 impl FetchArgs {
-    fn policy(&self, keys_enforced: bool) -> Result<FetchPolicy, String> {
+    pub(crate) fn policy(&self, keys_enforced: bool) -> Result<FetchPolicy, String> {
         let mut ca = Vec::new();
         for path in &self.ca {
             let pem = std::fs::read(path).map_err(|e| format!("--ca {}: {e}", path.display()))?;
@@ -150,7 +150,7 @@ impl FetchArgs {
 }
 
 #[derive(clap::Args)]
-struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Public key (fwup `.pub` file or base64); repeatable. With any key, unsigned or
     /// badly signed bundles are refused.
     #[arg(long = "public-key", short = 'p', value_name = "FILE_OR_BASE64")]
@@ -158,7 +158,7 @@ struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn load(&self) -> Result<Vec<PublicKey>, String> {
+    pub(crate) fn load(&self) -> Result<Vec<PublicKey>, String> {
         self.public_keys
             .iter()
             .map(|k| PublicKey::from_file_or_base64(k).map_err(|e| format!("public key `{k}`: {e}")))

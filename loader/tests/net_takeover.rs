@@ -10,14 +10,11 @@
 
 mod net_support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use loader::net::snapshot::{from_kernel, LinkKind};
 use loader::net::{bring_up, Method, NetOptions, Netlink, StaticInterface};
-use net_support::Lab;
+use net_support::{echo_server, ping, Lab};
 
 #[test]
 fn a_static_network_survives_the_round_trip_by_mac_address() {
@@ -65,7 +62,7 @@ fn a_static_network_survives_the_round_trip_by_mac_address() {
     lab.ip_in(&lab.client_ns, &["addr", "flush", "dev", c]);
     lab.ip_in(&lab.client_ns, &["link", "set", c, "name", "eth7", "mtu", "1500"]);
 
-    let listener = server(&lab, "198.51.100.1:8097");
+    let listener = echo_server(&lab, "198.51.100.1:8097");
     let iface: StaticInterface = text.parse().unwrap();
     let options = NetOptions {
         interfaces: vec![iface],
@@ -112,27 +109,4 @@ fn a_mac_address_no_interface_has_is_named_with_what_there_is() {
         "{err}"
     );
     assert!(err.contains(&lab.client_if), "{err}");
-}
-
-/// Answers one connection at `addr` in the server namespace with "pong".
-fn server(lab: &Lab, addr: &'static str) -> std::thread::JoinHandle<()> {
-    let ns = PathBuf::from("/run/netns").join(&lab.server_ns);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let file = std::fs::File::open(ns).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let listener = TcpListener::bind(addr).unwrap();
-        ready_tx.send(()).unwrap();
-        let (mut stream, _) = listener.accept().unwrap();
-        stream.write_all(b"pong").unwrap();
-    });
-    ready_rx.recv().unwrap();
-    handle
-}
-
-fn ping(addr: &str) -> String {
-    let mut stream = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5)).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
 }

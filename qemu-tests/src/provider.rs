@@ -108,7 +108,9 @@ fn root_filesystem(tree: &Path, image: &Path) {
         "{BUSYBOX} missing: scripts/setup installs busybox-static"
     );
     let _ = std::fs::remove_dir_all(tree);
-    for sub in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "run"] {
+    for sub in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "run",
+    ] {
         std::fs::create_dir_all(tree.join(sub)).expect("create the provider tree");
     }
     std::fs::copy(BUSYBOX, tree.join("bin/busybox")).expect("copy busybox");
@@ -127,12 +129,14 @@ fn root_filesystem(tree: &Path, image: &Path) {
     mode(&tree.join("bin/busybox"), 0o755);
     std::os::unix::fs::symlink("../run/resolv.conf", tree.join("etc/resolv.conf")).expect("link resolv.conf");
     let _ = std::fs::remove_file(image);
-    run_checked(
-        Command::new("mksquashfs")
-            .arg(tree)
-            .arg(image)
-            .args(["-noappend", "-quiet", "-no-progress", "-comp", "xz", "-all-root"]),
-    );
+    run_checked(Command::new("mksquashfs").arg(tree).arg(image).args([
+        "-noappend",
+        "-quiet",
+        "-no-progress",
+        "-comp",
+        "xz",
+        "-all-root",
+    ]));
 }
 
 /// Writes the provider image onto the raw disk `disk` (already sized),

@@ -163,3 +163,53 @@ impl Planner<'_> {
 fn section<'s>(sections: &'s [crate::bundle::conf::Section], name: &str) -> Option<&'s crate::bundle::conf::Section> {
     sections.iter().find(|s| s.title.as_deref() == Some(name))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::apply::{events::Silent, open_bundle, ApplyOptions};
+
+    /// The 02 corpus bundle's tasks, planned on a blank 800 MiB disk.
+    fn plan(task: &str) -> Vec<PlannedWrite> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fw/02-x86_64-ab-mbr.fw");
+        let bundle = open_bundle(std::fs::File::open(path).unwrap(), &ApplyOptions::new(""), &mut Silent).unwrap();
+        let task = bundle.manifest.tasks.iter().find(|t| t.name == task).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = crate::target::file::ImageFile::open(&dir.path().join("disk.img")).unwrap();
+        plan_writes(&bundle.manifest, task, &mut disk, Some(800 << 20))
+    }
+
+    fn covers(plan: &[PlannedWrite], action: &str, range: Range<u64>) -> bool {
+        plan.iter().any(|w| w.action.starts_with(action) && w.range == range)
+    }
+
+    #[test]
+    fn a_complete_install_plans_the_table_the_volumes_and_the_slot() {
+        let plan = plan("complete");
+        assert!(covers(&plan, "mbr_write", 0..512), "{plan:#?}");
+        assert!(covers(&plan, "fat_mkfs(4096", 4096 * 512..(4096 + 31232) * 512));
+        assert!(
+            covers(&plan, "fat_write(4096", 4096 * 512..(4096 + 31232) * 512),
+            "a file write covers the volume this task made"
+        );
+        assert!(covers(&plan, "uboot_setenv", 2048 * 512..2064 * 512));
+        let rootfs = plan.iter().find(|w| w.action == "raw_write(35328)").unwrap();
+        assert_eq!(rootfs.range.start, 35328 * 512);
+        assert_eq!(rootfs.range.end % 512, 0, "whole blocks");
+    }
+
+    #[test]
+    fn an_upgrade_plans_only_the_other_slot_and_the_environment() {
+        let plan = plan("upgrade.b");
+        let slot_b = 559616 * 512..(559616 + 524288) * 512;
+        for write in &plan {
+            let in_b = slot_b.start <= write.range.start && write.range.end <= slot_b.end;
+            let in_env = write.range == (2048 * 512..2064 * 512);
+            let in_boot = write.action.starts_with("fat_write(4096");
+            assert!(in_b || in_env || in_boot, "{write:?}");
+        }
+        // fat_write on a blank disk: no volume to measure, its boot sector.
+        assert!(covers(&plan, "fat_write(4096", 4096 * 512..4097 * 512), "{plan:#?}");
+    }
+}

@@ -92,7 +92,9 @@ pub fn from_kernel(
     for link in links.iter().filter(|l| l.ethernet && l.name != "lo") {
         let carried: Vec<Prefix> = addresses
             .iter()
-            .filter(|a| a.index == link.index && a.global && !a.temporary && !a.tentative)
+            // An address still in duplicate address detection is carried:
+            // it is this system's configuration, only a second old.
+            .filter(|a| a.index == link.index && a.global && !a.temporary)
             .map(|a| Prefix {
                 address: a.address,
                 len: a.prefix_len,

@@ -31,7 +31,7 @@ mod sys;
 
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::apply::{self, events::Silent, ApplyOptions};
 use crate::boot::disks::DiskSelector;
@@ -71,19 +71,13 @@ pub struct TakeoverArgs {
     /// /usr/lib/loader/initramfs, else one built from this static binary).
     #[arg(long, value_name = "FILE|URL")]
     initramfs: Option<String>,
-    /// Public key (fwup .pub file or base64); repeatable. Checked now and baked into the
-    /// initramfs, where the loader enforces it.
-    #[arg(long = "public-key", short = 'p', value_name = "FILE_OR_BASE64")]
-    public_keys: Vec<String>,
-    /// Extra CA certificate (PEM) trusted now and baked in for the loader; repeatable.
-    #[arg(long = "ca", value_name = "PEM_FILE")]
-    ca: Vec<PathBuf>,
-    /// The whole bundle's SHA-256.
-    #[arg(long, value_name = "HEX")]
-    sha256: Option<String>,
-    /// Allow plain http:// without a public key or --sha256 (also for --kernel and --initramfs).
-    #[arg(long)]
-    insecure: bool,
+    // Keys are checked now and baked into the initramfs, where the loader enforces them.
+    #[command(flatten)]
+    keys: crate::cli::KeyArgs,
+    // CA certificates are trusted now and baked in for the loader; --insecure also
+    // allows plain http:// for --kernel and --initramfs.
+    #[command(flatten)]
+    fetch: crate::cli::FetchArgs,
     /// The disk to install on, as loader.disk= takes it (default: the disk this system runs
     /// from, by serial number, WWN or path).
     #[arg(long, value_name = "SELECTOR")]
@@ -133,8 +127,8 @@ pub fn run(args: TakeoverArgs) -> Result<(), String> {
         say(&format!("note: {warning}"));
     }
 
-    let keys = load_keys(&args.public_keys)?;
-    let policy = fetch_policy(&args, !keys.is_empty())?;
+    let keys = args.keys.load()?;
+    let policy = args.fetch.policy(!keys.is_empty())?;
     let image_policy = FetchPolicy {
         keys_enforced: false,
         sha256: None,
@@ -202,30 +196,6 @@ pub fn run(args: TakeoverArgs) -> Result<(), String> {
     say("loaded; jumping into the loader now (this system stops here)");
     let errno = sys::jump();
     Err(format!("the jump failed: reboot(RB_KEXEC): {errno}"))
-}
-
-fn load_keys(keys: &[String]) -> Result<Vec<PublicKey>, String> {
-    keys.iter()
-        .map(|k| PublicKey::from_file_or_base64(k).map_err(|e| format!("public key `{k}`: {e}")))
-        .collect()
-}
-
-fn fetch_policy(args: &TakeoverArgs, keys_enforced: bool) -> Result<FetchPolicy, String> {
-    let mut ca = Vec::new();
-    for path in &args.ca {
-        let pem = std::fs::read(path).map_err(|e| format!("--ca {}: {e}", path.display()))?;
-        ca.push((path.display().to_string(), pem));
-    }
-    let sha256 = match &args.sha256 {
-        Some(hex) => Some(crate::source::parse_sha256(hex).map_err(|e| format!("--sha256: {e}"))?),
-        None => None,
-    };
-    Ok(FetchPolicy {
-        keys_enforced,
-        sha256,
-        insecure: args.insecure,
-        ca,
-    })
 }
 
 /// This kernel's `console=` words (so the loader talks where the operator

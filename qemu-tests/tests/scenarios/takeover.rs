@@ -3,17 +3,17 @@
 //! `loader takeover` and kexec, and a bad bundle refused before the jump.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use qemu_tests::artifacts::path_str;
 use qemu_tests::disk;
 use qemu_tests::netns::{TapNetwork, GUEST_MAC, SERVER};
 use qemu_tests::pki::server_config;
 use qemu_tests::provider::{self, PROVIDER_ALIVE, PROVIDER_UP};
-use qemu_tests::scenario::{expect, expect_before_failure, Scenario, RESULT};
+use qemu_tests::scenario::{expect, expect_before_failure, timeout, Scenario, RESULT};
 use qemu_tests::server::Server;
 use qemu_tests::vm::{TapNic, Vm, VmConfig};
 
-use crate::DISK_MIB;
+use crate::{signed, DISK_MIB};
 
 /// The serial number of the provider's disk: the takeover pins it.
 const DISK_SERIAL: &str = "provider-disk-1";
@@ -35,16 +35,7 @@ impl Provider {
         let net = TapNetwork::new(name);
         let server = net.server(server_config(s.ca.issue(&[SERVER], 2000, 4000), false));
         let a = s.artifacts;
-        let (private, public) = a.keygen(&s.dir, "takeover");
-        let signed = s.path("ab-v1.fw");
-        a.loader(&[
-            "sign",
-            "--key",
-            path_str(&private),
-            "-o",
-            path_str(&signed),
-            path_str(&a.bundle_v1),
-        ]);
+        let (signed, public) = signed(&s, &a.bundle_v1, "ab-v1");
         server.add_file("ab-v1.fw", &signed);
         let mut corrupt = std::fs::read(&signed).unwrap();
         let middle = corrupt.len() / 2;
@@ -143,7 +134,12 @@ fn takeover_installs(name: &str, memory_mib: u32) {
         "{configured}"
     );
     assert!(vm.line("loader: network: Dhcp").is_none(), "no DHCP was tried");
-    expect(&mut vm, "installed-system: slot=a version=1.0.0 up");
+    // The example system asks for DHCP (`ip=dhcp`); on this network the
+    // kernel waits out its DHCP timeout (about 160 s) before /sbin/init.
+    let up = "installed-system: slot=a version=1.0.0 up";
+    if let Err(e) = vm.wait_for(up, timeout().max(Duration::from_secs(420))) {
+        panic!("{e} (serial log: {})", vm.log.display());
+    }
     p.s.record_timings(&vm);
     drop(vm);
 

@@ -2,11 +2,10 @@
 //! its own loader (`loader apply … --device auto --task upgrade --reboot`)
 //! when asked over HTTP, writing the inactive slot while it runs.
 
-use qemu_tests::artifacts::path_str;
 use qemu_tests::disk;
 use qemu_tests::scenario::{expect, Scenario};
 
-use crate::{disk_with_v1, expect_system};
+use crate::{disk_with_v1, expect_system, signed};
 
 const TOKEN: &str = "update-token-for-the-test";
 
@@ -20,17 +19,7 @@ const TOKEN: &str = "update-token-for-the-test";
 fn update_in_place() {
     let mut s = Scenario::new("update_in_place");
     let disk_path = disk_with_v1(&s, "disk.img");
-    let a = s.artifacts;
-    let (private, public) = a.keygen(&s.dir, "update");
-    let signed = s.path("ab-v2.fw");
-    a.loader(&[
-        "sign",
-        "--key",
-        path_str(&private),
-        "-o",
-        path_str(&signed),
-        path_str(&a.bundle_v2),
-    ]);
+    let (signed, public) = signed(&s, &s.artifacts.bundle_v2.clone(), "ab-v2");
     s.server.add_file("ab-v2.fw", &signed);
     let token = s.path("update-token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
