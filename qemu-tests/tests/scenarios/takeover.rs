@@ -185,7 +185,7 @@ fn takeover_refused_safely() {
     expect(&mut vm, "provider-image: user-data exited with 1");
     let refusal = line(&vm, "is refused, nothing was loaded");
     assert!(
-        refusal.contains(&format!("the bundle https://{SERVER}:443/corrupt-v1.fw is refused"))
+        refusal.contains(&format!("the bundle https://{SERVER}/corrupt-v1.fw is refused"))
             && (refusal.contains("BLAKE2b-256 mismatch") || refusal.contains("damaged")),
         "{refusal}"
     );
