@@ -6,7 +6,7 @@ pub mod boot;
 pub mod bundle;
 pub mod cli;
 pub mod formats;
-#[cfg(feature = "host-tools")]
+pub mod hostdisk;
 pub mod initramfs;
 pub mod inspect;
 pub mod inspect_disk;
@@ -23,5 +23,6 @@ pub mod net;
 pub mod pack;
 pub mod report;
 pub mod source;
+pub mod takeover;
 pub mod target;
 pub mod toolbox;

@@ -36,6 +36,11 @@ pub struct VmConfig {
     /// QEMU's machine type (`-machine`); its default (`pc`, i440FX) when
     /// unset.
     pub machine: Option<String>,
+    /// The NIC on a tap device in a network namespace (QEMU runs inside
+    /// it) instead of user networking: a network without DHCP.
+    pub tap: Option<TapNic>,
+    /// A serial number for the first disk (`virtio-blk-pci,serial=`).
+    pub disk_serial: Option<String>,
 }
 
 /// Removable boot media.
@@ -45,6 +50,14 @@ pub enum Medium {
     Cdrom(PathBuf),
     /// A raw image as a USB stick on an xHCI controller.
     UsbStick(PathBuf),
+}
+
+/// A NIC on an existing tap device.
+#[derive(Clone, Debug)]
+pub struct TapNic {
+    pub netns: String,
+    pub ifname: String,
+    pub mac: String,
 }
 
 impl VmConfig {
@@ -59,7 +72,14 @@ impl VmConfig {
             cpus: 1,
             nvme: false,
             machine: None,
+            tap: None,
+            disk_serial: None,
         }
+    }
+
+    pub fn memory(mut self, mib: u32) -> VmConfig {
+        self.memory_mib = mib;
+        self
     }
 
     pub fn network_boot(mut self, url: String) -> VmConfig {
@@ -112,7 +132,7 @@ struct Console {
 pub struct Vm {
     child: Child,
     console: Arc<(Mutex<Console>, Condvar)>,
-    /// Host port forwarded to the guest's port 80.
+    /// Host port forwarded to the guest's port 80 (user networking only).
     pub http_port: u16,
     pub log: PathBuf,
 }
@@ -122,7 +142,17 @@ impl Vm {
     pub fn start(config: &VmConfig, log: &Path) -> Vm {
         let http_port = free_port();
         let mut netdev = format!("user,id=n,hostfwd=tcp:127.0.0.1:{http_port}-:80");
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let mut nic_options = String::new();
+        let mut cmd = match &config.tap {
+            Some(tap) => {
+                netdev = format!("tap,id=n,ifname={},script=no,downscript=no", tap.ifname);
+                nic_options = format!(",mac={}", tap.mac);
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &tap.netns, "qemu-system-x86_64"]);
+                cmd
+            }
+            None => Command::new("qemu-system-x86_64"),
+        };
         cmd.args([
             "-accel",
             "tcg",
@@ -169,11 +199,14 @@ impl Vm {
             let bootindex = disk_index
                 .filter(|_| i == 0)
                 .map_or(String::new(), |n| format!(",bootindex={n}"));
-            let device = if config.nvme {
-                format!("nvme,drive=disk{i},serial=loader-test-{i}{bootindex}")
-            } else {
-                format!("virtio-blk-pci,drive=disk{i}{bootindex}")
+            // NVMe controllers need a serial; the first disk's may be given.
+            let serial = match config.disk_serial.as_ref().filter(|_| i == 0) {
+                Some(serial) => format!(",serial={serial}"),
+                None if config.nvme => format!(",serial=loader-test-{i}"),
+                None => String::new(),
             };
+            let model = if config.nvme { "nvme" } else { "virtio-blk-pci" };
+            let device = format!("{model},drive=disk{i}{serial}{bootindex}");
             cmd.args(["-drive", &drive, "-device", &device]);
         }
         match &config.medium {
@@ -196,7 +229,7 @@ impl Vm {
             "-netdev",
             &netdev,
             "-device",
-            &format!("virtio-net-pci,netdev=n{bootindex}"),
+            &format!("virtio-net-pci,netdev=n{bootindex}{nic_options}"),
         ]);
         cmd.args(["-device", "virtio-rng-pci"]);
         let t0 = Instant::now();
@@ -269,6 +302,28 @@ impl Vm {
     pub fn power_cut(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// POST `body` to `path` on the guest's port 80 with extra header lines;
+    /// returns the status line and the body.
+    pub fn http_post(&self, path: &str, headers: &[&str], body: &str) -> Result<(String, String), String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let mut request = format!(
+            "POST {path} HTTP/1.0\r\nHost: guest\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for header in headers {
+            request.push_str(&format!("{header}\r\n"));
+        }
+        request.push_str(&format!("\r\n{body}"));
+        stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+        let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+        Ok((head.lines().next().unwrap_or_default().to_string(), body.to_string()))
     }
 
     /// GET `path` from the guest's port 80, retrying while it comes up.
