@@ -13,9 +13,9 @@
 pub mod artifacts;
 pub mod cut;
 pub mod disk;
-pub mod reference;
 pub mod netns;
 pub mod provider;
+pub mod reference;
 pub mod scenario;
 pub mod server;
 pub mod timing;

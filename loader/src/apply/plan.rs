@@ -144,7 +144,8 @@ impl Planner<'_> {
             | Action::Error { .. }
             | Action::Execute { .. }
             | Action::PathWrite { .. }
-            | Action::PipeWrite { .. } => {}
+            | Action::PipeWrite { .. }
+            | Action::Unusable { .. } => {}
         }
     }
 

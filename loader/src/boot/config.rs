@@ -48,8 +48,8 @@ pub use super::config_source::{ConfigFile, ConfigWarning, Origin};
 use super::config_values as parse;
 pub use super::config_values::{ConsoleMode, OnError, OnSuccess, TaskRequest};
 use super::disks::{DiskSelector, Force};
-use crate::source::metadata::MetadataKind;
 use crate::net::StaticInterface;
+use crate::source::metadata::MetadataKind;
 
 /// Where the default configuration file lives in the initramfs.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/loader.conf";

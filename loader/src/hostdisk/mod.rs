@@ -158,6 +158,7 @@ fn discover(paths: &Paths) -> Result<Vec<Disk>, HostDiskError> {
     let options = DiscoverOptions {
         include_virtual: true,
         loader_exe: Some(paths.root.clone()),
+        dev_dir: None,
     };
     Ok(disks::discover(&paths.sys_block, &mounts, &options)?)
 }

@@ -127,6 +127,7 @@ pub fn pin_running_disk(paths: &Paths) -> Result<Pinned, String> {
     let options = DiscoverOptions {
         include_virtual: true,
         loader_exe: None,
+        dev_dir: None,
     };
     let disk = disks::discover(&paths.sys_block, &mounts, &options)
         .map_err(|e| e.to_string())?

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::writeback::Writeback;
 pub use super::sys::PartitionOp;
+use super::writeback::Writeback;
 use super::{sys, Target};
 use crate::boot::disks::{parse_mountinfo, DevNum};
 use crate::formats::Medium;
