@@ -68,12 +68,16 @@ pub fn discover(
         None => HashSet::new(),
     };
 
-    let disks = names
-        .iter()
-        .filter(|name| !is_never_a_target(sys_block, name))
-        .filter(|name| options.include_virtual || !is_virtual_name(name))
-        .map(|name| read_disk(sys_block, name, mounts, boot.contains(name.as_str())))
-        .collect();
+    let mut disks = Vec::new();
+    for name in &names {
+        if is_never_a_target(sys_block, name) {
+            tracing::debug!(disk = %name, "skipped: part of another disk (eMMC boot area, RPMB, NVMe path)");
+        } else if !options.include_virtual && is_virtual_name(name) {
+            tracing::debug!(disk = %name, "skipped: a loop, RAM, zram, device-mapper, md RAID, optical or floppy device");
+        } else {
+            disks.push(read_disk(sys_block, name, mounts, boot.contains(name.as_str())));
+        }
+    }
     Ok(disks)
 }
 
