@@ -168,13 +168,28 @@ impl Drop for EventText {
     }
 }
 
+/// What a boot recorder at `level` (without time stamps) writes while `f`
+/// runs: the console text and the `/dev/kmsg` records.
+#[cfg(test)]
+pub(crate) fn capture(level: LogLevel, f: impl FnOnce()) -> (String, Vec<String>) {
+    let (console, kmsg) = (tests::Records::default(), tests::Records::default());
+    let log = Arc::new(BootLog::new(
+        Some(Box::new(console.clone())),
+        Some(Box::new(kmsg.clone())),
+    ));
+    tracing::subscriber::with_default(boot_recorder(log, level, ()), f);
+    let console = console.0.lock().expect("lock").concat();
+    let kmsg = kmsg.0.lock().expect("lock").clone();
+    (console, kmsg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
 
     #[derive(Clone, Default)]
-    struct Records(Arc<Mutex<Vec<String>>>);
+    pub(super) struct Records(pub(super) Arc<Mutex<Vec<String>>>);
 
     impl Write for Records {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -192,21 +207,13 @@ mod tests {
     /// What a boot recorder at `level` writes to the console and kmsg for
     /// a few events inside a boot-step span.
     fn recorded(level: LogLevel) -> (String, Vec<String>) {
-        let (console, kmsg) = (Records::default(), Records::default());
-        let log = Arc::new(BootLog::new(
-            Some(Box::new(console.clone())),
-            Some(Box::new(kmsg.clone())),
-        ));
-        tracing::subscriber::with_default(boot_recorder(log, level, ()), || {
+        capture(level, || {
             let _step = tracing::info_span!("stage", name = "choosing the disk").entered();
             tracing::info!(disk = "/dev/vda", "chosen");
             tracing::debug!(disk = "/dev/sr0", reason = "read-only", "skipped");
             tracing::trace!("noise");
             tracing::debug!(target: "hyper_util::client", "pool");
-        });
-        let console = console.0.lock().expect("lock").concat();
-        let kmsg = kmsg.0.lock().expect("lock").clone();
-        (console, kmsg)
+        })
     }
 
     #[test]
