@@ -347,3 +347,74 @@ fn metadata_service_provides_provisioning_variables() {
     // exactly as fwup writes it with NERVES_SERIAL_NUMBER=LT-0001.
     assert_image_matches(&fw("expected/02-complete.img.zst"), &image);
 }
+
+/// `loader.pubkey=` next to keys baked into the initramfs is refused before
+/// anything is read: a key on the command line must never widen the baked
+/// ones (before, a bundle signed by the command-line key was installed).
+/// Without baked keys the same `loader.pubkey=` is enforced.
+#[test]
+fn a_command_line_key_is_refused_when_keys_are_baked_in() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = fw("keys");
+    let signed = dir.path().join("signed-by-other.fw");
+    let out = Command::new(env!("CARGO_BIN_EXE_loader"))
+        .arg("sign")
+        .arg(fw("01-minimal-raw.fw"))
+        .arg("-k")
+        .arg(keys.join("wrong-key.priv"))
+        .arg("-o")
+        .arg(&signed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let other_key = fs::read_to_string(keys.join("wrong-key.pub")).unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(other_key.trim())
+            .unwrap()
+            .len(),
+        32
+    );
+    let baked = dir.path().join("baked");
+    fs::create_dir(&baked).unwrap();
+    fs::copy(keys.join("test-key.pub"), baked.join("owner.pub")).unwrap();
+    let cmdline = format!(
+        "loader.bundle={} loader.pubkey={} loader.on_error=halt loader.console=plain",
+        signed.display(),
+        other_key.trim()
+    );
+    let file = dir.path().join("cmdline");
+    fs::write(&file, &cmdline).unwrap();
+    let boot = |keys_dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_loader"))
+            .arg("boot")
+            .arg("--cmdline")
+            .arg(&file)
+            .args(["--config", "/nonexistent", "--ca-dir", "/nonexistent"])
+            .arg("--keys-dir")
+            .arg(keys_dir)
+            .args(["--sys-block", "/nonexistent"])
+            .output()
+            .unwrap()
+    };
+    let out = boot(&baked);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("class=config")
+            && log.contains("loader.pubkey= is refused")
+            && log.contains("baked keys are exclusive"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("stage: finding the bundle"),
+        "refused before the bundle: {log}"
+    );
+
+    // Nothing baked: the command-line key is the one enforced.
+    let out = boot(Path::new("/nonexistent"));
+    let log = text(&out);
+    assert!(log.contains("1 public key(s) enforced"), "{log}");
+    assert!(!log.contains("loader.pubkey= is refused"), "{log}");
+}

@@ -63,7 +63,7 @@ pub struct Config {
     pub force: Force,
     /// `loader.task=`: `auto` (default), `complete`, `upgrade` or a prefix.
     pub task: TaskRequest,
-    /// `loader.pubkey=` (repeatable): Ed25519 keys, added to the baked-in ones.
+    /// `loader.pubkey=` (repeatable): Ed25519 keys, refused when keys are baked in.
     pub pubkeys: Vec<[u8; 32]>,
     /// `loader.env.NAME=VALUE`: provisioning variables for `${NAME}`.
     pub env: BTreeMap<String, String>,
