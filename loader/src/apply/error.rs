@@ -46,6 +46,13 @@ pub enum ApplyError {
     /// or the server cannot resume); nothing bootable has been written.
     #[error("{message}")]
     Download { message: String, restart: Option<String> },
+    /// A later pass over the bundle read other bytes than the pass that
+    /// verified it (a server that changes the file between requests).
+    #[error("the bundle changed between two downloads: {0}")]
+    Changed(String),
+    /// No install mode keeps this install safe (see `install_mode`).
+    #[error("{0}")]
+    InstallMode(String),
 }
 
 impl ApplyError {
@@ -66,6 +73,8 @@ impl ApplyError {
             ApplyError::HoldLimit(_) => "hold-limit",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
+            ApplyError::Changed(_) => "corrupt",
+            ApplyError::InstallMode(_) => "install-mode",
         }
     }
 

@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 pub use error::ApplyError;
 pub use events::{Event, Reporter, Stage};
-pub use install::{open_bundle, verify_all, OpenedBundle};
+pub use install::{
+    check_digests, check_head, collect_digests, open_bundle, verify_all, CheckedHead, EntryDigest, OpenedBundle,
+};
 
 use crate::bundle::signature::PublicKey;
 use crate::target::Target;
@@ -54,6 +56,18 @@ pub struct ApplyOptions {
     /// A last check after every resource verified and before the commit
     /// (the whole-bundle SHA-256 pin); an error fails the install.
     pub before_commit: Option<crate::source::policy::CommitCheck>,
+    /// The head (meta.conf and its signature) an earlier pass verified: a
+    /// bundle whose head differs is refused before its meta.conf is read.
+    pub expected_head: Option<std::sync::Arc<crate::bundle::open::BundleHead>>,
+    /// An earlier pass proved every resource hash on these very bytes, and
+    /// they cannot have changed since (a bundle held in memory): the
+    /// install does not compute BLAKE2b again. The ZIP CRC-32 and the
+    /// lengths are still checked.
+    pub hashes_proven: bool,
+    /// Bytes held from the start of the install as if already written
+    /// (offset, bytes): the old boot records a two-pass install switched
+    /// off on the disk, committed back unless the task rewrites them.
+    pub preload: Vec<(u64, Vec<u8>)>,
 }
 
 impl ApplyOptions {
@@ -65,6 +79,9 @@ impl ApplyOptions {
             vars: BTreeMap::new(),
             hold_limit: overlay::DEFAULT_HOLD_LIMIT,
             before_commit: None,
+            expected_head: None,
+            hashes_proven: false,
+            preload: Vec::new(),
         }
     }
 }
