@@ -9,6 +9,7 @@ pub mod formats;
 #[cfg(feature = "host-tools")]
 pub mod initramfs;
 pub mod inspect;
+pub mod install_mode;
 #[cfg(feature = "host-tools")]
 pub mod ipxe;
 #[cfg(feature = "host-tools")]
