@@ -106,19 +106,84 @@ fn no_bundle_anywhere_says_where_it_looked() {
 }
 
 #[test]
-fn a_corrupt_bundle_is_refused_before_any_disk_is_chosen() {
+fn a_bundle_with_a_damaged_head_is_refused_before_any_disk_is_chosen() {
     let dir = tempfile::tempdir().unwrap();
     let cmdline = format!(
         "loader.bundle={} loader.on_error=halt loader.console=plain",
-        fw("05-corrupt-resource.fw").display()
+        fw("05-truncated-meta.fw").display()
     );
-    // No sysfs at all: the verification must fail first.
+    // No sysfs at all: reading the head must fail first.
     let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
     let log = text(&out);
     assert!(!out.status.success(), "{log}");
     assert!(
-        log.contains("class=corrupt") && log.contains("stage=verifying the bundle"),
+        log.contains("class=corrupt") && log.contains("stage=opening the bundle"),
         "{log}"
+    );
+}
+
+/// What would boot: sector 0, a GPT header, the corpus' U-Boot
+/// environment (8 KiB at block 2048). Empty when nothing can.
+fn boot_records(image: &[u8]) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    if image[..512].iter().any(|&b| b != 0) {
+        found.push("sector 0 (boot code, partition table or signature)");
+    }
+    if &image[512..520] == b"EFI PART" || &image[image.len() - 512..image.len() - 504] == b"EFI PART" {
+        found.push("a GPT header");
+    }
+    if image[2048 * 512..2064 * 512].iter().any(|&b| b != 0) {
+        found.push("the U-Boot environment");
+    }
+    found
+}
+
+/// An injected bundle is read once on a blank disk: a corrupt one is found
+/// while installing, and leaves nothing bootable. Over an installed disk
+/// the same kind of bundle is verified whole before the first write, and
+/// the disk stays byte for byte as it was.
+#[test]
+fn a_corrupt_injected_bundle_leaves_a_blank_disk_unbootable_and_an_installed_one_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
+    let Some(dev) = Loop::attach(&image) else {
+        eprintln!("SKIPPED: loop devices are not available here (needs root and /dev/loop-control)");
+        return;
+    };
+    let boot = |bundle: &Path| {
+        let cmdline = format!(
+            "loader.bundle={} loader.disk={} loader.on_error=halt loader.console=plain",
+            bundle.display(),
+            dev.0
+        );
+        let out = loader_boot(dir.path(), &cmdline, &[]);
+        (out.status.success(), text(&out))
+    };
+    let (ok, log) = boot(&fw("05-corrupt-resource.fw"));
+    assert!(!ok && log.contains("class=corrupt"), "{log}");
+    assert!(
+        log.contains("install mode: one-pass: the disk holds nothing bootable"),
+        "{log}"
+    );
+    assert!(!log.contains("verifying every resource"), "one pass only: {log}");
+    assert_eq!(boot_records(&fs::read(&image).unwrap()), Vec::<&str>::new());
+
+    let (ok, log) = boot(&fw("02-x86_64-ab-mbr.fw"));
+    assert!(ok, "{log}");
+    let before = fs::read(&image).unwrap();
+    let mut corrupt = fs::read(fw("02-x86_64-ab-mbr-v2.fw")).unwrap();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    let corrupt_path = dir.path().join("corrupt-v2.fw");
+    fs::write(&corrupt_path, corrupt).unwrap();
+    let (ok, log) = boot(&corrupt_path);
+    assert!(!ok && log.contains("class=corrupt"), "{log}");
+    assert!(log.contains("install mode: memory"), "{log}");
+    drop(dev);
+    assert!(
+        fs::read(&image).unwrap() == before,
+        "the refused reinstall changed the disk"
     );
 }
 
@@ -310,13 +375,13 @@ fn status_callback_receives_start_stages_and_the_failure() {
     let dir = tempfile::tempdir().unwrap();
     let cmdline = format!(
         "loader.bundle={} loader.on_error=halt loader.report=http://127.0.0.1:{port}/status",
-        fw("05-corrupt-resource.fw").display()
+        fw("05-truncated-meta.fw").display()
     );
     let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
     assert!(!out.status.success(), "{}", text(&out));
     let bodies = server.join().unwrap();
     assert!(bodies[0].contains("\"event\":\"start\""), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains("verifying the bundle")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains("opening the bundle")), "{bodies:?}");
     let last = bodies.last().unwrap();
     assert!(
         last.contains("\"result\":\"failed\"") && last.contains("\"class\":\"corrupt\""),

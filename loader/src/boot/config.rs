@@ -91,6 +91,8 @@ pub struct Config {
     pub ip: Vec<String>,
     /// `loader.net.NAME=VALUE`, passed through for the network setup.
     pub net: BTreeMap<String, String>,
+    /// `loader.install_mode=`: `auto`, `memory` or `two-pass`.
+    pub install_mode: crate::install_mode::ModeRequest,
 }
 
 impl Default for Config {
@@ -116,6 +118,7 @@ impl Default for Config {
             metadata: None,
             ip: Vec::new(),
             net: BTreeMap::new(),
+            install_mode: Default::default(),
         }
     }
 }
@@ -257,6 +260,7 @@ impl Config {
             "loader.insecure" => self.insecure = parse::boolean(value).map_err(invalid)?,
             "loader.report" => self.report = Some(parse::url(value).map_err(invalid)?),
             "loader.metadata" => self.metadata = Some(parse::url(value).map_err(invalid)?),
+            "loader.install_mode" => self.install_mode = value.parse().map_err(invalid)?,
             other => return Err(invalid(format!("{other} is known but not handled"))),
         }
         Ok(())
@@ -282,6 +286,7 @@ impl Config {
             "loader.insecure" => self.insecure = d.insecure,
             "loader.report" => self.report = d.report,
             "loader.metadata" => self.metadata = d.metadata,
+            "loader.install_mode" => self.install_mode = d.install_mode,
             _ => {}
         }
     }

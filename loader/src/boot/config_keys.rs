@@ -5,7 +5,7 @@
 //! `loader.env.NAME` and `loader.net.NAME` is kept exactly.
 
 /// Keys taking one value; a later value replaces an earlier one.
-pub(crate) const SCALAR_KEYS: [&str; 15] = [
+pub(crate) const SCALAR_KEYS: [&str; 16] = [
     "loader.url",
     "loader.bundle",
     "loader.disk",
@@ -21,6 +21,7 @@ pub(crate) const SCALAR_KEYS: [&str; 15] = [
     "loader.insecure",
     "loader.report",
     "loader.metadata",
+    "loader.install_mode",
 ];
 
 /// Keys that accumulate: every value counts.

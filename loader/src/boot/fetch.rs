@@ -36,6 +36,22 @@ pub(super) fn fetch_url(
     keys_enforced: bool,
     out: &mut BootReporter,
 ) -> Result<crate::source::policy::Fetched, Failure> {
+    let fetched = refetch_url(url, config, paths, keys_enforced)?;
+    if let Some(reason) = &fetched.plain_http_reason {
+        out.say(&format!("plain http:// allowed because {reason}"));
+    }
+    out.say(&format!("downloading {}", fetched.source.description));
+    Ok(fetched)
+}
+
+/// [`fetch_url`] without its console lines: the second download of a
+/// bundle (two-pass mode, restarts).
+pub(super) fn refetch_url(
+    url: &str,
+    config: &Config,
+    paths: &BootPaths,
+    keys_enforced: bool,
+) -> Result<crate::source::policy::Fetched, Failure> {
     use crate::source::{policy, HttpOptions, SourceSpec};
     let policy = policy::FetchPolicy {
         keys_enforced,
@@ -52,19 +68,14 @@ pub(super) fn fetch_url(
         })),
         ..HttpOptions::default()
     };
-    let fetched = policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
+    policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
         fail(
             "fetching the bundle",
             "network",
             e,
             "check loader.url, loader.ca and the clock",
         )
-    })?;
-    if let Some(reason) = &fetched.plain_http_reason {
-        out.say(&format!("plain http:// allowed because {reason}"));
-    }
-    out.say(&format!("downloading {}", fetched.source.description));
-    Ok(fetched)
+    })
 }
 
 /// `loader.metadata=URL`: a JSON object whose string (and number/bool)

@@ -19,10 +19,6 @@ pub(super) fn open(path: &Path) -> Result<File, Failure> {
     })
 }
 
-pub(super) fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, Failure> {
-    Ok(Box::new(open(path)?))
-}
-
 /// The keys an attempt enforces: those baked into the initramfs, or, when
 /// none are baked, `loader.pubkey=`.
 ///

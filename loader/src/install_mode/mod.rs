@@ -39,7 +39,7 @@ pub mod switch_off;
 
 pub use budget::Budget;
 pub use look::{first_look, Look, Origin, Settings, Source};
-pub use passes::{finish, Reopen};
+pub use passes::{finish, install, Reopen};
 pub use plan::{plan, Plan};
 
 use std::fmt;

@@ -198,3 +198,31 @@ impl Pass {
         }
     }
 }
+
+/// A whole install onto a known target with the task prefix in `opts`
+/// (`loader apply`): first look, plan, passes. `first` is the bundle
+/// opened once already; `reopen` opens it again, for a restart from byte 0
+/// and for the passes that read it twice.
+pub fn install(
+    first: Source,
+    reopen: &mut Reopen<'_>,
+    target: &mut dyn Target,
+    settings: &Settings,
+    opts: &ApplyOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, ApplyError> {
+    let mut restarts = Restarts::default();
+    let mut source = first;
+    loop {
+        let stats = source.stats.clone();
+        let attempt = super::first_look(source, settings, opts, reporter).and_then(|look| {
+            let plan = super::plan(&look, target, &opts.task, opts.allow_unsafe, settings, reporter)?;
+            finish(look, &plan, target, settings, opts, reopen, &mut restarts, reporter)
+        });
+        match attempt {
+            Ok(summary) => return Ok(summary),
+            Err(e) => restarts.after_failure(e, received(&stats), reporter)?,
+        }
+        source = reopen()?;
+    }
+}
