@@ -138,7 +138,13 @@ fn setup() -> Setup {
     fs::write(&ca_file, ca.pem()).unwrap();
     let v1 = pack(dir.path(), "1.0.0", seed, "");
     let v2 = pack(dir.path(), "2.0.0", seed.rotate_left(7) ^ 0x5555, "");
-    Setup { dir, ca, ca_file, v1, v2 }
+    Setup {
+        dir,
+        ca,
+        ca_file,
+        v1,
+        v2,
+    }
 }
 
 impl Setup {
@@ -156,7 +162,14 @@ impl Setup {
         let image = self.blank_image(name);
         let fw = self.dir.path().join("v1.fw");
         fs::write(&fw, &self.v1).unwrap();
-        let out = loader(&["apply", fw.to_str().unwrap(), "--device", image.to_str().unwrap(), "--progress", "none"]);
+        let out = loader(&[
+            "apply",
+            fw.to_str().unwrap(),
+            "--device",
+            image.to_str().unwrap(),
+            "--progress",
+            "none",
+        ]);
         assert!(out.status.success(), "{}", text(&out));
         let bytes = fs::read(&image).unwrap();
         assert_eq!(&bytes[510..512], [0x55, 0xaa], "v1 left an MBR");
@@ -236,8 +249,11 @@ fn a_reinstall_with_a_late_corrupt_byte_is_refused_and_the_old_system_is_untouch
     let (ok, events, log) = s.apply(&server.url(), &image, &["--task", "complete"]);
     assert!(!ok, "{log}");
     assert!(log.contains("corrupt") || log.contains("mismatch"), "{log}");
+    assert!(
+        fs::read(&image).unwrap() == before,
+        "the refused reinstall changed the disk: {log}"
+    );
     assert_eq!(mode(&events), "memory", "{log}");
-    assert!(fs::read(&image).unwrap() == before, "the refused reinstall changed the disk: {log}");
 }
 
 #[test]
@@ -262,7 +278,10 @@ fn two_passes_refuse_a_second_download_that_differs_and_leave_nothing_bootable()
     assert_eq!(server.requests().len(), 2, "a verifying pass and an installing one");
     let after = fs::read(&image).unwrap();
     assert_eq!(boot_records(&after), Vec::<&str>::new(), "{log}");
-    assert!(after[DATA] == before[DATA], "the failed pass touched the data partition");
+    assert!(
+        after[DATA] == before[DATA],
+        "the failed pass touched the data partition"
+    );
 }
 
 #[test]
@@ -284,7 +303,10 @@ fn two_passes_install_what_one_pass_would() {
     let out = loader(&["apply", fw.to_str().unwrap(), "--device", from_file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let (got, want) = (fs::read(&image).unwrap(), fs::read(&from_file).unwrap());
-    assert!(got[..DATA.start] == want[..DATA.start], "slots and boot records differ from a file install");
+    assert!(
+        got[..DATA.start] == want[..DATA.start],
+        "slots and boot records differ from a file install"
+    );
 }
 
 #[test]
@@ -294,7 +316,10 @@ fn plain_http_with_a_pin_refuses_a_swapped_bundle_before_obeying_it() {
     let evil = pack(s.dir.path(), "6.6.6", 666, destroy);
     let pin = {
         use sha2::Digest;
-        sha2::Sha256::digest(&s.v2).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        sha2::Sha256::digest(&s.v2)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     for forced in [None, Some("two-pass")] {
         let (image, before) = s.installed_image("installed.img");
@@ -307,10 +332,13 @@ fn plain_http_with_a_pin_refuses_a_swapped_bundle_before_obeying_it() {
         assert!(!ok, "{forced:?}: {log}");
         assert!(log.contains("SHA-256"), "{forced:?}: {log}");
         assert!(
+            fs::read(&image).unwrap() == before,
+            "{forced:?}: the swapped bundle changed the disk"
+        );
+        assert!(
             !events.iter().any(|e| e["event"] == "bundle"),
             "{forced:?}: meta.conf was read before the pin matched: {log}"
         );
-        assert!(fs::read(&image).unwrap() == before, "{forced:?}: the swapped bundle changed the disk");
     }
 }
 
@@ -332,6 +360,9 @@ fn a_streamed_upgrade_of_the_other_slot_is_one_pass_and_a_corrupt_one_keeps_slot
     assert!(reason.contains("upgrade.b writes only blocks 12288-20479"), "{reason}");
     let after = fs::read(&image).unwrap();
     let slot_a = 4096 * 512..12288 * 512;
-    assert!(after[..512] == before[..512] && after[ENV] == before[ENV], "boot records changed");
+    assert!(
+        after[..512] == before[..512] && after[ENV] == before[ENV],
+        "boot records changed"
+    );
     assert!(after[slot_a.clone()] == before[slot_a], "slot a changed");
 }
