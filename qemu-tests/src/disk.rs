@@ -52,6 +52,41 @@ pub fn active_slot(path: &Path) -> Option<String> {
         .find_map(|l| l.strip_prefix("nerves_fw_active=").map(str::to_string))
 }
 
+/// What on the disk could boot or select a boot: sector 0 (boot code,
+/// partition table, boot signature), a GPT header (primary or backup, for
+/// 512- and 4096-byte blocks), a valid U-Boot environment at the example
+/// system's block 2048. An empty list: nothing bootable on the disk.
+pub fn boot_records(path: &Path) -> Vec<String> {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut found = Vec::new();
+    if read_at(path, 0, 512).iter().any(|&b| b != 0) {
+        found.push("sector 0 is not blank (boot code, partition table or boot signature)".to_string());
+    }
+    for at in [512, 4096, len.saturating_sub(512), len.saturating_sub(4096)] {
+        if at >= 512 && at + 8 <= len && read_at(path, at, 8) == b"EFI PART" {
+            found.push(format!("a GPT header at byte {at}"));
+        }
+    }
+    let env = read_at(path, 2048 * 512, 8192);
+    let stored = u32::from_le_bytes([env[0], env[1], env[2], env[3]]);
+    if env.iter().any(|&b| b != 0) && crc32(&env[4..]) == stored {
+        found.push("a U-Boot environment at block 2048".to_string());
+    }
+    found
+}
+
+/// CRC-32 (IEEE), as U-Boot environments carry it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & 0u32.wrapping_sub(crc & 1));
+        }
+    }
+    !crc
+}
+
 /// Whether every byte of the image is zero.
 pub fn all_zero(path: &Path) -> bool {
     let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));

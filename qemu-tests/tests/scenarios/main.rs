@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod install;
+mod install_modes;
 mod power_cut;
 mod refusals;
 mod reinstall;
