@@ -366,3 +366,45 @@ fn a_streamed_upgrade_of_the_other_slot_is_one_pass_and_a_corrupt_one_keeps_slot
     );
     assert!(after[slot_a.clone()] == before[slot_a], "slot a changed");
 }
+
+/// Standard input cannot be read twice: over a working system the bundle
+/// is held in memory (its length unknown, the copy bounded by the budget),
+/// so a corrupt one is refused before the first write.
+#[test]
+fn standard_input_over_a_working_system_is_held_in_memory() {
+    use std::io::Write;
+    let s = setup();
+    let (image, before) = s.installed_image("installed.img");
+    let mut corrupt = s.v2.clone();
+    let at = late(&corrupt) as usize;
+    corrupt[at] ^= 0xff;
+    for (bundle, good) in [(&corrupt, false), (&s.v2, true)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_loader"))
+            .args(["apply", "-", "--device", image.to_str().unwrap(), "--progress", "json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let bytes = bundle.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        let log = text(&out);
+        assert_eq!(out.status.success(), good, "{log}");
+        assert!(log.contains("\"mode\":\"memory\""), "{log}");
+        if !good {
+            assert!(
+                fs::read(&image).unwrap() == before,
+                "the refused bundle changed the disk"
+            );
+        }
+    }
+    assert!(
+        fs::read(&image).unwrap()[ENV] != before[ENV],
+        "v2 was installed: its environment"
+    );
+}
