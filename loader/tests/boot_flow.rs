@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod image_support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -122,22 +124,6 @@ fn a_bundle_with_a_damaged_head_is_refused_before_any_disk_is_chosen() {
     );
 }
 
-/// What would boot: sector 0, a GPT header, the corpus' U-Boot
-/// environment (8 KiB at block 2048). Empty when nothing can.
-fn boot_records(image: &[u8]) -> Vec<&'static str> {
-    let mut found = Vec::new();
-    if image[..512].iter().any(|&b| b != 0) {
-        found.push("sector 0 (boot code, partition table or signature)");
-    }
-    if &image[512..520] == b"EFI PART" || &image[image.len() - 512..image.len() - 504] == b"EFI PART" {
-        found.push("a GPT header");
-    }
-    if image[2048 * 512..2064 * 512].iter().any(|&b| b != 0) {
-        found.push("the U-Boot environment");
-    }
-    found
-}
-
 /// An injected bundle is read once on a blank disk: a corrupt one is found
 /// while installing, and leaves nothing bootable. Over an installed disk
 /// the same kind of bundle is verified whole before the first write, and
@@ -145,10 +131,7 @@ fn boot_records(image: &[u8]) -> Vec<&'static str> {
 #[test]
 fn a_corrupt_injected_bundle_leaves_a_blank_disk_unbootable_and_an_installed_one_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here (needs root and /dev/loop-control)");
+    let Some((image, dev)) = blank_loop(dir.path(), 1 << 30) else {
         return;
     };
     let boot = |bundle: &Path| {
@@ -167,7 +150,10 @@ fn a_corrupt_injected_bundle_leaves_a_blank_disk_unbootable_and_an_installed_one
         "{log}"
     );
     assert!(!log.contains("verifying every resource"), "one pass only: {log}");
-    assert_eq!(boot_records(&fs::read(&image).unwrap()), Vec::<&str>::new());
+    assert_eq!(
+        image_support::boot_records(&fs::read(&image).unwrap()),
+        Vec::<&str>::new()
+    );
 
     let (ok, log) = boot(&fw("02-x86_64-ab-mbr.fw"));
     assert!(ok, "{log}");
@@ -222,13 +208,22 @@ impl Drop for Loop {
     }
 }
 
+/// A blank sparse image of `len` bytes in `dir` on a loop device, or `None`
+/// (with a SKIPPED line) where loop devices are not available.
+fn blank_loop(dir: &Path, len: u64) -> Option<(PathBuf, Loop)> {
+    let image = dir.join("disk.img");
+    fs::File::create(&image).unwrap().set_len(len).unwrap();
+    let dev = Loop::attach(&image);
+    if dev.is_none() {
+        eprintln!("SKIPPED: loop devices are not available here (needs root and /dev/loop-control)");
+    }
+    Some((image, dev?))
+}
+
 #[test]
 fn first_install_then_rescue_upgrade_on_a_loop_device() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here (needs root and /dev/loop-control)");
+    let Some((image, dev)) = blank_loop(dir.path(), 1 << 30) else {
         return;
     };
     let first = format!(
@@ -287,10 +282,7 @@ fn serve_once(body: Vec<u8>) -> u16 {
 #[test]
 fn streamed_install_from_a_url_with_a_sha256_pin() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(4 << 20).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here");
+    let Some((image, dev)) = blank_loop(dir.path(), 4 << 20) else {
         return;
     };
     let bundle = fs::read(fw("01-minimal-raw.fw")).unwrap();
@@ -393,10 +385,7 @@ fn status_callback_receives_start_stages_and_the_failure() {
 #[test]
 fn metadata_service_provides_provisioning_variables() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here");
+    let Some((image, dev)) = blank_loop(dir.path(), 1 << 30) else {
         return;
     };
     let port = serve_once(br#"{"NERVES_SERIAL_NUMBER": "LT-0001", "ignored": {"nested": 1}}"#.to_vec());

@@ -14,14 +14,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod https_support;
+mod image_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use https_support::pki::{loopback_cert, server_config, TestCa};
-use https_support::seed;
-use https_support::server::{random_bytes, Faults, TestServer};
+use https_support::server::{Faults, TestServer};
+use https_support::{loader, text, TwoVersions};
+use image_support::{boot_records, ENV};
 use serde_json::Value;
 
 /// An A/B layout: slot a at block 4096, b at 12288, a data partition at
@@ -96,64 +97,23 @@ task upgrade.b {
 
 const ROOTFS_LEN: usize = 3 << 20;
 const IMAGE_LEN: u64 = 16 << 20;
-const ENV: std::ops::Range<usize> = 2048 * 512..2064 * 512;
 const DATA: std::ops::Range<usize> = 20480 * 512..24576 * 512;
 
-struct Setup {
-    dir: tempfile::TempDir,
-    ca: TestCa,
-    ca_file: PathBuf,
-    v1: Vec<u8>,
-    v2: Vec<u8>,
-}
-
-fn loader(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loader")).args(args).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn pack(dir: &Path, version: &str, seed: u64, destroy: &str) -> Vec<u8> {
-    let rootfs = dir.join(format!("rootfs-{version}.img"));
-    fs::write(&rootfs, random_bytes(ROOTFS_LEN, seed)).unwrap();
-    let conf = dir.join(format!("{version}.conf"));
-    let source = CONF
-        .replace("@VERSION@", version)
-        .replace("@PATH@", rootfs.to_str().unwrap())
-        .replace("@DESTROY@", destroy);
-    fs::write(&conf, source).unwrap();
-    let fw = dir.join(format!("{version}.fw"));
-    let out = loader(&["pack", conf.to_str().unwrap(), "-o", fw.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    fs::read(fw).unwrap()
-}
+type Setup = TwoVersions;
 
 fn setup() -> Setup {
-    let seed = seed();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("loader test CA");
-    let ca_file = dir.path().join("ca.pem");
-    fs::write(&ca_file, ca.pem()).unwrap();
-    let v1 = pack(dir.path(), "1.0.0", seed, "");
-    let v2 = pack(dir.path(), "2.0.0", seed.rotate_left(7) ^ 0x5555, "");
-    Setup {
-        dir,
-        ca,
-        ca_file,
-        v1,
-        v2,
-    }
+    TwoVersions::pack(CONF, ROOTFS_LEN, &[("@DESTROY@", "")])
 }
 
-impl Setup {
-    fn serve_tls(&self, content: &[u8], faults: Faults) -> TestServer {
-        TestServer::start(
-            content.to_vec(),
-            faults,
-            Some(server_config(loopback_cert(&self.ca), false)),
-        )
+impl TwoVersions {
+    /// v2 over TLS with a byte late in its root filesystem inverted, on
+    /// request `on` (1-based) or on every one.
+    fn serve_v2_corrupt(&self, on: Option<usize>) -> TestServer {
+        let faults = Faults {
+            corrupt: vec![(late(&self.v2), on)],
+            ..Faults::default()
+        };
+        self.serve(&self.v2, faults)
     }
 
     /// An image holding v1 (installed from a file with `complete`), and a
@@ -214,22 +174,6 @@ fn mode(events: &[Value]) -> String {
         .unwrap_or_default()
 }
 
-/// What on an image could boot or select a boot: sector 0, GPT headers,
-/// the U-Boot environment. Empty when nothing can.
-fn boot_records(image: &[u8]) -> Vec<&'static str> {
-    let mut found = Vec::new();
-    if image[..512].iter().any(|&b| b != 0) {
-        found.push("sector 0");
-    }
-    if &image[512..520] == b"EFI PART" || &image[image.len() - 512..image.len() - 504] == b"EFI PART" {
-        found.push("a GPT header");
-    }
-    if image[ENV].iter().any(|&b| b != 0) {
-        found.push("the U-Boot environment");
-    }
-    found
-}
-
 /// A byte late in the rootfs data of a bundle.
 fn late(bundle: &[u8]) -> u64 {
     bundle.len() as u64 - 100_000
@@ -239,13 +183,7 @@ fn late(bundle: &[u8]) -> u64 {
 fn a_reinstall_with_a_late_corrupt_byte_is_refused_and_the_old_system_is_untouched() {
     let s = setup();
     let (image, before) = s.installed_image("installed.img");
-    let server = s.serve_tls(
-        &s.v2,
-        Faults {
-            corrupt: vec![(late(&s.v2), None)],
-            ..Faults::default()
-        },
-    );
+    let server = s.serve_v2_corrupt(None);
     let (ok, events, log) = s.apply(&server.url(), &image, &["--task", "complete"]);
     assert!(!ok, "{log}");
     assert!(log.contains("corrupt") || log.contains("mismatch"), "{log}");
@@ -260,13 +198,7 @@ fn a_reinstall_with_a_late_corrupt_byte_is_refused_and_the_old_system_is_untouch
 fn two_passes_refuse_a_second_download_that_differs_and_leave_nothing_bootable() {
     let s = setup();
     let (image, before) = s.installed_image("installed.img");
-    let server = s.serve_tls(
-        &s.v2,
-        Faults {
-            corrupt: vec![(late(&s.v2), Some(2))],
-            ..Faults::default()
-        },
-    );
+    let server = s.serve_v2_corrupt(Some(2));
     let (ok, events, log) = s.apply(
         &server.url(),
         &image,
@@ -288,7 +220,7 @@ fn two_passes_refuse_a_second_download_that_differs_and_leave_nothing_bootable()
 fn two_passes_install_what_one_pass_would() {
     let s = setup();
     let (image, _) = s.installed_image("installed.img");
-    let server = s.serve_tls(&s.v2, Faults::default());
+    let server = s.serve(&s.v2, Faults::default());
     let (ok, events, log) = s.apply(
         &server.url(),
         &image,
@@ -313,7 +245,7 @@ fn two_passes_install_what_one_pass_would() {
 fn plain_http_with_a_pin_refuses_a_swapped_bundle_before_obeying_it() {
     let s = setup();
     let destroy = "raw_memset(20480, 4096, 0xaa)\n        trim(4096, 8192)";
-    let evil = pack(s.dir.path(), "6.6.6", 666, destroy);
+    let evil = https_support::pack(s.dir.path(), CONF, "6.6.6", 666, ROOTFS_LEN, &[("@DESTROY@", destroy)]);
     let pin = {
         use sha2::Digest;
         sha2::Sha256::digest(&s.v2)
@@ -346,13 +278,7 @@ fn plain_http_with_a_pin_refuses_a_swapped_bundle_before_obeying_it() {
 fn a_streamed_upgrade_of_the_other_slot_is_one_pass_and_a_corrupt_one_keeps_slot_a_booting() {
     let s = setup();
     let (image, before) = s.installed_image("installed.img");
-    let server = s.serve_tls(
-        &s.v2,
-        Faults {
-            corrupt: vec![(late(&s.v2), None)],
-            ..Faults::default()
-        },
-    );
+    let server = s.serve_v2_corrupt(None);
     let (ok, events, log) = s.apply(&server.url(), &image, &["--task", "upgrade"]);
     assert!(!ok, "{log}");
     assert_eq!(mode(&events), "one-pass", "{log}");
