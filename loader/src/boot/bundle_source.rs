@@ -39,7 +39,7 @@ pub(super) fn open_bundle_source(
     let reopen: Reopen = Box::new(move || file_source(&reopen_path).map_err(download_failed));
     // As PID 1 nothing else runs that could change the injected file
     // between two reads; on a host (`loader boot`) something could.
-    let immutable = std::process::id() == 1;
+    let immutable = super::pid1::is_pid1();
     Ok((file_source(&bundle)?, Origin::file(immutable), reopen))
 }
 
