@@ -13,7 +13,9 @@
 //! 5. Only when every resource has verified: commit the held writes, sync.
 //!
 //! Any failure before step 5 runs `on-error`, drops the overlay and leaves a
-//! disk that boots whatever it booted before (or nothing new).
+//! disk that boots whatever it booted before (or nothing new). Whether bulk
+//! data may stream onto the disk before step 5 at all, or the bundle is
+//! verified whole first, is decided per install by `install_mode`.
 
 mod actions;
 pub mod error;
