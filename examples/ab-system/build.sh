@@ -30,6 +30,9 @@
 #   LOADER_KERNEL       a bzImage to use instead of scripts/build-kernel's
 #   LOADER              a loader binary to run `pack` with instead of `cargo run -p loader`
 #   EXAMPLE_V1, EXAMPLE_V2   the two versions (default 1.0.0 and 2.0.0)
+#   EXAMPLE_LAYOUT      mbr (default: fwup.conf, BIOS and UEFI) or gpt
+#                       (fwup-gpt.conf, UEFI only: GRUB's EFI image with the
+#                       prefix (,gpt1)/boot/grub, grub.cfg naming gpt partitions)
 #   SOURCE_DATE_EPOCH   timestamps inside the bundles (default 1700000000)
 set -euo pipefail
 
@@ -38,6 +41,12 @@ repo=$(cd "$here/../.." && pwd)
 cache_root=${LOADER_CACHE:-$HOME/.cache/loader}/example
 v1=${EXAMPLE_V1:-1.0.0}
 v2=${EXAMPLE_V2:-2.0.0}
+layout=${EXAMPLE_LAYOUT:-mbr}
+case $layout in
+mbr) conf=$here/fwup.conf part=msdos ;;
+gpt) conf=$here/fwup-gpt.conf part=gpt ;;
+*) printf 'ab-system: error: EXAMPLE_LAYOUT=%s: expected mbr or gpt\n' "$layout" >&2; exit 1 ;;
+esac
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 grub_dir=/usr/lib/grub/i386-pc
 grub_efi_dir=/usr/lib/grub/x86_64-efi
@@ -51,7 +60,7 @@ grub_modules=(biosdisk part_msdos fat squash4 normal configfile loadenv test
 # The same for UEFI: the firmware's disk driver instead of biosdisk, and the
 # GOP video driver, without which GRUB hands the kernel no framebuffer and
 # console=tty0 shows nothing on the screen.
-grub_efi_modules=(part_msdos fat squash4 normal configfile loadenv test
+grub_efi_modules=("part_$part" fat squash4 normal configfile loadenv test
     regexp probe echo serial terminal linux efi_gop)
 
 log() { printf 'ab-system: %s\n' "$*" >&2; }
@@ -104,7 +113,8 @@ package_version() { dpkg-query -W -f='${Version}' "$1"; }
 
 cache_key() { # cache_key KERNEL SLOT_INIT
     {
-        sha256sum "$1" "$2" "$here/fwup.conf" "$here/grub.cfg" "${BASH_SOURCE[0]}" | cut -d' ' -f1
+        sha256sum "$1" "$2" "$conf" "$here/grub.cfg" "${BASH_SOURCE[0]}" | cut -d' ' -f1
+        printf '%s\n' "$layout"
         printf '%s\n' "$(package_version grub-pc-bin)" "$(package_version grub-efi-amd64-bin)"
         printf '%s\n' "$(package_version squashfs-tools)"
         printf '%s\n' "$v1" "$v2" "$SOURCE_DATE_EPOCH" "${grub_modules[*]}" "${grub_efi_modules[*]}"
@@ -127,8 +137,10 @@ make_boot_files() { # make_boot_files DIR
     (($(stat -c %s "$dir/core.img") <= 2047 * 512)) || die "GRUB core image does not fit in blocks 1-2047"
     # Under UEFI GRUB starts from the FAT partition itself; the prefix still
     # names partition 1 of the disk it came from, so both GRUBs read one grub.cfg.
-    grub-mkimage -O x86_64-efi -d "$grub_efi_dir" -o "$dir/BOOTX64.EFI" -p '(,msdos1)/boot/grub' "${grub_efi_modules[@]}"
-    cp "$here/grub.cfg" "$dir/grub.cfg"
+    grub-mkimage -O x86_64-efi -d "$grub_efi_dir" -o "$dir/BOOTX64.EFI" -p "(,${part}1)/boot/grub" "${grub_efi_modules[@]}"
+    # The slots are partitions 2 and 3 under either table; GRUB names them
+    # msdosN on an MBR disk and gptN on a GPT disk.
+    sed "s/msdos\([0-9]\)/$part\1/g" "$here/grub.cfg" >"$dir/grub.cfg"
     for name in a:0:0:0 a_valid:0:1:1 b:1:0:0 b_valid:1:1:1; do
         IFS=: read -r suffix boot validated booted_once <<<"$name"
         grub-editenv "$dir/grubenv_$suffix" create
@@ -186,7 +198,7 @@ main() {
         make_rootfs "$work/$label/rootfs.squashfs" "$version" "$kernel" "$slot_init"
         log "packing ab-$label.fw (version $version)"
         NERVES_FW_VERSION=$version EXAMPLE_BUILD_DIR=$work/$label \
-            pack "$here/fwup.conf" "$work/ab-$label.fw"
+            pack "$conf" "$work/ab-$label.fw"
     done
 
     mkdir -p "$work/result"

@@ -58,7 +58,10 @@ enum Command {
     },
     /// Show what a bundle contains.
     Inspect {
+        /// Bundle path, `-` for stdin, or an https:// URL.
         bundle: String,
+        #[command(flatten)]
+        fetch: FetchArgs,
         #[arg(long)]
         json: bool,
     },
@@ -87,6 +90,10 @@ enum Command {
         #[arg(long)]
         finish: bool,
     },
+    /// List every disk: identity, what it holds, whether it can be the target and why not.
+    Disks(crate::toolbox::DisksArgs),
+    /// Show the disk, task and writes a bundle would get, writing nothing (like loader.dry_run=1).
+    Plan(crate::toolbox::PlanArgs),
     /// Build the install initramfs (this static binary as /init, config, keys, CAs),
     /// or wrap a bundle as /root/install.fw for UEFI iPXE.
     #[cfg(feature = "host-tools")]
@@ -96,7 +103,10 @@ enum Command {
     Ipxe(crate::ipxe_cli::IpxeArgs),
     /// Check a bundle completely (signature, every resource) without writing anything.
     Verify {
+        /// Bundle path, `-` for stdin, or an https:// URL.
         bundle: String,
+        #[command(flatten)]
+        fetch: FetchArgs,
         #[command(flatten)]
         keys: KeyArgs,
     },
@@ -109,6 +119,12 @@ enum Command {
     /// Sign (or re-sign) an existing bundle.
     #[cfg(feature = "host-tools")]
     Sign(crate::pack::cli::SignArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[cfg(feature = "host-tools")]
+    Completions(crate::manual::CompletionsArgs),
+    /// Write man pages (loader.1 and one per command) into a directory.
+    #[cfg(feature = "host-tools")]
+    Manpages(crate::manual::ManpagesArgs),
 }
 
 #[derive(clap::Args)]
@@ -122,6 +138,10 @@ struct FetchArgs {
     /// Allow plain http:// without a public key or --sha256.
     #[arg(long)]
     insecure: bool,
+    /// HTTP proxy for every request (https:// through CONNECT); without it,
+    /// HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment apply.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
 }
 
 impl FetchArgs {
@@ -141,6 +161,23 @@ impl FetchArgs {
             insecure: self.insecure,
             ca,
         })
+    }
+
+    fn http(&self, progress: Progress) -> HttpOptions {
+        HttpOptions {
+            on_event: transfer_events(progress),
+            proxy: match &self.proxy {
+                Some(url) => source::ProxySetting::Url(url.clone()),
+                None => source::ProxySetting::Environment,
+            },
+            ..HttpOptions::default()
+        }
+    }
+
+    /// Opens a path, `-` or URL under this policy (what `apply` reads).
+    fn open(&self, bundle: &str, keys_enforced: bool, progress: Progress) -> Result<source::policy::Fetched, String> {
+        let policy = self.policy(keys_enforced)?;
+        source::policy::fetch(&SourceSpec::parse(bundle), &policy, self.http(progress)).map_err(|e| e.to_string())
     }
 }
 
@@ -196,21 +233,15 @@ fn transfer_events(progress: Progress) -> Option<source::EventSink> {
     }
 }
 
-fn open_source(bundle: &str) -> Result<Box<dyn Read + Send>, String> {
-    if bundle == "-" {
-        return Ok(Box::new(std::io::stdin()));
-    }
-    std::fs::File::open(bundle)
-        .map(|f| Box::new(f) as Box<dyn Read + Send>)
-        .map_err(|e| format!("opening bundle {bundle}: {e}"))
-}
-
 /// Variables for `${VAR}`: the process environment, like fwup.
 fn process_vars() -> BTreeMap<String, String> {
     std::env::vars().collect()
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    if let Command::Plan(args) = cli.command {
+        return crate::toolbox::plan::run(args);
+    }
     if let Command::Boot {
         cmdline,
         config,
@@ -246,7 +277,8 @@ pub fn main(cli: Cli) -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Boot { .. } => Err("internal: boot is dispatched before".into()),
+        Command::Boot { .. } | Command::Plan(_) => Err("internal: dispatched before".into()),
+        Command::Disks(args) => crate::toolbox::disks::run(args),
         Command::Apply {
             bundle,
             fetch,
@@ -268,10 +300,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let policy = fetch.policy(!opts.public_keys.is_empty())?;
             let spec = SourceSpec::parse(&bundle);
             let started = std::time::Instant::now();
-            let http = HttpOptions {
-                on_event: transfer_events(progress),
-                ..HttpOptions::default()
-            };
+            let http = fetch.http(progress);
             let fetch = || source::policy::fetch(&spec, &policy, http.clone()).map_err(|e| e.to_string());
             let fetched = fetch()?;
             if let Some(reason) = &fetched.plain_http_reason {
@@ -312,21 +341,38 @@ fn run(cli: Cli) -> Result<(), String> {
                     summary.task,
                     device.display(),
                     summary.elapsed.as_secs_f64(),
-                    apply::restart::describe(&summary)
+                    console::describe_restarts(&summary)
                 );
             }
             Ok(())
         }
-        Command::Inspect { bundle, json } => crate::inspect::run(open_source(&bundle)?, json),
-        Command::Verify { bundle, keys } => {
+        Command::Inspect { bundle, fetch, json } => {
+            let fetched = fetch.open(&bundle, false, Progress::Plain)?;
+            match fetched.check {
+                // Nothing is shown before the whole bundle matched its pin.
+                Some(check) => {
+                    let mut whole = Vec::new();
+                    let mut reader = fetched.source.reader;
+                    reader.read_to_end(&mut whole).map_err(|e| e.to_string())?;
+                    check()?;
+                    crate::inspect::run(std::io::Cursor::new(whole), json)
+                }
+                None => crate::inspect::run(fetched.source.reader, json),
+            }
+        }
+        Command::Verify { bundle, fetch, keys } => {
             let mut opts = ApplyOptions::new("");
             opts.public_keys = keys.load()?;
             opts.vars = process_vars();
             let mut reporter = reporter(Progress::Auto);
+            let fetched = fetch.open(&bundle, !opts.public_keys.is_empty(), Progress::Plain)?;
             let opened =
-                apply::open_bundle(open_source(&bundle)?, &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
+                apply::open_bundle(fetched.source.reader, &opts, reporter.as_mut()).map_err(|e| e.to_string())?;
             let signature = opened.signature.clone();
             let bytes = apply::verify_all(opened, reporter.as_mut()).map_err(|e| e.to_string())?;
+            if let Some(check) = fetched.check {
+                check()?;
+            }
             drop(reporter);
             println!(
                 "{bundle}: OK ({} of resources verified; signature: {signature})",
@@ -344,6 +390,10 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         #[cfg(feature = "host-tools")]
         Command::Sign(args) => crate::pack::cli::sign(args),
+        #[cfg(feature = "host-tools")]
+        Command::Completions(args) => crate::manual::completions(args),
+        #[cfg(feature = "host-tools")]
+        Command::Manpages(args) => crate::manual::manpages(args),
     }
 }
 

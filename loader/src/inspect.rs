@@ -20,6 +20,8 @@ struct Inspection<'a> {
     signature: &'a str,
     tasks: Vec<TaskInfo<'a>>,
     resources: Vec<ResourceInfo<'a>>,
+    /// What fwup 1.16 would skip or could not run (a newer fwup's bundle).
+    warnings: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -70,6 +72,12 @@ pub fn run<R: Read + Send + 'static>(source: R, json: bool) -> Result<(), String
     for r in &view.resources {
         println!("  {:<24} {:>12} bytes  blake2b-256 {}", r.name, r.bytes, r.blake2b_256);
     }
+    if !view.warnings.is_empty() {
+        println!("warnings:");
+        for w in view.warnings {
+            println!("  {w}");
+        }
+    }
     Ok(())
 }
 
@@ -114,5 +122,6 @@ fn describe<'a>(m: &'a Manifest, uuid: &'a str, signature: &'a str) -> Inspectio
                 blake2b_256: r.blake2b_256.iter().map(|b| format!("{b:02x}")).collect(),
             })
             .collect(),
+        warnings: &m.warnings,
     }
 }

@@ -472,3 +472,55 @@ fn a_command_line_key_is_refused_when_keys_are_baked_in() {
     assert!(log.contains("1 public key(s) enforced"), "{log}");
     assert!(!log.contains("loader.pubkey= is refused"), "{log}");
 }
+
+/// An endpoint that accepts reports and never answers: after the result,
+/// the boot flow waits `loader.report_timeout=` for it, not minutes of
+/// queued reports × retries × timeouts.
+#[test]
+fn a_silent_status_endpoint_holds_the_end_only_for_the_report_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cmdline = format!(
+        "loader.bundle={} loader.on_error=halt loader.report=http://127.0.0.1:{port}/status loader.report_timeout=1s",
+        fw("05-corrupt-resource.fw").display()
+    );
+    let started = std::time::Instant::now();
+    let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
+    let took = started.elapsed();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "the end took {took:?}: {}",
+        text(&out)
+    );
+}
+
+/// Plain-HTTP metadata fills `${VAR}` in a signed meta.conf: it is taken
+/// only from link-local or loopback addresses (where cloud metadata
+/// services live), and a routable one is refused before connecting,
+/// naming the rule and the key that lifts it.
+#[test]
+fn plain_http_metadata_from_a_routable_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // 192.0.2.1 (TEST-NET-1) is refused before any packet is sent.
+    let cmdline = format!(
+        "loader.bundle={} loader.metadata=http://192.0.2.1:9/meta loader.on_error=halt",
+        fw("02-x86_64-ab-mbr.fw").display()
+    );
+    let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("only from link-local (169.254.0.0/16, fe80::/10) or loopback addresses")
+            && log.contains("192.0.2.1 is neither")
+            && log.contains("loader.metadata_insecure=1"),
+        "{log}"
+    );
+}

@@ -132,7 +132,9 @@ fn mbr_partition_past_the_device_end_is_refused() {
     let err = mbr_error(section(&meta_conf("02-x86_64-ab-mbr"), "mbr", "mbr"), Some(1_000_000));
     assert_eq!(
         err,
-        "mbr \"mbr\": partition \"2\" (blocks 559616..1083904) does not fit on the 1000000-block device"
+        "mbr \"mbr\" does not fit on the target: the disk is 488.3 MiB (512000000 bytes), the layout needs \
+         785.2 MiB (823394304 bytes); the largest partition that does not fit is partition \"2\" (256.0 MiB \
+         at blocks 559616..1083904)"
     );
 }
 

@@ -129,24 +129,36 @@ fn redundant_read_falls_back_to_the_older_valid_copy() {
 }
 
 #[test]
-fn signed_flag_comparison_matches_fwup() {
-    // fwup compares the flags as signed bytes: 0x7f (127) beats 0x80 (-128).
+fn the_flag_counter_wraps_modulo_256_as_in_fwup() {
+    // fwup takes the secondary copy as newer when its flag is 1 to 127
+    // steps ahead of the primary's (uboot_env_read_redundant): 0x80 follows
+    // 0x7f (fixture parity/10-complete, written by fwup across it).
     let spec = env_spec("06-actions-zoo", "env");
     let mut disk = SparseDisk::new();
     let old: UbootEnv = [("copy", "primary")].into_iter().collect();
     let new: UbootEnv = [("copy", "secondary")].into_iter().collect();
     disk.write_at_block(256, &uboot_env::encode(&spec, &old, 0x7f).unwrap());
     disk.write_at_block(272, &uboot_env::encode(&spec, &new, 0x80).unwrap());
-    assert_eq!(uboot_env::read(&mut disk, &spec).unwrap().get("copy"), Some("primary"));
+    assert_eq!(
+        uboot_env::read(&mut disk, &spec).unwrap().get("copy"),
+        Some("secondary")
+    );
 
-    // The write replaces the copy that was not read, counting up from 0x7f.
-    let primary_before = disk.bytes(256 * BLOCK, spec.size());
+    // The write replaces the copy that was not read, counting up from 0x80.
+    let secondary_before = disk.bytes(272 * BLOCK, spec.size());
     let third: UbootEnv = [("copy", "third")].into_iter().collect();
     uboot_env::write(&mut disk, &spec, &third).unwrap();
-    assert_eq!(disk.bytes(256 * BLOCK, spec.size()), primary_before);
+    assert_eq!(disk.bytes(272 * BLOCK, spec.size()), secondary_before);
     assert_eq!(
-        disk.bytes(272 * BLOCK, spec.size()),
-        uboot_env::encode(&spec, &third, 0x80).unwrap()
+        disk.bytes(256 * BLOCK, spec.size()),
+        uboot_env::encode(&spec, &third, 0x81).unwrap()
+    );
+    // And 0x00 follows 0xff.
+    disk.write_at_block(256, &uboot_env::encode(&spec, &old, 0xff).unwrap());
+    disk.write_at_block(272, &uboot_env::encode(&spec, &new, 0x00).unwrap());
+    assert_eq!(
+        uboot_env::read(&mut disk, &spec).unwrap().get("copy"),
+        Some("secondary")
     );
 }
 

@@ -197,6 +197,39 @@ fn a_break_the_server_cannot_resume_starts_over() {
     assert!(server.requests().iter().all(|r| r.range.is_none()), "no blind resume");
 }
 
+/// A weak ETag is no proof that a resumed answer continues the same
+/// bytes: the install starts over from byte 0 (counted, with the reason)
+/// instead of splicing.
+#[test]
+fn a_break_with_only_a_weak_validator_starts_over_instead_of_splicing() {
+    let mut s = setup();
+    let cut = s.cut();
+    let server = s.serve(
+        &s.v1,
+        Faults {
+            cuts: vec![cut],
+            weak_etag: true,
+            no_last_modified: true,
+            ..Faults::default()
+        },
+    );
+    let (out, events, image) = s.apply_url(&server.url());
+    assert!(out.status.success(), "cut at {cut}: {}", text(&out));
+    let restarts = restarts(&events);
+    assert_eq!(restarts.len(), 1, "{events:?}");
+    let reason = restarts[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("broke at byte {cut}")) && reason.contains("weak ETag"),
+        "{reason}"
+    );
+    assert_eq!(summary(&events)["restarts"], 1);
+    assert!(server.requests().iter().all(|r| r.range.is_none()), "no resume");
+    assert!(
+        image == s.image_from_file(&s.v1),
+        "the image differs from the bundle applied from a file"
+    );
+}
+
 #[test]
 fn a_file_that_keeps_changing_fails_after_three_restarts_with_nothing_bootable() {
     let mut s = setup();

@@ -319,3 +319,125 @@ fn an_unreachable_server_is_retried_then_given_up() {
     assert!(err.to_string().to_lowercase().contains("refused"), "{err}");
     assert!(!events.lock().unwrap().is_empty());
 }
+
+/// Reads until the error, which must send the install back to byte 0, and
+/// checks that only bytes of the served file came before it.
+fn expect_restart(f: &Fixture, server: &TestServer, cut: u64) -> String {
+    let (opts, _) = options(&f.ca.pem());
+    let (bytes, err) = read_all(HttpReader::open(&server.url(), opts).unwrap());
+    let err = err.expect("the transfer must fail");
+    let http = HttpError::from_io(&err).expect("the error is typed");
+    assert!(http.restart_from_zero(), "{http}");
+    assert_eq!(bytes.len() as u64, cut);
+    assert!(bytes[..] == f.content[..cut as usize], "bytes were spliced");
+    http.restart_reason().unwrap()
+}
+
+#[test]
+fn a_weak_etag_proves_nothing_so_a_break_starts_over() {
+    let mut f = fixture();
+    let cut = f.rng.offsets(1, LEN as u64)[0];
+    let server = f.serve(Faults {
+        cuts: vec![cut],
+        weak_etag: true,
+        no_last_modified: true,
+        ..Faults::default()
+    });
+    let reason = expect_restart(&f, &server, cut);
+    assert!(reason.contains("weak ETag (W/\"v1\")"), "{reason}");
+    assert_eq!(server.requests().len(), 1, "no resume on a weak validator");
+}
+
+#[test]
+fn last_modified_in_the_second_it_was_served_proves_nothing() {
+    let mut f = fixture();
+    let cut = f.rng.offsets(1, LEN as u64)[0];
+    let server = f.serve(Faults {
+        cuts: vec![cut],
+        no_etag: true,
+        modified_now: true,
+        ..Faults::default()
+    });
+    let reason = expect_restart(&f, &server, cut);
+    assert!(reason.contains("not a second older than its Date"), "{reason}");
+    assert_eq!(server.requests().len(), 1, "no resume on a weak validator");
+}
+
+#[test]
+fn a_206_without_a_validator_is_not_spliced() {
+    let mut f = fixture();
+    let cut = f.rng.offsets(1, LEN as u64)[0];
+    let server = f.serve(Faults {
+        cuts: vec![cut],
+        no_validators_on_206: true,
+        ..Faults::default()
+    });
+    let reason = expect_restart(&f, &server, cut);
+    assert!(reason.contains("no strong validator"), "{reason}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        (requests[1].status, requests[1].if_range.as_deref()),
+        (206, Some("\"v1\""))
+    );
+}
+
+/// Runs `read_all` on another thread and gives it `limit`: a client that
+/// waits for a trickling server fails the test instead of hanging it.
+fn read_within(reader: HttpReader, limit: Duration) -> (Vec<u8>, Option<std::io::Error>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_all(reader));
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the transfer was still running after {limit:?}"))
+}
+
+#[test]
+fn a_trickling_server_is_cut_and_the_transfer_resumes() {
+    let mut f = fixture();
+    let at = f.rng.offsets(1, LEN as u64)[0];
+    let server = f.serve(Faults {
+        trickle_from: Some(at),
+        trickle_every: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let (mut opts, events) = options(&f.ca.pem());
+    opts.read_timeout = Duration::from_millis(600);
+    opts.min_rate = 64 * 1024;
+    let reader = HttpReader::open(&server.url(), opts).unwrap();
+    let stats = reader.stats();
+    let (bytes, err) = read_within(reader, Duration::from_secs(30));
+    assert!(err.is_none(), "{err:?}");
+    assert!(bytes == f.content);
+    assert!(stats.snapshot().resumes >= 1);
+    let events = events.lock().unwrap();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, TransferEvent::Interrupted { cause, .. } if cause.starts_with("slower than 65536 bytes/s"))
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_server_that_always_trickles_fails_in_bounded_time() {
+    let mut f = fixture();
+    let at = f.rng.offsets(1, LEN as u64 / 2)[0];
+    let server = f.serve(Faults {
+        trickle_from: Some(at),
+        trickle_every: Duration::from_millis(20),
+        trickle_always: true,
+        ..Faults::default()
+    });
+    let (mut opts, _) = options(&f.ca.pem());
+    opts.read_timeout = Duration::from_millis(500);
+    opts.min_rate = 64 * 1024;
+    opts.retry.give_up_after = Duration::from_secs(3);
+    let reader = HttpReader::open(&server.url(), opts).unwrap();
+    let (_, err) = read_within(reader, Duration::from_secs(30));
+    let err = err.expect("a server that always trickles must fail the transfer");
+    let http = HttpError::from_io(&err).expect("the error is typed");
+    assert!(matches!(http, HttpError::GaveUp { .. }), "{http}");
+    assert!(http.to_string().contains("slower than"), "{http}");
+}

@@ -6,12 +6,14 @@
 //!
 //! Needs `zstd`, `python3` and `fsck.fat` (scripts/test installs them).
 
+mod corpus_support;
 mod pack_support;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use corpus_support::{cases, imgcompare, prepare};
 use loader::apply::{self, events::Silent, ApplyOptions};
 use loader::bundle::signature::PublicKey;
 use loader::pack::{load_signing_key, pack, PackOptions};
@@ -85,7 +87,7 @@ fn packed_bundles_install_like_fwups() {
     let mut results = BTreeMap::new();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for case in cases() {
+    for case in cases(&fixtures()) {
         // Tampered and corrupt bundles have no conf to pack.
         let Some(bundle) = packed.get(&case.bundle) else {
             continue;

@@ -58,15 +58,7 @@ fn build() -> Artifacts {
             .args(["build", "--quiet", "--locked", "-p", "loader"]),
     );
     let host_loader = repo.join("target/debug/loader");
-    let bundles = run_checked(
-        Command::new(repo.join("examples/ab-system/build.sh"))
-            .env("LOADER_KERNEL", &kernel)
-            .env("LOADER", &host_loader),
-    );
-    let mut lines = bundles.lines().map(PathBuf::from);
-    let (Some(bundle_v1), Some(bundle_v2)) = (lines.next(), lines.next()) else {
-        panic!("examples/ab-system/build.sh printed no bundle paths: {bundles}");
-    };
+    let (bundle_v1, bundle_v2) = example_bundles(&kernel, &host_loader, "mbr");
     Artifacts {
         kernel,
         initramfs,
@@ -78,7 +70,35 @@ fn build() -> Artifacts {
     }
 }
 
+/// `examples/ab-system/build.sh` with `EXAMPLE_LAYOUT=layout`: (v1, v2).
+fn example_bundles(kernel: &Path, host_loader: &Path, layout: &str) -> (PathBuf, PathBuf) {
+    let bundles = run_checked(
+        Command::new(repo().join("examples/ab-system/build.sh"))
+            .env("LOADER_KERNEL", kernel)
+            .env("LOADER", host_loader)
+            .env("EXAMPLE_LAYOUT", layout),
+    );
+    let mut lines = bundles.lines().map(PathBuf::from);
+    let (Some(v1), Some(v2)) = (lines.next(), lines.next()) else {
+        panic!("examples/ab-system/build.sh printed no bundle paths: {bundles}");
+    };
+    (v1, v2)
+}
+
 impl Artifacts {
+    /// The example system on a GPT disk for UEFI (`fwup-gpt.conf`), version
+    /// 1.0.0 and 2.0.0; built on first use.
+    pub fn gpt_bundles(&self) -> (PathBuf, PathBuf) {
+        let mut variants = self.variants.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(v1), Some(v2)) = (variants.get("gpt-v1"), variants.get("gpt-v2")) {
+            return (v1.clone(), v2.clone());
+        }
+        let (v1, v2) = example_bundles(&self.kernel, &self.host_loader, "gpt");
+        variants.insert("gpt-v1".into(), v1.clone());
+        variants.insert("gpt-v2".into(), v2.clone());
+        (v1, v2)
+    }
+
     /// An initramfs built with extra builder options (`--public-key`,
     /// `--ca-cert`, `--config`, …), cached under `name` for this run.
     pub fn initramfs_with(&self, name: &str, options: &[&str]) -> PathBuf {

@@ -11,9 +11,12 @@
 //! `cargo test -p qemu-tests --test scenarios -- NAME`.
 
 pub mod artifacts;
+pub mod cut;
 pub mod disk;
+pub mod reference;
 pub mod scenario;
 pub mod server;
+pub mod timing;
 pub mod vm;
 
 /// Throw-away CAs and server certificates, shared with the loader's own
@@ -21,3 +24,8 @@ pub mod vm;
 #[allow(dead_code, clippy::unwrap_used)]
 #[path = "../../loader/tests/https_support/pki.rs"]
 pub mod pki;
+
+/// The power-cut matrix's recording target and sync intervals, shared with
+/// the loader's own tests (`loader/tests/power_cut.rs`).
+#[path = "../../loader/tests/power_cut_support/mod.rs"]
+pub mod power_cut;

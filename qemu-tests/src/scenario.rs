@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::artifacts::{artifacts, repo, Artifacts};
 use crate::pki::{server_config, TestCa};
 use crate::server::{Server, HOST_FROM_GUEST};
+use crate::timing::{self, Timings};
 use crate::vm::{Vm, VmConfig};
 
 /// Kernel arguments every scenario uses: the serial console last (it
@@ -30,7 +31,8 @@ pub struct Scenario {
     pub artifacts: &'static Artifacts,
     boots: usize,
     logs: Vec<PathBuf>,
-    timings: Vec<Timings>,
+    /// (boot number, its stages).
+    timings: Vec<(usize, Timings)>,
 }
 
 /// How long any one console marker may take (TCG on a busy 2-core host).
@@ -121,10 +123,14 @@ impl Scenario {
 
     /// Boots a VM from the network with `script` as boot.ipxe.
     pub fn boot_network(&mut self, disks: &[&Path], script: String) -> Vm {
+        self.boot_network_with(VmConfig::new(disks), script)
+    }
+
+    /// Boots a VM made by `config` from the network with `script`.
+    pub fn boot_network_with(&mut self, config: VmConfig, script: String) -> Vm {
         let name = format!("boot{}.ipxe", self.boots + 1);
         self.server.add_bytes(&name, script.into_bytes());
-        let config = VmConfig::new(disks).network_boot(self.server.guest_url(&name));
-        self.boot(config)
+        self.boot(config.network_boot(self.server.guest_url(&name)))
     }
 
     /// Boots a VM from its first disk.
@@ -139,56 +145,9 @@ impl Scenario {
         Vm::start(&config, &log)
     }
 
-    /// Records the console times of the standard markers of `vm`'s boot.
+    /// Records the console times of the boot stages of `vm`'s boot.
     pub fn record_timings(&mut self, vm: &Vm) {
-        let at = |needle: &str| vm.line(needle).map(|(at, _)| at);
-        self.timings.push(Timings {
-            boot: self.boots,
-            ipxe: at("iPXE initialising"),
-            loader: at(LOADER_START),
-            first_write: at(FIRST_WRITE),
-            done: at(RESULT),
-            up: at(SYSTEM_UP),
-        });
-    }
-}
-
-/// Seconds since QEMU started at which each marker appeared in one boot.
-#[derive(Debug, Clone, Copy)]
-pub struct Timings {
-    pub boot: usize,
-    pub ipxe: Option<f64>,
-    pub loader: Option<f64>,
-    pub first_write: Option<f64>,
-    pub done: Option<f64>,
-    pub up: Option<f64>,
-}
-
-impl Timings {
-    fn fields(&self) -> [(&'static str, Option<f64>); 5] {
-        [
-            ("iPXE", self.ipxe),
-            ("loader", self.loader),
-            ("first write", self.first_write),
-            ("done", self.done),
-            ("up", self.up),
-        ]
-    }
-
-    fn human(&self) -> String {
-        let parts: Vec<String> = self
-            .fields()
-            .iter()
-            .filter_map(|(label, at)| at.map(|at| format!("{label} {at:.1} s")))
-            .collect();
-        format!("boot {}: {}", self.boot, parts.join(", "))
-    }
-
-    /// A line of `target/qemu-tests/timings.tsv` (what scripts/bench reads).
-    fn tsv(&self, scenario: &str) -> String {
-        let cell = |at: Option<f64>| at.map_or("-".to_string(), |at| format!("{at:.2}"));
-        let cells: Vec<String> = self.fields().iter().map(|(_, at)| cell(*at)).collect();
-        format!("{scenario}\t{}\t{}\n", self.boot, cells.join("\t"))
+        self.timings.push((self.boots, Timings::read(vm, &timing::LOADER)));
     }
 }
 
@@ -251,13 +210,22 @@ impl Drop for Scenario {
             }
             return;
         }
-        let human: Vec<String> = self.timings.iter().map(Timings::human).collect();
+        let human: Vec<String> = self
+            .timings
+            .iter()
+            .map(|(boot, t)| format!("boot {boot}: {}", t.human()))
+            .collect();
         eprintln!(
             "qemu-tests: PASS {} (seconds since QEMU start; {})",
             self.name,
             human.join("; ")
         );
-        let tsv: String = self.timings.iter().map(|t| t.tsv(&self.name)).collect();
+        // Columns: scenario, boot, then timing::STAGES (what scripts/bench reads).
+        let tsv: String = self
+            .timings
+            .iter()
+            .map(|(boot, t)| format!("{}\t{boot}\t{}\n", self.name, t.tsv_cells()))
+            .collect();
         let table = repo().join("target/qemu-tests/timings.tsv");
         if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(table) {
             let _ = std::io::Write::write_all(&mut file, tsv.as_bytes());

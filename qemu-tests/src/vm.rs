@@ -25,6 +25,14 @@ pub struct VmConfig {
     /// (OVMF would otherwise boot the installed disk and never reach iPXE).
     pub network_first: bool,
     pub memory_mib: u32,
+    /// Virtual CPUs (`-smp`); QEMU's default is one.
+    pub cpus: u32,
+    /// Attach the disks as NVMe controllers (/dev/nvme0n1, nvme1n1…)
+    /// instead of virtio.
+    pub nvme: bool,
+    /// QEMU's machine type (`-machine`); its default (`pc`, i440FX) when
+    /// unset.
+    pub machine: Option<String>,
 }
 
 impl VmConfig {
@@ -35,11 +43,29 @@ impl VmConfig {
             uefi: None,
             network_first: false,
             memory_mib: 512,
+            cpus: 1,
+            nvme: false,
+            machine: None,
         }
     }
 
     pub fn network_boot(mut self, url: String) -> VmConfig {
         self.boot_url = Some(url);
+        self
+    }
+
+    pub fn cpus(mut self, cpus: u32) -> VmConfig {
+        self.cpus = cpus;
+        self
+    }
+
+    pub fn nvme(mut self) -> VmConfig {
+        self.nvme = true;
+        self
+    }
+
+    pub fn machine(mut self, machine: &str) -> VmConfig {
+        self.machine = Some(machine.to_string());
         self
     }
 
@@ -83,10 +109,15 @@ impl Vm {
             "tcg",
             "-m",
             &config.memory_mib.to_string(),
+            "-smp",
+            &config.cpus.to_string(),
             "-nographic",
             "-serial",
             "mon:stdio",
         ]);
+        if let Some(machine) = &config.machine {
+            cmd.args(["-machine", machine]);
+        }
         if let Some(url) = &config.boot_url {
             netdev.push_str(&format!(",bootfile={url}"));
         }
@@ -118,12 +149,12 @@ impl Vm {
             let bootindex = disk_index
                 .filter(|_| i == 0)
                 .map_or(String::new(), |n| format!(",bootindex={n}"));
-            cmd.args([
-                "-drive",
-                &drive,
-                "-device",
-                &format!("virtio-blk-pci,drive=disk{i}{bootindex}"),
-            ]);
+            let device = if config.nvme {
+                format!("nvme,drive=disk{i},serial=loader-test-{i}{bootindex}")
+            } else {
+                format!("virtio-blk-pci,drive=disk{i}{bootindex}")
+            };
+            cmd.args(["-drive", &drive, "-device", &device]);
         }
         let bootindex = nic_index.map_or(String::new(), |n| format!(",bootindex={n}"));
         cmd.args([

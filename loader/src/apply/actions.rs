@@ -100,8 +100,19 @@ impl<'a> Runner<'a> {
     pub fn commit(self) -> Result<u64, ApplyError> {
         self.reporter.event(&Event::Stage { stage: Stage::Commit });
         let target = self.overlay.target().describe();
+        let envs = self
+            .manifest
+            .uboot_envs
+            .iter()
+            .filter_map(|section| uboot_env::UbootEnvSpec::from_section(section).ok())
+            .collect();
+        let fats = self
+            .fats
+            .values()
+            .map(|fat| fat.offset()..fat.offset() + u64::from(fat.total_sectors()) * BLOCK_SIZE)
+            .collect();
         self.overlay
-            .commit()
+            .commit(envs, fats)
             .map_err(|source| ApplyError::Target { target, source })
     }
 
@@ -126,8 +137,7 @@ impl<'a> Runner<'a> {
                 let spec = mbr::MbrSpec::from_section(section).map_err(boxed)?;
                 let blocks = m.target().size().map(|s| s / BLOCK_SIZE);
                 for (offset, bytes) in mbr::encode(&spec, blocks).map_err(boxed)? {
-                    m.protect(offset..offset + bytes.len() as u64);
-                    crate::formats::Medium::write_at(m, offset, &bytes)?;
+                    m.write_table(offset, &bytes)?;
                 }
             }
             Action::GptWrite { gpt: name } => {
@@ -140,8 +150,7 @@ impl<'a> Runner<'a> {
                 let spec = gpt::GptSpec::from_section(section).map_err(boxed)?;
                 let blocks = m.target().size().map(|s| s / BLOCK_SIZE);
                 for (offset, bytes) in gpt::encode(&spec, blocks).map_err(boxed)? {
-                    m.protect(offset..offset + bytes.len() as u64);
-                    crate::formats::Medium::write_at(m, offset, &bytes)?;
+                    m.write_table(offset, &bytes)?;
                 }
             }
             Action::Trim {
@@ -240,6 +249,9 @@ impl<'a> Runner<'a> {
             Action::RawWrite { .. } | Action::FatWrite { .. } | Action::PathWrite { .. } | Action::PipeWrite { .. } => {
                 return Err(other("only usable in on-resource".into()));
             }
+            // `validate_task` refuses a chosen task that has one outside
+            // `on-error`; in `on-error` it stops the handler, as in fwup.
+            Action::Unusable { problem, .. } => return Err(other(problem.clone())),
         }
         Ok(())
     }
@@ -383,5 +395,6 @@ pub fn describe(action: &Action) -> String {
         Execute { command } => format!("execute(\"{command}\")"),
         PathWrite { path } => format!("path_write(\"{path}\")"),
         PipeWrite { command } => format!("pipe_write(\"{command}\")"),
+        Unusable { action, .. } => format!("{action}(…)"),
     }
 }

@@ -1,7 +1,6 @@
 //! Why an install failed, in words a person at a serial console can act on.
 
 use super::events::Stage;
-use crate::source::HttpError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,6 +38,10 @@ pub enum ApplyError {
     },
     #[error("the install would hold back too much data: {0}")]
     HoldLimit(String),
+    /// A partition table of the task reaches past the end of the target
+    /// (refused before the first write; fwup would write it).
+    #[error("{0}; nothing was written (a table pointing past the end of the disk would not boot)")]
+    TooSmall(String),
     #[error("writing {target}: {source}")]
     Target { target: String, source: std::io::Error },
     /// Downloading the bundle failed part-way. `restart` says why starting
@@ -53,6 +56,9 @@ pub enum ApplyError {
     /// No install mode keeps this install safe (see `install_mode`).
     #[error("{0}")]
     InstallMode(String),
+    /// A thread of the install panicked: a bug, not the bundle's fault.
+    #[error("internal error: {0} (a bug in the loader; please report this message)")]
+    Internal(String),
 }
 
 impl ApplyError {
@@ -71,10 +77,12 @@ impl ApplyError {
             ApplyError::Requested(_) => "bundle-error",
             ApplyError::Action { .. } => "action",
             ApplyError::HoldLimit(_) => "hold-limit",
+            ApplyError::TooSmall(_) => "too-small",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
             ApplyError::Changed(_) => "corrupt",
             ApplyError::InstallMode(_) => "install-mode",
+            ApplyError::Internal(_) => "internal",
         }
     }
 
@@ -82,13 +90,69 @@ impl ApplyError {
     /// whether starting over can fix it); anything else means the bundle is
     /// damaged or cut short.
     pub fn reading(err: &(dyn std::error::Error + 'static)) -> ApplyError {
-        match HttpError::find_in(err) {
-            Some(http) => ApplyError::Download {
-                message: http.to_string(),
-                restart: http.restart_reason(),
+        if let Some(panicked) = find::<WorkerPanicked>(err) {
+            return ApplyError::Internal(panicked.to_string());
+        }
+        match SourceFailure::find_in(err) {
+            Some(failure) => ApplyError::Download {
+                message: failure.message.clone(),
+                restart: failure.restart.clone(),
             },
             None => ApplyError::Corrupt(err.to_string()),
         }
+    }
+}
+
+/// A failure of the byte source the engine reads (a download), as the
+/// engine needs to know it: what happened, and why starting the whole
+/// install over from byte 0 can still succeed, when it can. A source puts
+/// it inside the `io::Error` its reader returns (the download's own error
+/// type is converted where a source is opened for the engine,
+/// `source::policy`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceFailure {
+    pub message: String,
+    pub restart: Option<String>,
+}
+
+impl SourceFailure {
+    /// The `SourceFailure` anywhere in an error's chain: the ZIP walker and
+    /// the install pipeline wrap the reader's `io::Error` in their own.
+    pub fn find_in<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e SourceFailure> {
+        find::<SourceFailure>(err)
+    }
+}
+
+/// A worker thread of the install (the bundle reader, the hasher)
+/// panicked; its message is the panic's.
+#[derive(Debug, thiserror::Error)]
+#[error("the {thread} thread panicked: {message}")]
+pub struct WorkerPanicked {
+    pub thread: &'static str,
+    pub message: String,
+}
+
+/// The text a panic was raised with (`panic!("…")`), for messages.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The first error of type `E` in `err`'s chain, looking into `io::Error`s.
+fn find<'e, E: std::error::Error + 'static>(mut err: &'e (dyn std::error::Error + 'static)) -> Option<&'e E> {
+    loop {
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
+        }
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        err = inner.or_else(|| err.source())?;
     }
 }
 
@@ -96,26 +160,25 @@ impl ApplyError {
 mod tests {
     use std::io;
 
-    use super::ApplyError;
+    use super::{ApplyError, SourceFailure};
     use crate::bundle::zip::ZipError;
-    use crate::source::HttpError;
 
-    /// An HTTP error as the engine sees it: returned by the reader's `read`,
-    /// wrapped by the ZIP walker, turned back into an `io::Error` by the
-    /// entry reader.
-    fn through_the_walker(http: HttpError) -> io::Error {
+    /// A source failure as the engine sees it: returned by the reader's
+    /// `read`, wrapped by the ZIP walker, turned back into an `io::Error` by
+    /// the entry reader.
+    fn through_the_walker(failure: SourceFailure) -> io::Error {
         let zip = ZipError::Io {
             offset: 4096,
-            source: io::Error::other(http),
+            source: io::Error::other(failure),
         };
         io::Error::other(zip)
     }
 
     #[test]
     fn a_changed_file_deep_in_the_chain_is_a_download_to_restart() {
-        let err = through_the_walker(HttpError::SourceChanged {
-            url: "https://h/b.fw".into(),
-            detail: "ETag was \"1\", now \"2\"".into(),
+        let err = through_the_walker(SourceFailure {
+            message: "https://h/b.fw: the file changed on the server during the download".into(),
+            restart: Some("the file changed on the server (ETag was \"1\", now \"2\")".into()),
         });
         match ApplyError::reading(&err) {
             ApplyError::Download { message, restart } => {
@@ -131,7 +194,10 @@ mod tests {
 
     #[test]
     fn other_download_failures_are_final_and_other_read_errors_corrupt() {
-        let err = through_the_walker(HttpError::ThreadGone);
+        let err = through_the_walker(SourceFailure {
+            message: "the download thread stopped without finishing".into(),
+            restart: None,
+        });
         let applied = ApplyError::reading(&err);
         assert!(
             matches!(applied, ApplyError::Download { restart: None, .. }),

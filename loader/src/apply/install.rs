@@ -1,13 +1,14 @@
 //! One install from start to commit. See the module docs of `apply` for the
 //! order of steps and the rule each keeps.
 
+use std::collections::HashSet;
 use std::io::Read;
 
 use super::actions::{describe, Runner};
 use super::error::ApplyError;
 use super::events::{Event, Reporter, Stage};
 use super::overlay::Overlay;
-use super::pipeline::{EntryStream, Msg};
+use super::pipeline::{EntryStream, Msg, Wanted};
 use super::sink::DataSink;
 use super::{select, ApplyOptions, Summary};
 use crate::bundle::manifest::{Manifest, Resource, Task};
@@ -150,6 +151,8 @@ pub fn run<R: Read + Send + 'static>(
         task: task.name.clone(),
     });
     select::validate_task(&manifest, task, opts)?;
+    let disk_blocks = overlay.target().size().map(|bytes| bytes / crate::formats::BLOCK_SIZE);
+    select::check_tables_fit(&manifest, task, disk_blocks)?;
 
     let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
     runner.protect_known_regions();
@@ -194,21 +197,24 @@ fn stream_install<R: Read + Send + 'static>(
 
     runner.stage(Stage::Resources);
     let hash = !runner.opts.hashes_proven;
-    let mut stream = EntryStream::spawn_with(walker, hash).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let mut stream = EntryStream::spawn(walker, Wanted::Named(declared_paths(manifest)), hash)
+        .map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut seen: Vec<&str> = Vec::new();
     loop {
         match stream.next() {
             Msg::Entry(path) => {
-                let Some(resource) = manifest.resources.iter().find(|r| r.archive_path() == path) else {
-                    runner.warn(format!(
-                        "the bundle has an entry `{path}` that meta.conf does not declare; skipped"
-                    ));
-                    skip_entry(&mut stream)?;
-                    continue;
-                };
+                // The reader only sends declared entries, each name once.
+                let resource = manifest
+                    .resources
+                    .iter()
+                    .find(|r| r.archive_path() == path)
+                    .ok_or_else(out_of_step)?;
                 seen.push(&resource.name);
                 stream_resource(runner, task, resource, &mut stream)?;
             }
+            Msg::Skipped(path) => runner.warn(format!(
+                "the bundle has an entry `{path}` that meta.conf does not declare; skipped"
+            )),
             Msg::Done => break,
             Msg::Failed(e) => return Err(ApplyError::reading(&e)),
             Msg::Data(_) | Msg::EntryEnd { .. } => {
@@ -230,15 +236,10 @@ fn stream_install<R: Read + Send + 'static>(
     runner.run_actions(Stage::Finish, &task.on_finish)
 }
 
-fn skip_entry(stream: &mut EntryStream) -> Result<(), ApplyError> {
-    loop {
-        match stream.next() {
-            Msg::Data(buf) => stream.recycle(buf),
-            Msg::EntryEnd { .. } => return Ok(()),
-            Msg::Failed(e) => return Err(ApplyError::reading(&e)),
-            Msg::Entry(_) | Msg::Done => return Err(out_of_step()),
-        }
-    }
+/// The archive paths of the resources meta.conf declares: the only entries
+/// after `meta.conf` that are read (and inflated).
+fn declared_paths(manifest: &Manifest) -> HashSet<String> {
+    manifest.resources.iter().map(Resource::archive_path).collect()
 }
 
 /// Runs a resource's handler: the actions before its data action, the data
@@ -307,7 +308,7 @@ fn stream_resource(
                     break blake2b_256
                 }
                 Msg::Failed(e) => return Err(ApplyError::reading(&e)),
-                Msg::EntryEnd { .. } | Msg::Entry(_) | Msg::Done => return Err(out_of_step()),
+                Msg::EntryEnd { .. } | Msg::Entry(_) | Msg::Skipped(_) | Msg::Done => return Err(out_of_step()),
             }
         };
         check_resource(resource, got, digest.as_ref())?;
@@ -341,7 +342,8 @@ pub fn verify_all<R: Read + Send + 'static>(
 ) -> Result<u64, ApplyError> {
     let OpenedBundle { manifest, walker, .. } = bundle;
     let total: u64 = manifest.resources.iter().map(Resource::stored_len).sum();
-    let digests = collect_digests(walker, Some(total), reporter)?;
+    let wanted = Wanted::Named(declared_paths(&manifest));
+    let digests = collect_digests(walker, wanted, Some(total), reporter)?;
     check_digests(&manifest, &digests)?;
     Ok(digests.iter().map(|d| d.length).sum())
 }
@@ -354,20 +356,22 @@ pub struct EntryDigest {
     pub blake2b_256: [u8; 32],
 }
 
-/// Reads every entry after the head to the end of the archive, hashing
-/// each, and judges nothing: what the entries should be is meta.conf's to
-/// say ([`check_digests`]). `progress_total` sizes the progress events
-/// (none without it).
+/// Reads the `wanted` entries after the head to the end of the archive,
+/// hashing each, and judges nothing: what the entries should be is
+/// meta.conf's to say ([`check_digests`]). `progress_total` sizes the
+/// progress events (none without it).
 pub fn collect_digests<R: Read + Send + 'static>(
     walker: ZipWalker<R>,
+    wanted: Wanted,
     progress_total: Option<u64>,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<EntryDigest>, ApplyError> {
-    let mut stream = EntryStream::spawn(walker).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let mut stream = EntryStream::spawn(walker, wanted, true).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut done = 0u64;
     let mut digests = Vec::new();
     loop {
         match stream.next() {
+            Msg::Skipped(_) => {}
             Msg::Entry(path) => {
                 let mut got = 0u64;
                 let digest = loop {

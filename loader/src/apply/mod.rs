@@ -10,7 +10,8 @@
 //! 4. Run `on-init`, stream every resource through its handler while
 //!    hashing it, run `on-finish`. Boot-critical writes go to the
 //!    [`overlay::Overlay`]; bulk `raw_write` data goes to the disk.
-//! 5. Only when every resource has verified: commit the held writes, sync.
+//! 5. Only when every resource has verified: commit the held writes, in an
+//!    order that survives a power cut at any write (`commit`).
 //!
 //! Any failure before step 5 runs `on-error`, drops the overlay and leaves a
 //! disk that boots whatever it booted before (or nothing new). Whether bulk
@@ -18,6 +19,8 @@
 //! verified whole first, is decided per install by `install_mode`.
 
 mod actions;
+mod commit;
+mod commit_env;
 pub mod error;
 pub mod events;
 mod exec;
@@ -32,14 +35,20 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-pub use error::ApplyError;
+pub use actions::describe as describe_action;
+pub use error::{ApplyError, SourceFailure};
 pub use events::{Event, Reporter, Stage};
 pub use install::{
     check_digests, check_head, collect_digests, open_bundle, verify_all, CheckedHead, EntryDigest, OpenedBundle,
 };
+pub use pipeline::Wanted;
 
 use crate::bundle::signature::PublicKey;
 use crate::target::Target;
+
+/// Run before the commit: `Err` stops the install with nothing bootable
+/// (the message says why).
+pub type CommitCheck = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// How to apply a bundle.
 #[derive(Clone)]
@@ -57,7 +66,7 @@ pub struct ApplyOptions {
     pub hold_limit: u64,
     /// A last check after every resource verified and before the commit
     /// (the whole-bundle SHA-256 pin); an error fails the install.
-    pub before_commit: Option<crate::source::policy::CommitCheck>,
+    pub before_commit: Option<CommitCheck>,
     /// The head (meta.conf and its signature) an earlier pass verified: a
     /// bundle whose head differs is refused before its meta.conf is read.
     pub expected_head: Option<std::sync::Arc<crate::bundle::open::BundleHead>>,

@@ -6,9 +6,10 @@
 //! switch — lands in this in-memory overlay instead of on the disk. Reads see
 //! the overlay first, so later actions observe earlier held writes exactly as
 //! fwup's cache would show them. Only after every resource has verified and
-//! `on-finish` has run does [`Overlay::commit`] write the held pages, followed
-//! by a sync. If anything fails before that, the overlay is dropped and the
-//! disk never sees a boot-critical byte of the failed install.
+//! `on-finish` has run does [`Overlay::commit`] write the held pages, in the
+//! order and with the syncs [`super::commit`] explains. If anything fails
+//! before that, the overlay is dropped and the disk never sees a
+//! boot-critical byte of the failed install.
 //!
 //! Streamed `raw_write` data outside the protected zones goes straight to the
 //! target: it is the bulk of an install and cannot make the disk boot alone.
@@ -17,6 +18,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::ops::Range;
 
+use super::commit::{self, Layout};
+use crate::formats::uboot_env::UbootEnvSpec;
 use crate::formats::Medium;
 use crate::target::Target;
 
@@ -32,6 +35,8 @@ pub struct Overlay<'t> {
     pages: BTreeMap<u64, Box<[u8]>>,
     /// Byte ranges whose writes are always held, even streamed ones.
     protected: Vec<Range<u64>>,
+    /// Byte ranges written by `mbr_write`/`gpt_write`.
+    tables: Vec<Range<u64>>,
     limit: u64,
 }
 
@@ -56,6 +61,7 @@ impl<'t> Overlay<'t> {
             target,
             pages: BTreeMap::new(),
             protected,
+            tables: Vec::new(),
             limit,
         }
     }
@@ -95,7 +101,15 @@ impl<'t> Overlay<'t> {
             }
             let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
             if !fully_overwritten {
-                self.target.read_at(page * PAGE, &mut buf)?;
+                // A device whose size is not a page multiple (1 GiB + 3
+                // sectors) ends inside its last page: read what exists; the
+                // rest stays zeros and is never written (the commit clips).
+                let start = page * PAGE;
+                let len = match self.target.size() {
+                    Some(size) => size.saturating_sub(start).min(PAGE),
+                    None => PAGE,
+                };
+                self.target.read_at(start, &mut buf[..len as usize])?;
             }
             self.pages.insert(page, buf);
         }
@@ -207,44 +221,28 @@ impl<'t> Overlay<'t> {
         Ok(())
     }
 
-    /// Writes every held page to the target (coalesced into runs, clipped
-    /// to the device size) and syncs. The commit point of an install.
-    pub fn commit(mut self) -> io::Result<u64> {
-        // A barrier first: everything streamed so far (the new slot's data)
-        // must be durable before a held write can point at it; a power cut
-        // during the commit then never leaves a boot record naming data
-        // that is still in a cache.
-        self.target.sync()?;
-        let size = self.target.size();
+    /// Holds a partition table's bytes (`mbr_write`, `gpt_write`): the
+    /// commit orders them as part of what boots.
+    pub fn write_table(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let range = offset..offset + bytes.len() as u64;
+        self.protect(range.clone());
+        self.tables.push(range);
+        self.hold(offset, bytes)
+    }
+
+    /// Writes the held pages to the target, ordered and synced so that a
+    /// power cut at any write leaves the old selection, the new one, or
+    /// nothing bootable (see [`super::commit`]). The commit point of an
+    /// install. `envs` and `fats` are the U-Boot environments of the bundle
+    /// and the FAT volumes the task used.
+    pub fn commit(mut self, envs: Vec<UbootEnvSpec>, fats: Vec<Range<u64>>) -> io::Result<u64> {
         let pages = std::mem::take(&mut self.pages);
-        let mut written = 0u64;
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start = 0u64;
-        let flush = |target: &mut dyn Target, start: u64, buf: &mut Vec<u8>| -> io::Result<u64> {
-            if buf.is_empty() {
-                return Ok(0);
-            }
-            // A device whose size is not a page multiple: drop the part of
-            // the last page that lies past its end.
-            let len = match size {
-                Some(size) if start < size => (buf.len() as u64).min(size - start),
-                _ => buf.len() as u64,
-            };
-            target.write_at(start, &buf[..len as usize])?;
-            buf.clear();
-            Ok(len)
+        let layout = Layout {
+            tables: std::mem::take(&mut self.tables),
+            envs,
+            fats,
         };
-        for (page, data) in pages {
-            let start = page * PAGE;
-            if run.is_empty() || run_start + run.len() as u64 != start || run.len() >= 4 * MIB as usize {
-                written += flush(self.target, run_start, &mut run)?;
-                run_start = start;
-            }
-            run.extend_from_slice(&data);
-        }
-        written += flush(self.target, run_start, &mut run)?;
-        self.target.sync()?;
-        Ok(written)
+        commit::commit(self.target, &pages, &layout)
     }
 }
 

@@ -10,17 +10,21 @@
 //! stream per resource), so it gets a thread of its own: while the engine
 //! writes chunk n, the hasher hashes chunk n+1 and the reader inflates
 //! chunk n+2. Buffers travel back from the engine to the reader for reuse,
-//! so memory stays at a few MiB however large the bundle is.
+//! so memory stays at a few MiB however large the bundle is. A stage that
+//! panics sends the panic on as the install's error.
 //!
 //! A bundle whose resource hashes an earlier pass proved on the very same,
 //! immutable bytes (one held in memory) is streamed without the hasher:
 //! the reader hands its chunks to the engine directly, and the ZIP CRC-32
 //! still guards the inflate (see `ApplyOptions::hashes_proven`).
 
+use std::collections::HashSet;
 use std::io::{self, Read};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
+use super::error::{panic_text, WorkerPanicked};
 use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
 
@@ -32,6 +36,8 @@ const DEPTH: usize = 2;
 pub enum Msg {
     /// A new ZIP entry starts.
     Entry(String),
+    /// An entry nobody asked for was passed over without inflating it.
+    Skipped(String),
     Data(Vec<u8>),
     /// The current entry ended and its CRC and sizes checked out; its
     /// uncompressed data had this length and BLAKE2b-256 (`None` when the
@@ -48,6 +54,7 @@ pub enum Msg {
 /// What the reader hands the hasher: [`Msg`] before hashing.
 enum Unhashed {
     Entry(String),
+    Skipped(String),
     Data(Vec<u8>),
     EntryEnd,
     Done,
@@ -68,20 +75,40 @@ enum Stages {
     Unhashed(Receiver<Unhashed>),
 }
 
-impl EntryStream {
-    /// Reader and hasher threads over `walker`.
-    pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>) -> io::Result<Self> {
-        Self::spawn_with(walker, true)
-    }
+/// Which entries the reader inflates.
+pub enum Wanted {
+    /// Those named (archive paths); the others are skipped without
+    /// inflating them.
+    Named(HashSet<String>),
+    /// Every entry (a pass that must not read meta.conf yet, so does not
+    /// know which entries it declares).
+    All,
+}
 
-    /// As [`spawn`](Self::spawn); without `hash`, no hasher thread and no
-    /// BLAKE2b-256 in [`Msg::EntryEnd`].
-    pub fn spawn_with<R: Read + Send + 'static>(walker: ZipWalker<R>, hash: bool) -> io::Result<Self> {
+impl Wanted {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Wanted::Named(names) => names.contains(name),
+            Wanted::All => true,
+        }
+    }
+}
+
+impl EntryStream {
+    /// Reads the entries `wanted` names and skips the others without
+    /// inflating them; without `hash`, no hasher thread and no BLAKE2b-256
+    /// in [`Msg::EntryEnd`].
+    pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>, wanted: Wanted, hash: bool) -> io::Result<Self> {
         let (read_tx, read_rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(2 * DEPTH + 3);
         let reader = std::thread::Builder::new()
             .name("bundle-reader".into())
-            .spawn(move || read_entries(walker, read_tx, spare))?;
+            .spawn(move || {
+                let failed = read_tx.clone();
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| read_entries(walker, &wanted, read_tx, spare))) {
+                    let _ = failed.send(Unhashed::Failed(panicked("bundle reader", &*panic)));
+                }
+            })?;
         if !hash {
             return Ok(EntryStream {
                 rx: Stages::Unhashed(read_rx),
@@ -91,9 +118,12 @@ impl EntryStream {
             });
         }
         let (hash_tx, hash_rx) = sync_channel(DEPTH);
-        let hasher = std::thread::Builder::new()
-            .name("bundle-hasher".into())
-            .spawn(move || hash_entries(read_rx, hash_tx));
+        let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
+            let failed = hash_tx.clone();
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
+                let _ = failed.send(Msg::Failed(panicked("bundle hasher", &*panic)));
+            }
+        });
         let mut stream = EntryStream {
             rx: Stages::Hashed(hash_rx),
             recycle,
@@ -122,6 +152,7 @@ impl EntryStream {
                     length: self.length,
                     blake2b_256: None,
                 },
+                Ok(Unhashed::Skipped(name)) => Msg::Skipped(name),
                 Ok(Unhashed::Done) => Msg::Done,
                 Ok(Unhashed::Failed(e)) => Msg::Failed(e),
                 Err(_) => stopped(),
@@ -149,7 +180,12 @@ impl Drop for EntryStream {
     }
 }
 
-fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Unhashed>, spare: Receiver<Vec<u8>>) {
+fn read_entries<R: Read>(
+    mut walker: ZipWalker<R>,
+    wanted: &Wanted,
+    tx: SyncSender<Unhashed>,
+    spare: Receiver<Vec<u8>>,
+) {
     let send = |m: Unhashed| tx.send(m).is_ok();
     loop {
         let mut entry = match walker.next_entry() {
@@ -170,7 +206,18 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, tx: SyncSender<Unhashed>, spa
                 return;
             }
         };
-        if !send(Unhashed::Entry(entry.name().to_string())) {
+        let name = entry.name().to_string();
+        if !wanted.contains(&name) {
+            match entry.skip() {
+                Ok(()) if send(Unhashed::Skipped(name)) => continue,
+                Ok(()) => return,
+                Err(e) => {
+                    send(Unhashed::Failed(io::Error::other(e)));
+                    return;
+                }
+            }
+        }
+        if !send(Unhashed::Entry(name)) {
             return;
         }
         loop {
@@ -206,6 +253,8 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
     while let Ok(msg) = rx.recv() {
         let msg = match msg {
             Unhashed::Entry(name) => {
+                #[cfg(test)]
+                assert!(name != tests::PANIC_IN_HASHER, "injected panic in the hasher");
                 hasher = Blake2b256::new();
                 length = 0;
                 Msg::Entry(name)
@@ -219,6 +268,7 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
                 length,
                 blake2b_256: Some(std::mem::take(&mut hasher).finalize()),
             },
+            Unhashed::Skipped(name) => Msg::Skipped(name),
             Unhashed::Done => Msg::Done,
             Unhashed::Failed(e) => Msg::Failed(e),
         };
@@ -226,6 +276,16 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
             return;
         }
     }
+}
+
+/// A stage panicked: the engine gets it as the install's error (an
+/// [`ApplyError::Internal`](super::ApplyError)) instead of waiting on a
+/// queue that never fills again.
+fn panicked(thread: &'static str, payload: &(dyn std::any::Any + Send)) -> io::Error {
+    io::Error::other(WorkerPanicked {
+        thread,
+        message: panic_text(payload),
+    })
 }
 
 /// Reads until `buf` is full or the entry ends.
@@ -241,3 +301,7 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(all(test, feature = "host-tools"))]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -10,7 +10,6 @@
 use super::error::ApplyError;
 use super::events::{Event, Reporter};
 use super::Summary;
-use crate::report::console::human;
 
 /// Restarts from byte 0 allowed within one install.
 pub const MAX_RESTARTS: u32 = 3;
@@ -69,19 +68,6 @@ impl Restarts {
         summary.restarts = self.count;
         summary.refetched_bytes = self.refetched + refetched;
     }
-}
-
-/// `; started over 1 time(s); 12.0 MiB downloaded twice`, or nothing: for
-/// the line that reports a finished install.
-pub fn describe(summary: &Summary) -> String {
-    let mut text = String::new();
-    if summary.restarts > 0 {
-        text += &format!("; started over {} time(s)", summary.restarts);
-    }
-    if summary.refetched_bytes > 0 {
-        text += &format!("; {} downloaded twice", human(summary.refetched_bytes));
-    }
-    text
 }
 
 #[cfg(test)]

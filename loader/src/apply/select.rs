@@ -7,7 +7,8 @@ use super::error::ApplyError;
 use super::exec;
 use super::ApplyOptions;
 use crate::bundle::manifest::{Action, Manifest, Requirement, Task};
-use crate::formats::{fat, mbr, uboot_env, Medium, BLOCK_SIZE};
+use crate::formats::error::FormatError;
+use crate::formats::{fat, gpt, mbr, uboot_env, Medium, BLOCK_SIZE};
 
 /// fwup's `find_task`.
 pub fn choose_task<'m>(
@@ -70,6 +71,7 @@ pub fn requirement_met(manifest: &Manifest, req: &Requirement, disk: &mut dyn Me
         Requirement::PathOnDevice { path, device } => path_on_device(path, device),
         Requirement::PathAtOffset { path, block_offset } => path_at_offset(path, *block_offset),
         Requirement::Execute { command } => allow_unsafe && exec::run_shell(command).unwrap_or(false),
+        Requirement::Unusable { .. } => false,
     }
 }
 
@@ -112,6 +114,22 @@ pub fn validate_task(manifest: &Manifest, task: &Task, opts: &ApplyOptions) -> R
         .chain(task.on_finish.iter())
         .chain(task.on_error.iter())
         .chain(task.on_resource.iter().flat_map(|h| h.actions.iter()));
+    // fwup computes the progress of on-init, every on-resource and
+    // on-finish before running anything, and fails on a function it does
+    // not know; on-error is only run, and stops at one.
+    let before_error = task
+        .on_init
+        .iter()
+        .chain(task.on_finish.iter())
+        .chain(task.on_resource.iter().flat_map(|h| h.actions.iter()));
+    for action in before_error {
+        if let Action::Unusable { problem, .. } = action {
+            return Err(ApplyError::Manifest(format!(
+                "task `{}` cannot be installed: {problem}",
+                task.name
+            )));
+        }
+    }
     let mut fat_bytes = 0u64;
     for action in all {
         if action.is_unsafe() && !opts.allow_unsafe {
@@ -152,6 +170,42 @@ pub fn validate_task(manifest: &Manifest, task: &Task, opts: &ApplyOptions) -> R
             "task `{}` writes {fat_bytes} bytes into FAT volumes; the limit is {} bytes (--hold-limit)",
             task.name, opts.hold_limit
         )));
+    }
+    Ok(())
+}
+
+/// Every partition table the task writes must fit the target, checked
+/// before anything is written (`disk_blocks` is `None` for an empty image
+/// file, which fwup sizes from the partitions). fwup writes a table that
+/// points past the end of the disk; the loader refuses with the disk size,
+/// the layout size and the largest partition that does not fit. A table
+/// that is wrong in another way is reported when its action runs, as fwup
+/// does.
+pub fn check_tables_fit(manifest: &Manifest, task: &Task, disk_blocks: Option<u64>) -> Result<(), ApplyError> {
+    let Some(blocks) = disk_blocks.filter(|&b| b > 0) else {
+        return Ok(());
+    };
+    let runs_before_success = task
+        .on_init
+        .iter()
+        .chain(task.on_finish.iter())
+        .chain(task.on_resource.iter().flat_map(|h| h.actions.iter()));
+    let titled = |sections: &'_ [crate::bundle::conf::Section], name: &str| {
+        sections.iter().find(|s| s.title.as_deref() == Some(name)).cloned()
+    };
+    for action in runs_before_success {
+        let encoded = match action {
+            Action::MbrWrite { mbr: name } => titled(&manifest.mbrs, name)
+                .and_then(|s| mbr::MbrSpec::from_section(&s).ok())
+                .map(|spec| mbr::encode(&spec, Some(blocks)).map(drop)),
+            Action::GptWrite { gpt: name } => titled(&manifest.gpts, name)
+                .and_then(|s| gpt::GptSpec::from_section(&s).ok())
+                .map(|spec| gpt::encode(&spec, Some(blocks)).map(drop)),
+            _ => None,
+        };
+        if let Some(Err(e @ FormatError::TooLarge { .. })) = encoded {
+            return Err(ApplyError::TooSmall(e.to_string()));
+        }
     }
     Ok(())
 }

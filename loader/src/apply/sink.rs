@@ -21,11 +21,13 @@ pub struct DataSink<'s, 'o> {
 }
 
 enum Kind<'s, 'o> {
-    /// `raw_write`: bytes at `dest`, each data run padded to a whole block
-    /// with zeros (fwup writes whole blocks however inflate chunks the data).
+    /// `raw_write`: bytes at `dest` in whole blocks, zero-filled where the
+    /// data does not reach (see [`DataSink::run_started`]).
     Raw {
         overlay: &'s mut Overlay<'o>,
         dest: u64,
+        /// Expanded offset up to which whole blocks have been written.
+        covered_to: u64,
     },
     Fat(fat::FileWriter<'s>),
     Host(HostSink),
@@ -46,6 +48,7 @@ impl<'s, 'o> DataSink<'s, 'o> {
             } => Kind::Raw {
                 overlay,
                 dest: block_offset * BLOCK_SIZE,
+                covered_to: 0,
             },
             Action::RawWrite { cipher: Some(_), .. } => {
                 return Err(Box::new(ApplyError::Unsupported(
@@ -80,6 +83,9 @@ impl<'s, 'o> DataSink<'s, 'o> {
         while !data.is_empty() {
             let (offset, room, run_end) = self.runs.next_piece()?;
             let n = room.min(data.len() as u64) as usize;
+            if self.runs.within == 0 {
+                self.run_started(offset)?;
+            }
             self.put(offset, &data[..n])?;
             self.runs.advance(n as u64);
             if n as u64 == room {
@@ -92,9 +98,27 @@ impl<'s, 'o> DataSink<'s, 'o> {
 
     fn put(&mut self, offset: u64, data: &[u8]) -> Result<(), BoxError> {
         match &mut self.kind {
-            Kind::Raw { overlay, dest } => overlay.write_streamed(*dest + offset, data)?,
+            Kind::Raw { overlay, dest, .. } => overlay.write_streamed(*dest + offset, data)?,
             Kind::Fat(writer) => writer.write_at(offset, data)?,
             Kind::Host(sink) => sink.write_at(offset, data)?,
+        }
+        Ok(())
+    }
+
+    /// A data run starts at `start` (expanded offset).
+    ///
+    /// fwup's `raw_write` goes through its pad-to-block writer: every block
+    /// that any data byte falls in is written whole, zeros where the data
+    /// does not reach, each block once. So a run that starts inside a block
+    /// no earlier run reached zero-fills that block up to its first byte.
+    fn run_started(&mut self, start: u64) -> Result<(), BoxError> {
+        if let Kind::Raw {
+            overlay,
+            dest,
+            covered_to,
+        } = &mut self.kind
+        {
+            zero_fill(overlay, *dest, round_down(start).max(*covered_to), start)?;
         }
         Ok(())
     }
@@ -102,11 +126,14 @@ impl<'s, 'o> DataSink<'s, 'o> {
     /// A data run ended at `end` (expanded offset): pad a raw write to the
     /// block boundary.
     fn run_ended(&mut self, end: u64) -> Result<(), BoxError> {
-        if let Kind::Raw { overlay, dest } = &mut self.kind {
-            let pad = (BLOCK_SIZE - end % BLOCK_SIZE) % BLOCK_SIZE;
-            if pad > 0 {
-                overlay.write_streamed(*dest + end, &vec![0u8; pad as usize])?;
-            }
+        if let Kind::Raw {
+            overlay,
+            dest,
+            covered_to,
+        } = &mut self.kind
+        {
+            zero_fill(overlay, *dest, end, round_up(end))?;
+            *covered_to = round_up(end);
         }
         Ok(())
     }
@@ -117,10 +144,18 @@ impl<'s, 'o> DataSink<'s, 'o> {
         let size = self.runs.expanded;
         let hole = self.runs.ending_hole();
         match self.kind {
-            Kind::Raw { overlay, dest } => {
+            Kind::Raw {
+                overlay,
+                dest,
+                covered_to,
+            } => {
+                // fwup writes min(hole, one block) of zeros that end where the
+                // resource ends, through the same pad-to-block writer: whole
+                // blocks from the one that zero run starts in to the one the
+                // resource ends in, minus any block the last data run wrote.
                 if hole > 0 {
-                    let n = hole.min(BLOCK_SIZE);
-                    overlay.write_streamed(dest + size - n, &vec![0u8; n as usize])?;
+                    let zeros_from = size - hole.min(BLOCK_SIZE);
+                    zero_fill(overlay, dest, round_down(zeros_from).max(covered_to), round_up(size))?;
                 }
             }
             Kind::Fat(mut writer) => {
@@ -138,6 +173,22 @@ impl<'s, 'o> DataSink<'s, 'o> {
         }
         Ok(())
     }
+}
+
+fn round_down(offset: u64) -> u64 {
+    offset - offset % BLOCK_SIZE
+}
+
+fn round_up(offset: u64) -> u64 {
+    offset.div_ceil(BLOCK_SIZE) * BLOCK_SIZE
+}
+
+/// Writes zeros over `[from, to)` of the resource's expanded extent.
+fn zero_fill(overlay: &mut Overlay<'_>, dest: u64, from: u64, to: u64) -> Result<(), BoxError> {
+    if from < to {
+        overlay.write_streamed(dest + from, &vec![0u8; (to - from) as usize])?;
+    }
+    Ok(())
 }
 
 /// Walks a sparse map (`length={data, hole, data, …}`) as data arrives.

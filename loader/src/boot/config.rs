@@ -44,6 +44,7 @@ pub use super::config_source::{ConfigFile, ConfigWarning, Origin};
 use super::config_values as parse;
 pub use super::config_values::{ConsoleMode, OnError, OnSuccess, TaskRequest};
 use super::disks::{DiskSelector, Force};
+use crate::source::metadata::MetadataKind;
 
 /// Where the default configuration file lives in the initramfs.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/loader.conf";
@@ -85,14 +86,62 @@ pub struct Config {
     pub insecure: bool,
     /// `loader.report=`: status callback URL.
     pub report: Option<String>,
-    /// `loader.metadata=`: JSON metadata URL for provisioning variables.
+    /// `loader.report_timeout=`: how long the status callback may hold the
+    /// reboot after the result (10 s).
+    pub report_timeout: Duration,
+    /// `loader.metadata=`: metadata service URL for provisioning variables.
     pub metadata: Option<String>,
+    /// `loader.metadata_kind=`: how to ask it; `None` detects it from the URL.
+    pub metadata_kind: Option<MetadataKind>,
+    /// `loader.metadata_insecure=1`: plain-HTTP metadata from any address,
+    /// not only link-local and loopback ones.
+    pub metadata_insecure: bool,
+    /// `loader.proxy=`: every HTTP(S) request through this proxy
+    /// (`HTTPS_PROXY`/`NO_PROXY` in the environment apply otherwise).
+    pub proxy: Option<String>,
     /// The kernel's `ip=` values, in order, for the network setup.
     pub ip: Vec<String>,
-    /// `loader.net.NAME=VALUE`, passed through for the network setup.
-    pub net: BTreeMap<String, String>,
+    /// `loader.net.*`: the network bring-up's timeouts.
+    pub net: NetSettings,
+    /// `loader.dry_run=1`: choose the disk and task, print the plan, write nothing.
+    pub dry_run: bool,
+    /// `loader.allow_downgrade=1`: an upgrade may install an older version.
+    pub allow_downgrade: bool,
     /// `loader.install_mode=`: `auto`, `memory` or `two-pass`.
     pub install_mode: crate::install_mode::ModeRequest,
+}
+
+/// `loader.net.*`; unset values keep `net::NetOptions`' defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetSettings {
+    /// `loader.net.carrier_timeout=` (15 s): how long a link may take to come up.
+    pub carrier_timeout: Option<Duration>,
+    /// `loader.net.dhcp_timeout=` (30 s): DHCP on one interface.
+    pub dhcp_timeout: Option<Duration>,
+    /// `loader.net.lease_grace=` (2 s): after the first lease, how long other interfaces may finish.
+    pub lease_grace: Option<Duration>,
+    /// `loader.net.ipv6=0` turns SLAAC off (on).
+    pub ipv6: Option<bool>,
+    /// `loader.net.ipv6_timeout=` (10 s): waiting for an IPv6 address when IPv4 gave none.
+    pub ipv6_timeout: Option<Duration>,
+}
+
+impl NetSettings {
+    /// Sets what the keys set; the rest stays as `options` has it.
+    pub fn apply_to(&self, options: &mut crate::net::NetOptions) {
+        let set = |slot: &mut Duration, value: Option<Duration>| {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        };
+        set(&mut options.carrier_timeout, self.carrier_timeout);
+        set(&mut options.dhcp_timeout, self.dhcp_timeout);
+        set(&mut options.lease_grace, self.lease_grace);
+        set(&mut options.ipv6_timeout, self.ipv6_timeout);
+        if let Some(ipv6) = self.ipv6 {
+            options.ipv6 = ipv6;
+        }
+    }
 }
 
 impl Default for Config {
@@ -115,9 +164,15 @@ impl Default for Config {
             sha256: None,
             insecure: false,
             report: None,
+            report_timeout: crate::report::callback::DEFAULT_FINISH_WITHIN,
             metadata: None,
+            metadata_kind: None,
+            metadata_insecure: false,
+            proxy: None,
             ip: Vec::new(),
-            net: BTreeMap::new(),
+            net: NetSettings::default(),
+            dry_run: false,
+            allow_downgrade: false,
             install_mode: Default::default(),
         }
     }
@@ -218,10 +273,6 @@ impl Config {
                 self.env.insert(name.clone(), s.value.clone().unwrap_or_default());
                 return Ok(());
             }
-            KeyName::Net(name) => {
-                self.net.insert(name.clone(), s.value.clone().unwrap_or_default());
-                return Ok(());
-            }
             KeyName::Ip => {
                 self.ip.extend(s.value.clone());
                 return Ok(());
@@ -229,7 +280,7 @@ impl Config {
             KeyName::Known(name) => *name,
         };
         let value = match (name, s.value.as_deref()) {
-            ("loader.insecure", None) => "1",
+            ("loader.insecure" | "loader.metadata_insecure" | "loader.dry_run" | "loader.allow_downgrade", None) => "1",
             (_, None) => {
                 return Err(ConfigError::MissingValue {
                     origin: s.origin.clone(),
@@ -261,6 +312,17 @@ impl Config {
             "loader.report" => self.report = Some(parse::url(value).map_err(invalid)?),
             "loader.metadata" => self.metadata = Some(parse::url(value).map_err(invalid)?),
             "loader.install_mode" => self.install_mode = value.parse().map_err(invalid)?,
+            "loader.dry_run" => self.dry_run = parse::boolean(value).map_err(invalid)?,
+            "loader.allow_downgrade" => self.allow_downgrade = parse::boolean(value).map_err(invalid)?,
+            "loader.net.carrier_timeout" => self.net.carrier_timeout = Some(parse::duration(value).map_err(invalid)?),
+            "loader.net.dhcp_timeout" => self.net.dhcp_timeout = Some(parse::duration(value).map_err(invalid)?),
+            "loader.net.lease_grace" => self.net.lease_grace = Some(parse::duration(value).map_err(invalid)?),
+            "loader.net.ipv6" => self.net.ipv6 = Some(parse::boolean(value).map_err(invalid)?),
+            "loader.net.ipv6_timeout" => self.net.ipv6_timeout = Some(parse::duration(value).map_err(invalid)?),
+            "loader.report_timeout" => self.report_timeout = parse::duration(value).map_err(invalid)?,
+            "loader.metadata_kind" => self.metadata_kind = Some(MetadataKind::parse(value).map_err(invalid)?),
+            "loader.metadata_insecure" => self.metadata_insecure = parse::boolean(value).map_err(invalid)?,
+            "loader.proxy" => self.proxy = Some(parse::url(value).map_err(invalid)?),
             other => return Err(invalid(format!("{other} is known but not handled"))),
         }
         Ok(())
@@ -287,6 +349,17 @@ impl Config {
             "loader.report" => self.report = d.report,
             "loader.metadata" => self.metadata = d.metadata,
             "loader.install_mode" => self.install_mode = d.install_mode,
+            "loader.dry_run" => self.dry_run = d.dry_run,
+            "loader.allow_downgrade" => self.allow_downgrade = d.allow_downgrade,
+            "loader.net.carrier_timeout" => self.net.carrier_timeout = None,
+            "loader.net.dhcp_timeout" => self.net.dhcp_timeout = None,
+            "loader.net.lease_grace" => self.net.lease_grace = None,
+            "loader.net.ipv6" => self.net.ipv6 = None,
+            "loader.net.ipv6_timeout" => self.net.ipv6_timeout = None,
+            "loader.report_timeout" => self.report_timeout = d.report_timeout,
+            "loader.metadata_kind" => self.metadata_kind = d.metadata_kind,
+            "loader.metadata_insecure" => self.metadata_insecure = d.metadata_insecure,
+            "loader.proxy" => self.proxy = d.proxy,
             _ => {}
         }
     }

@@ -2,10 +2,10 @@
 //!
 //! As the kernel does for its own parameters, `-` and `_` are the same in
 //! key names (`loader.on-success` = `loader.on_success`); the NAME part of
-//! `loader.env.NAME` and `loader.net.NAME` is kept exactly.
+//! `loader.env.NAME` is kept exactly.
 
 /// Keys taking one value; a later value replaces an earlier one.
-pub(crate) const SCALAR_KEYS: [&str; 16] = [
+pub(crate) const SCALAR_KEYS: [&str; 27] = [
     "loader.url",
     "loader.bundle",
     "loader.disk",
@@ -21,15 +21,25 @@ pub(crate) const SCALAR_KEYS: [&str; 16] = [
     "loader.insecure",
     "loader.report",
     "loader.metadata",
+    "loader.dry_run",
+    "loader.allow_downgrade",
+    "loader.net.carrier_timeout",
+    "loader.net.dhcp_timeout",
+    "loader.net.lease_grace",
+    "loader.net.ipv6",
+    "loader.net.ipv6_timeout",
+    "loader.metadata_kind",
+    "loader.metadata_insecure",
+    "loader.report_timeout",
+    "loader.proxy",
     "loader.install_mode",
 ];
 
 /// Keys that accumulate: every value counts.
 pub(crate) const LIST_KEYS: [&str; 2] = ["loader.pubkey", "loader.ca"];
 
-/// Families: `loader.env.NAME`, `loader.net.NAME`.
+/// The family `loader.env.NAME`.
 pub(crate) const ENV_PREFIX: &str = "loader.env.";
-pub(crate) const NET_PREFIX: &str = "loader.net.";
 
 /// A key recognised as ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +47,6 @@ pub(crate) enum KeyName {
     /// One of [`SCALAR_KEYS`] or [`LIST_KEYS`], normalised.
     Known(&'static str),
     Env(String),
-    Net(String),
     /// The kernel's own `ip=`, passed through for the network setup.
     Ip,
 }
@@ -50,9 +59,6 @@ pub(crate) fn classify(raw: &str) -> Result<Option<KeyName>, Option<String>> {
     }
     if let Some(name) = raw.strip_prefix(ENV_PREFIX) {
         return Ok(Some(KeyName::Env(name.to_string())));
-    }
-    if let Some(name) = raw.strip_prefix(NET_PREFIX) {
-        return Ok(Some(KeyName::Net(name.to_string())));
     }
     let Some(rest) = raw.strip_prefix("loader.") else {
         return Ok(None);
@@ -78,7 +84,7 @@ pub(crate) fn suggest(key: &str) -> Option<String> {
         return Some(format!("{ENV_PREFIX}{}", name.trim_start_matches(['.', '_'])));
     }
     let candidates = SCALAR_KEYS.iter().chain(LIST_KEYS.iter()).map(|k| k.to_string());
-    let extra = [ENV_PREFIX.to_string() + "NAME", NET_PREFIX.to_string() + "NAME"];
+    let extra = [ENV_PREFIX.to_string() + "NAME"];
     candidates
         .chain(extra)
         .map(|k| (edit_distance(&lower, &k), k))
@@ -128,6 +134,19 @@ mod tests {
         assert_eq!(classify("loader.envSERIAL"), Err(Some("loader.env.SERIAL".into())));
         assert_eq!(classify("loader.env_SERIAL"), Err(Some("loader.env.SERIAL".into())));
         assert_eq!(classify("loader.frobnicate"), Err(None));
+        assert_eq!(
+            classify("loader.net.dhcp-timeout"),
+            Ok(Some(KeyName::Known("loader.net.dhcp_timeout")))
+        );
+        assert_eq!(
+            classify("loader.net.dhcptimeout"),
+            Err(Some("loader.net.dhcp_timeout".into()))
+        );
+        assert_eq!(
+            classify("loader.net.vlan"),
+            Err(None),
+            "not read: reported, never silently ignored"
+        );
     }
 
     #[test]

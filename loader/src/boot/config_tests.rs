@@ -52,7 +52,7 @@ fn every_key_from_the_command_line() {
          loader.env.NERVES_SERIAL_NUMBER=\"rack 4\" loader.on_success=poweroff loader.on_error=halt \
          loader.on_error_delay=5s loader.on_error_retries=7 loader.console=json loader.sha256={} \
          loader.insecure loader.report=https://r.test/s loader.metadata=http://169.254.169.254/v1.json \
-         ip=dhcp loader.net.timeout=20",
+         ip=dhcp loader.net.dhcp_timeout=20 loader.net.ipv6=0 loader.dry_run loader.allow_downgrade=1",
         "ab".repeat(32)
     );
     let c = config(None, &line);
@@ -73,7 +73,39 @@ fn every_key_from_the_command_line() {
     assert_eq!(c.report.as_deref(), Some("https://r.test/s"));
     assert_eq!(c.metadata.as_deref(), Some("http://169.254.169.254/v1.json"));
     assert_eq!(c.ip, ["dhcp"]);
-    assert_eq!(c.net.get("timeout").map(String::as_str), Some("20"));
+    assert_eq!(c.net.dhcp_timeout, Some(Duration::from_secs(20)));
+    assert_eq!(c.net.ipv6, Some(false));
+    assert!(c.dry_run && c.allow_downgrade);
+    let mut options = crate::net::NetOptions::default();
+    c.net.apply_to(&mut options);
+    assert_eq!((options.dhcp_timeout, options.ipv6), (Duration::from_secs(20), false));
+    assert_eq!(
+        options.carrier_timeout,
+        Duration::from_secs(15),
+        "unset keys keep the default"
+    );
+}
+
+#[test]
+fn network_keys_proxy_report_timeout_and_metadata_kind() {
+    let c = config(
+        None,
+        "loader.proxy=http://10.0.0.1:3128 loader.report_timeout=3s loader.metadata_kind=ec2 loader.metadata_insecure",
+    );
+    assert_eq!(c.proxy.as_deref(), Some("http://10.0.0.1:3128"));
+    assert_eq!(c.report_timeout, Duration::from_secs(3));
+    assert_eq!(c.metadata_kind, Some(crate::source::metadata::MetadataKind::Ec2));
+    assert!(c.metadata_insecure, "a bare flag turns it on");
+    let d = config(None, "vmlinuz");
+    assert_eq!(
+        (d.proxy, d.report_timeout, d.metadata_kind),
+        (None, Duration::from_secs(10), None)
+    );
+    assert!(!d.metadata_insecure && !d.insecure);
+    let err = Config::from_sources(None, &cmdline::parse("loader.metadata_kind=openstack")).unwrap_err();
+    assert!(err.to_string().contains("generic, json, ec2, gcp, azure"), "{err}");
+    let err = Config::from_sources(None, &cmdline::parse("loader.proxy=socks://x")).unwrap_err();
+    assert!(err.to_string().contains("loader.proxy"), "{err}");
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub enum TaskRequest {
     Auto,
     /// A task name prefix, as fwup takes it: `complete`, `upgrade`, `provision`…
     Prefix(String),
+    /// The bundle's `complete` task with the data partition left alone
+    /// (see `task_choice`).
+    Repair,
 }
 
 pub(crate) fn on_success(v: &str) -> Result<OnSuccess, String> {
@@ -79,8 +82,10 @@ pub(crate) fn console(v: &str) -> Result<ConsoleMode, String> {
 pub(crate) fn task(v: &str) -> Result<TaskRequest, String> {
     if v == "auto" {
         Ok(TaskRequest::Auto)
+    } else if v == "repair" {
+        Ok(TaskRequest::Repair)
     } else if v.is_empty() || v.contains(|c: char| c.is_whitespace() || c == ',') {
-        Err("expected auto or a task name prefix such as complete or upgrade".into())
+        Err("expected auto, repair or a task name prefix such as complete or upgrade".into())
     } else {
         Ok(TaskRequest::Prefix(v.to_string()))
     }

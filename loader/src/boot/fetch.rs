@@ -12,6 +12,7 @@ use super::trust;
 pub(super) fn bring_up_network(config: &Config, out: &mut BootReporter) -> Result<(), Failure> {
     out.stage("bringing up the network");
     let mut options = crate::net::NetOptions::default();
+    config.net.apply_to(&mut options);
     if let Some(ip) = config.ip.last() {
         options.ip = Some(
             crate::net::parse_ip_param(ip).map_err(|e| fail("bringing up the network", "config", e, "check ip="))?,
@@ -27,6 +28,25 @@ pub(super) fn bring_up_network(config: &Config, out: &mut BootReporter) -> Resul
     })?;
     out.say(&format!("network up: {summary:?}"));
     Ok(())
+}
+
+/// How requests reach the network: `loader.proxy=`, else the environment
+/// the kernel passed (`HTTPS_PROXY=`, `NO_PROXY=` on the command line).
+pub(super) fn proxy(config: &Config) -> crate::source::ProxySetting {
+    match &config.proxy {
+        Some(url) => crate::source::ProxySetting::Url(url.clone()),
+        None => crate::source::ProxySetting::Environment,
+    }
+}
+
+/// The status callback's transport: the same trust and proxy as the
+/// download, and `loader.report_timeout=` after the result.
+pub(super) fn callback_options(config: &Config, paths: &BootPaths) -> crate::report::callback::CallbackOptions {
+    crate::report::callback::CallbackOptions {
+        extra_roots: trust::ca_roots(config, paths),
+        proxy: proxy(config),
+        finish_within: config.report_timeout,
+    }
 }
 
 pub(super) fn fetch_url(
@@ -66,6 +86,7 @@ pub(super) fn refetch_url(
         on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
             println!("loader: download: {e}")
         })),
+        proxy: proxy(config),
         ..HttpOptions::default()
     };
     policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
@@ -73,49 +94,32 @@ pub(super) fn refetch_url(
             "fetching the bundle",
             "network",
             e,
-            "check loader.url, loader.ca and the clock",
+            "check loader.url, loader.ca, loader.proxy and the clock",
         )
     })
 }
 
-/// `loader.metadata=URL`: a JSON object whose string (and number/bool)
-/// values become `${VAR}` provisioning variables.
+/// `loader.metadata=URL`: provisioning variables from a metadata service
+/// (the kinds and the plain-HTTP rule are in `source::metadata`).
 pub(super) fn fetch_metadata(
     url: &str,
     config: &Config,
     paths: &BootPaths,
-) -> Result<std::collections::BTreeMap<String, String>, Failure> {
-    use crate::source::{open as open_source, HttpOptions, PlainHttp, SourceSpec};
-    use std::io::Read as _;
-    let stage = "fetching provisioning metadata";
-    let http = HttpOptions {
-        // Metadata services are typically plain http on a link-local
-        // address; the values are the operator's own, not the bundle.
-        plain_http: PlainHttp::Allow {
-            reason: "loader.metadata is the operator's own service".into(),
-        },
+) -> Result<crate::source::metadata::Metadata, Failure> {
+    use crate::source::metadata::{fetch, MetadataOptions};
+    let options = MetadataOptions {
+        kind: config.metadata_kind,
+        insecure_http: config.metadata_insecure,
         extra_roots: trust::ca_roots(config, paths),
-        ..HttpOptions::default()
+        proxy: proxy(config),
+        ..MetadataOptions::default()
     };
-    let source = open_source(&SourceSpec::Url(url.to_string()), http).map_err(|e| fail(stage, "network", e, ""))?;
-    let mut text = String::new();
-    source
-        .reader
-        .take(1 << 20)
-        .read_to_string(&mut text)
-        .map_err(|e| fail(stage, "network", e, ""))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| fail(stage, "config", format!("{url}: not JSON: {e}"), ""))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| fail(stage, "config", format!("{url}: expected a JSON object"), ""))?;
-    Ok(object
-        .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k.clone(), s.clone())),
-            serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
-            serde_json::Value::Bool(b) => Some((k.clone(), b.to_string())),
-            _ => None,
-        })
-        .collect())
+    fetch(url, &options).map_err(|e| {
+        fail(
+            "fetching provisioning metadata",
+            "metadata",
+            e,
+            "check loader.metadata, loader.metadata_kind and loader.metadata_insecure",
+        )
+    })
 }

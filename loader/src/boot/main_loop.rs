@@ -2,6 +2,11 @@
 //! or the failure policy says stop. As PID 1 this never returns: a PID 1
 //! that exits is a kernel panic, so "halt" means waiting with the message
 //! on screen.
+//!
+//! A panic follows `loader.on_error` like any failure: it is reported as a
+//! failed attempt of class `internal`, and a retry after it re-executes
+//! `/init` (as PID 1), so nothing of the failed attempt — threads, locks,
+//! half-built state — carries into the next one.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,13 +35,32 @@ pub fn boot_main(mode: BootMode, paths: &BootPaths) -> ExitCode {
         BootLog::new(Some(Box::new(std::io::stdout())), None)
     });
     if mode.pid1 {
-        let halt_log = log.clone();
-        pid1::install_panic_hook(log.clone(), Arc::new(move |msg: &str| halt_forever(&halt_log, msg)));
+        // The hook reports; the panic then unwinds: a worker thread's panic
+        // becomes its install's error, the main thread's is caught below
+        // or in `attempts`, and `loader.on_error` decides what follows.
+        pid1::install_panic_hook(log.clone(), Arc::new(|_: &str| {}));
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempts(&mode, paths, &log)));
+    let first_failed = if mode.pid1 { pid1::failed_attempts_before() } else { 0 };
+    let restart = |failed: u32| restart_clean(&log, failed);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        attempts(&mode, paths, &log, first_failed, &restart)
+    }));
     match outcome {
         Ok(code) => code,
-        Err(_) if mode.pid1 => halt_forever(&log, "the loader crashed; see the message above"),
+        Err(_) if mode.pid1 => {
+            // Outside an install attempt (the configuration, the console):
+            // the policy still applies if the configuration reads.
+            let follow = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let config = Config::load(&paths.config, &paths.cmdline).ok()?.config;
+                let failed = first_failed + 1;
+                log.error("result: failed class=internal stage=boot flow: internal error (see the message above)");
+                Some(after_failure(&mode, &log, &config, failed, true, &restart).unwrap_or_else(|| restart(failed)))
+            }));
+            match follow {
+                Ok(Some(code)) => code,
+                _ => halt_forever(&log, "the loader crashed; see the message above"),
+            }
+        }
         Err(_) => ExitCode::FAILURE,
     }
 }
@@ -64,7 +88,16 @@ fn early_boot() -> BootLog {
     log
 }
 
-fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
+/// Attempts until one succeeds or the failure policy says stop.
+/// `first_failed` counts the attempts that failed before a [`pid1::reexec`];
+/// `restart` is that re-exec (a retry after a panic starts from scratch).
+fn attempts(
+    mode: &BootMode,
+    paths: &BootPaths,
+    log: &BootLog,
+    first_failed: u32,
+    restart: &dyn Fn(u32) -> ExitCode,
+) -> ExitCode {
     let loaded = match Config::load(&paths.config, &paths.cmdline) {
         Ok(l) => l,
         Err(e) => {
@@ -75,6 +108,29 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
             )
         }
     };
+    attempts_with(mode, paths, log, loaded, first_failed, restart)
+}
+
+/// The boot flow on a host with a configuration the caller built
+/// (`loader plan`): no PID 1 duties, no power actions.
+pub fn run_host_with(paths: &BootPaths, loaded: super::config::Loaded) -> ExitCode {
+    let mode = BootMode {
+        pid1: false,
+        power_actions: false,
+    };
+    let log = BootLog::new(Some(Box::new(std::io::stdout())), None);
+    // Not PID 1: a panic is never retried by re-executing.
+    attempts_with(&mode, paths, &log, loaded, 0, &|_| ExitCode::FAILURE)
+}
+
+fn attempts_with(
+    mode: &BootMode,
+    paths: &BootPaths,
+    log: &BootLog,
+    loaded: super::config::Loaded,
+    first_failed: u32,
+    restart: &dyn Fn(u32) -> ExitCode,
+) -> ExitCode {
     for warning in &loaded.warnings {
         log.warn(&warning.to_string());
     }
@@ -86,12 +142,12 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
         config.on_success,
         config.on_error
     ));
-    let mut failed = 0u32;
+    let mut failed = first_failed;
     loop {
         let callback = config.report.clone().map(|url| {
             let mut cb = crate::report::callback::Callback::start(
                 url,
-                super::trust::ca_roots(&config, paths),
+                super::fetch::callback_options(&config, paths),
                 Path::new("/sys"),
             );
             cb.send(
@@ -101,21 +157,51 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
             cb
         });
         let mut out = BootReporter::new(console_mode(&config), callback);
-        let result = run::attempt(&config, paths, &mut out);
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            tests::maybe_panic();
+            run::attempt(&config, paths, &mut out)
+        }));
+        let (result, panicked) = match attempt {
+            Ok(result) => (result, false),
+            Err(payload) => (Err(panicked_attempt(&*payload)), true),
+        };
         out.finish(match &result {
             Ok(i) => serde_json::json!({
-                "result": "installed", "summary": i.summary, "disk": i.disk,
+                "result": result_word(i.outcome), "summary": i.summary, "disk": i.disk,
             }),
             Err(f) => serde_json::json!({
                 "result": "failed", "class": f.class, "stage": f.stage, "message": f.to_string(),
             }),
         });
         match result {
-            Ok(installed) => {
-                log.info(&format!(
-                    "result: installed {} {} task={} disk={}",
-                    installed.summary.product, installed.summary.version, installed.summary.task, installed.disk
-                ));
+            Ok(done) => {
+                let s = &done.summary;
+                match done.outcome {
+                    run::Outcome::Installed => log.info(&format!(
+                        "result: installed {} {} task={} disk={}",
+                        s.product, s.version, s.task, done.disk
+                    )),
+                    run::Outcome::AlreadyActive => log.info(&format!(
+                        "result: unchanged {} {} disk={}: this bundle is already the active install; nothing written",
+                        s.product, s.version, done.disk
+                    )),
+                    run::Outcome::DryRun => {
+                        log.info(&format!(
+                            "result: dry run {} {} task={} disk={}: nothing written",
+                            s.product, s.version, s.task, done.disk
+                        ));
+                        // Rebooting would run the same plan again (PXE, an
+                        // attached ISO): the plan stays on screen instead.
+                        if mode.pid1 {
+                            wait_forever(
+                                log,
+                                "dry run finished: nothing was written; power off or reboot when done",
+                            );
+                        }
+                        return ExitCode::SUCCESS;
+                    }
+                }
                 return finish(mode, log, config.on_success);
             }
             Err(failure) => {
@@ -124,24 +210,62 @@ fn attempts(mode: &BootMode, paths: &BootPaths, log: &BootLog) -> ExitCode {
                     "result: failed class={} stage={}: {failure}",
                     failure.class, failure.stage
                 ));
-                match run::retry_delay(&config, failed) {
-                    Some(delay) => {
-                        log.info(&format!(
-                            "retrying in {} s (attempt {} of {})",
-                            delay.as_secs(),
-                            failed + 1,
-                            config.on_error_retries + 1
-                        ));
-                        std::thread::sleep(delay);
-                    }
-                    None if config.on_error == OnError::Reboot && mode.power_actions => {
-                        return finish(mode, log, OnSuccess::Reboot);
-                    }
-                    None => return give_up(mode, log, "giving up: the disk was not made bootable by this attempt"),
+                if let Some(code) = after_failure(mode, log, &config, failed, panicked, restart) {
+                    return code;
                 }
             }
         }
     }
+}
+
+/// After the `failed`-th failed attempt: `None` to try again in this
+/// process, else how the boot flow ends — a re-exec for a retry after a
+/// panic as PID 1 (nothing of the failed attempt survives it), a reboot,
+/// or giving up.
+fn after_failure(
+    mode: &BootMode,
+    log: &BootLog,
+    config: &Config,
+    failed: u32,
+    panicked: bool,
+    restart: &dyn Fn(u32) -> ExitCode,
+) -> Option<ExitCode> {
+    match run::retry_delay(config, failed) {
+        Some(delay) => {
+            log.info(&format!(
+                "retrying in {} s (attempt {} of {})",
+                delay.as_secs(),
+                failed + 1,
+                config.on_error_retries + 1
+            ));
+            std::thread::sleep(delay);
+            (panicked && mode.pid1).then(|| restart(failed))
+        }
+        None if config.on_error == OnError::Reboot && mode.power_actions => Some(finish(mode, log, OnSuccess::Reboot)),
+        None => Some(give_up(
+            mode,
+            log,
+            "giving up: the disk was not made bootable by this attempt",
+        )),
+    }
+}
+
+/// A panic inside an attempt, as the attempt's failure (the hook has shown
+/// where it happened).
+fn panicked_attempt(payload: &(dyn std::any::Any + Send)) -> run::Failure {
+    run::Failure {
+        stage: "install",
+        class: "internal".into(),
+        message: format!("internal error: {}", crate::apply::error::panic_text(payload)),
+        hint: "a bug in the loader; please report this message",
+    }
+}
+
+/// Starts `/init` afresh for the next attempt.
+fn restart_clean(log: &BootLog, failed: u32) -> ExitCode {
+    log.info("starting /init afresh for a clean retry");
+    let error = pid1::reexec(failed);
+    halt_forever(log, &format!("re-executing /init failed: {error}"))
 }
 
 fn console_mode(config: &Config) -> ConsoleMode {
@@ -194,15 +318,23 @@ fn halt_forever(log: &BootLog, message: &str) -> ! {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serial_consoles_get_plain_lines_and_vga_gets_the_bar() {
-        assert_eq!(auto_console("tty0 ttyS0\n"), ConsoleMode::Plain);
-        assert_eq!(auto_console("ttyS0 tty0\n"), ConsoleMode::Bar);
-        assert_eq!(auto_console("ttyAMA0\n"), ConsoleMode::Plain);
-        assert_eq!(auto_console(""), ConsoleMode::Plain);
+/// PID 1 after a dry run: nothing went wrong, nothing to do.
+fn wait_forever(log: &BootLog, message: &str) -> ! {
+    log.info(message);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
     }
 }
+
+/// The status callback's `result` for a successful attempt.
+fn result_word(outcome: run::Outcome) -> &'static str {
+    match outcome {
+        run::Outcome::Installed => "installed",
+        run::Outcome::AlreadyActive => "unchanged",
+        run::Outcome::DryRun => "dry-run",
+    }
+}
+
+#[cfg(test)]
+#[path = "main_loop_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 //!
 //! Each piece is a library with tests; the wiring lives in the caller.
 
+mod bundle_facts;
 mod bundle_source;
 pub mod cmdline;
 pub mod config;
@@ -14,11 +15,12 @@ pub mod disks;
 pub mod early;
 mod fetch;
 mod inputs;
-mod install_reader;
 pub mod main_loop;
 pub mod pid1;
+pub mod plan;
 pub mod reaper;
 pub mod reporter;
 pub mod run;
 pub mod task_choice;
 mod trust;
+mod version_order;

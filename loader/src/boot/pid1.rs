@@ -1,13 +1,15 @@
 //! PID 1 duties other than the mount plan (see [`super::early`]): the
 //! console, logging to the console and the kernel log, `/etc/hosts` and
-//! `/etc/resolv.conf`, a panic hook that reports and follows the failure
-//! policy, and the final sync + reboot / power-off / halt.
+//! `/etc/resolv.conf`, a panic hook that reports, re-executing `/init` for
+//! a clean retry, and the final sync + reboot / power-off / halt.
 //!
 //! A panic or an exit in PID 1 is a kernel panic ("Attempted to kill
 //! init"), which hides the reason behind a wall of kernel text. So the
-//! hook prints the message first, and the caller must never return from
-//! `main` as PID 1: it catches unwinding panics (`panic = "unwind"` in
-//! the release profile) and ends in [`finish`].
+//! hook prints the message first and lets the panic unwind (`panic =
+//! "unwind"` in the release profile): a worker thread's panic becomes its
+//! install's error, and the main loop catches the rest and follows
+//! `loader.on_error` (see [`super::main_loop`]). PID 1 never returns from
+//! `main`: it ends in [`finish`], [`reexec`] or a halt.
 
 use std::convert::Infallible;
 use std::fs::{File, OpenOptions};
@@ -149,16 +151,38 @@ pub fn install_panic_hook(log: Arc<BootLog>, on_failure: FailurePolicy) {
 
 /// "internal error at src/x.rs:12: message", for the console.
 pub fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
-    let payload = info.payload();
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let text = crate::apply::error::panic_text(info.payload());
     match info.location() {
         Some(at) => format!("internal error at {}:{}: {text}", at.file(), at.line()),
         None => format!("internal error: {text}"),
     }
+}
+
+/// Carries the count of failed attempts across [`reexec`].
+pub const FAILED_ATTEMPTS_ENV: &str = "LOADER_FAILED_ATTEMPTS";
+
+/// Failed attempts before this process image (0 on the first start).
+pub fn failed_attempts_before() -> u32 {
+    std::env::var(FAILED_ATTEMPTS_ENV)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Replaces this process with a fresh start of the same binary, same
+/// arguments, with `failed_attempts` in the environment: after a panic,
+/// the retry starts from a clean state (no threads, locks or half-built
+/// values of the failed attempt) and stays PID 1. Returns only on failure.
+pub fn reexec(failed_attempts: u32) -> io::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    std::process::Command::new(exe)
+        .arg0(arg0)
+        .args(args)
+        .env(FAILED_ATTEMPTS_ENV, failed_attempts.to_string())
+        .exec()
 }
 
 /// The end-of-run power action, behind a seam so tests can check the order.

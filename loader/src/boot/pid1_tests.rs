@@ -186,3 +186,46 @@ fn panic_hook_reports_then_calls_the_failure_policy() {
     assert_eq!(format!("<3>loader: {policy}\n"), kmsg);
     assert!(dir.path().join("after").exists(), "the process went on after the panic");
 }
+
+const REEXEC_ENV: &str = "LOADER_TEST_REEXEC_DIR";
+
+/// Runs in a child process (see the next test): records its PID and the
+/// count it started with, and re-executes itself once.
+#[test]
+#[ignore = "helper, run in a child process by reexec_starts_the_same_binary_afresh_with_the_count"]
+fn reexec_child() {
+    let Some(dir) = std::env::var_os(REEXEC_ENV) else {
+        return;
+    };
+    let runs = std::path::PathBuf::from(dir).join("runs");
+    let mut file = OpenOptions::new().create(true).append(true).open(&runs).expect("runs");
+    writeln!(file, "{} {}", std::process::id(), failed_attempts_before()).expect("write");
+    drop(file);
+    if failed_attempts_before() == 0 {
+        let error = reexec(3);
+        panic!("reexec returned: {error}");
+    }
+}
+
+#[test]
+fn reexec_starts_the_same_binary_afresh_with_the_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "boot::pid1::tests::reexec_child",
+            "--include-ignored",
+            "--test-threads=1",
+        ])
+        .env(REEXEC_ENV, dir.path())
+        .env_remove(FAILED_ATTEMPTS_ENV)
+        .output()
+        .expect("run child");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let runs = std::fs::read_to_string(dir.path().join("runs")).expect("runs");
+    let runs: Vec<(&str, &str)> = runs.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0].0, runs[1].0, "the same process (PID 1 stays PID 1)");
+    assert_eq!((runs[0].1, runs[1].1), ("0", "3"));
+}

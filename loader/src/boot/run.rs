@@ -13,7 +13,6 @@ use super::config::{Config, OnError, TaskRequest};
 use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
 use super::fetch::{bring_up_network, fetch_metadata};
 use super::inputs::load_keys;
-use super::install_reader::DiskReader;
 pub use super::reporter::BootReporter;
 use super::task_choice;
 use crate::apply::restart::Restarts;
@@ -92,6 +91,17 @@ pub(super) fn fail(stage: &'static str, class: &str, message: impl ToString, hin
 pub struct Installed {
     pub summary: apply::Summary,
     pub disk: String,
+    pub outcome: Outcome,
+}
+
+/// How an attempt ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Installed,
+    /// The bundle is already the disk's active install: nothing written.
+    AlreadyActive,
+    /// `loader.dry_run=1`: the plan was printed, nothing written.
+    DryRun,
 }
 
 /// One install attempt, from reading the configuration to a synced disk.
@@ -118,8 +128,13 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     }
     if let Some(url) = &config.metadata {
         out.stage("fetching provisioning metadata");
-        opts.vars = fetch_metadata(url, config, paths)?;
-        out.say(&format!("metadata: {} variable(s) from {url}", opts.vars.len()));
+        let metadata = fetch_metadata(url, config, paths)?;
+        opts.vars = metadata.vars;
+        out.say(&format!(
+            "metadata: {} variable(s) from {url} ({})",
+            opts.vars.len(),
+            metadata.kind.name()
+        ));
     }
     // loader.env.* wins over the metadata service.
     opts.vars.extend(config.env.clone());
@@ -131,6 +146,7 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         match install_pass(config, paths, &mut opts, &mut restarts, out) {
             Ok(done) => break done,
             Err(Stop::Failed(failure)) => return Err(failure),
+            Err(Stop::NothingWritten(done)) => return Ok(*done),
             Err(Stop::Download { stage, error, received }) => restarts
                 .after_failure(error, received, out)
                 .map_err(|e| apply_failure(stage, e))?,
@@ -145,14 +161,20 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
         started.elapsed().as_secs_f64(),
         console::human(summary.resource_bytes),
         summary.signature,
-        apply::restart::describe(&summary)
+        console::describe_restarts(&summary)
     ));
-    Ok(Installed { summary, disk: dev })
+    Ok(Installed {
+        summary,
+        disk: dev,
+        outcome: Outcome::Installed,
+    })
 }
 
 /// Why a pass from the bundle to the installed disk stopped.
 enum Stop {
     Failed(Failure),
+    /// Finished without writing (the bundle already active, a dry run).
+    NothingWritten(Box<Installed>),
     /// The download must start over from byte 0; the pass had downloaded
     /// `received` bytes.
     Download {
@@ -221,21 +243,46 @@ fn install_pass(
     })?;
 
     out.stage("choosing the task");
-    let reader = DiskReader {
-        device_blocks: device.size().map(|s| s / BLOCK_SIZE),
+    let policy = task_choice::Policy {
+        allow_downgrade: config.allow_downgrade,
     };
-    let choice = task_choice::choose_task_on(&config.task, manifest, &mut device, &reader)
-        .map_err(|e| fail("choosing the task", "task", e, ""))?;
-    out.say(&format!("task: {} ({})", choice.task, choice.reason));
+    let size = device.size();
+    let (choice, facts) = task_choice::choose_task_on(&config.task, policy, manifest, look.uuid(), &mut device, size)
+        .map_err(|e| fail("choosing the task", "task", e, "see what the disk holds: loader disks"))?;
+    out.say(&format!("disk holds: {}", facts.contents.summary()));
+    out.say(&format!("task: {} ({})", choice.label(), choice.reason));
+    if let Some(outcome) = super::plan::stop_before_writing(config, &choice, &look, &mut device, opts, out)? {
+        let summary = super::plan::unwritten_summary(&look, &choice);
+        return Err(Stop::NothingWritten(Box::new(Installed {
+            summary,
+            disk: dev,
+            outcome,
+        })));
+    }
 
     out.stage("choosing the install mode");
     opts.task = choice.task.clone();
-    let plan = install_mode::plan(&look, &mut device, &choice.task, opts.allow_unsafe, &settings, out)
-        .map_err(|e| Stop::Failed(apply_failure("choosing the install mode", e)))?;
-
-    out.stage("installing");
-    let summary = install_mode::finish(look, &plan, &mut device, &settings, opts, &mut reopen, restarts, out)
-        .map_err(|e| engine_stop("installing", e, stats.as_ref()))?;
+    let installing = Installing {
+        settings: &settings,
+        reopen: &mut reopen,
+        restarts,
+        stats: stats.as_ref(),
+    };
+    let summary = match &choice.keep {
+        // loader.task=repair: the data partition is shielded (target::shield).
+        Some(keep) => {
+            let mut shielded = crate::target::shield::Shield::new(&mut device, keep.range.clone());
+            let mut summary = installing.run(look, &mut shielded, opts, out)?;
+            out.say(&format!(
+                "repair: partition {} kept; {} of writes into it were dropped",
+                keep.number,
+                console::human(shielded.dropped)
+            ));
+            summary.task = format!("{} (repair, partition {} kept)", summary.task, keep.number);
+            summary
+        }
+        None => installing.run(look, &mut device, opts, out)?,
+    };
 
     out.stage("re-reading the partition table");
     if let Err(e) = device.reread_partitions() {
@@ -244,6 +291,41 @@ fn install_pass(
         ));
     }
     Ok((summary, dev))
+}
+
+/// What the install mode's choice and passes need besides the bundle and
+/// the target.
+struct Installing<'a, 'r> {
+    settings: &'a install_mode::Settings,
+    reopen: &'a mut install_mode::Reopen<'r>,
+    restarts: &'a mut Restarts,
+    stats: Option<&'a StatsHandle>,
+}
+
+impl Installing<'_, '_> {
+    /// Chooses the install mode for `look` on `target` and installs.
+    fn run(
+        self,
+        look: install_mode::Look,
+        target: &mut dyn Target,
+        opts: &ApplyOptions,
+        out: &mut BootReporter,
+    ) -> Result<apply::Summary, Stop> {
+        let plan = install_mode::plan(&look, target, &opts.task, opts.allow_unsafe, self.settings, out)
+            .map_err(|e| Stop::Failed(apply_failure("choosing the install mode", e)))?;
+        out.stage("installing");
+        install_mode::finish(
+            look,
+            &plan,
+            target,
+            self.settings,
+            opts,
+            self.reopen,
+            self.restarts,
+            out,
+        )
+        .map_err(|e| engine_stop("installing", e, self.stats))
+    }
 }
 
 fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {
@@ -306,7 +388,9 @@ fn choose_disk(
     };
     let mut clock = disks::SystemClock::default();
     let mut last_note = String::new();
-    disks::wait_for_disk(
+    // The sysfs root holding /sys/block (a fake tree in tests).
+    let sys_root = paths.sys_block.parent().unwrap_or(Path::new("/sys")).to_path_buf();
+    let waited = disks::wait_for_disk(
         &mut clock,
         &policy,
         &request,
@@ -317,22 +401,24 @@ fn choose_disk(
                 .unwrap_or_default();
             disks::discover(&paths.sys_block, &mounts, &options)
         },
-        |e| {
-            let note = e.to_string();
+        |elapsed| disks::probe_state(&sys_root, elapsed),
+        |note| {
             if note != last_note {
                 out.say(&format!("waiting for a disk: {note}"));
-                last_note = note;
+                last_note = note.to_string();
             }
         },
-    )
-    .map_err(|e| {
+    );
+    let (selected, report) = waited.map_err(|e| {
         fail(
             "choosing the disk",
             "disk",
             e,
             "set loader.disk= (serial:, wwn:, model:, size:>=, a path)",
         )
-    })
+    })?;
+    out.say(&format!("disks: {report}"));
+    Ok(selected)
 }
 
 /// How long to pause before attempt `n` (1-based) is retried, or `None`
@@ -349,5 +435,6 @@ pub fn describe_task(task: &TaskRequest) -> String {
     match task {
         TaskRequest::Auto => "auto".into(),
         TaskRequest::Prefix(p) => p.clone(),
+        TaskRequest::Repair => "repair".into(),
     }
 }

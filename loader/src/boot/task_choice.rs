@@ -1,88 +1,59 @@
-//! Choosing the bundle task: `complete` or `upgrade`, and why.
+//! Choosing what to do with the disk: `complete`, `upgrade`, the
+//! data-keeping `repair`, nothing, or a refusal that says why.
 //!
-//! With `loader.task=auto` the disk decides. A disk holding an install of
-//! the same firmware (a U-Boot environment whose active slot names the
-//! bundle's product and platform) gets the bundle's `upgrade` task: this
-//! is the rescue reinstall, and the application data is kept. A disk with
-//! no recognised install gets `complete`. Wiping a recognised install is
-//! never automatic: when an upgrade is impossible (the partition layout
-//! changed, the bundle has no upgrade task, or the disk carries the
-//! bundle's partition table but no environment naming a slot) the choice
-//! stops and asks for `loader.task=complete`.
+//! # `loader.task=auto` never wipes what it does not recognise
+//!
+//! - A blank disk (no partition table, no filesystem signature, no
+//!   environment; see [`DiskContents::is_blank`]) gets `complete`.
+//! - A recognised install of the same product (a valid U-Boot environment
+//!   whose active slot names the bundle's product/platform) on the
+//!   bundle's partition layout gets `upgrade`, which keeps the data
+//!   partition. Unless it is the very bundle already active (same
+//!   `FWUP_META_UUID`): then nothing is written. An older version than
+//!   the installed one is refused unless `loader.allow_downgrade=1`.
+//! - Anything else is refused, naming what is on the disk and the key that
+//!   would proceed: another partition table or filesystem, another
+//!   product, a layout that does not match, an unreadable environment.
+//!   `loader.task=complete` wipes; where the bundle's layout is intact,
+//!   `loader.task=repair` reinstalls keeping the data partition.
+//!
+//! An explicit `upgrade…` prefix follows the same identity rules (same
+//! bundle: nothing written; another product or an older version: refused).
+//! An explicit `complete` (or any other prefix) is the operator's word and
+//! runs as given.
+//!
+//! # `loader.task=repair`
+//!
+//! The bundle's `complete` task, with the data partition shielded: every
+//! write into it is kept in memory and dropped, so the partition keeps its
+//! bytes (see `target::shield`). Allowed only where the disk's partition
+//! table is the bundle's (the data partition is where the bundle expects
+//! it) and no readable environment names another product.
 //!
 //! The decision is a pure function over facts ([`BundleFacts`],
-//! [`DiskFacts`]); reading those facts from a disk is an
-//! [`InstallReader`]'s job, so the rules are testable without the
-//! on-disk formats.
+//! [`DiskFacts`]); reading them is `inspect_disk`'s job.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::cmp::Ordering;
+use std::ops::Range;
 
+pub use super::bundle_facts::BundleFacts;
 use super::config::TaskRequest;
+use super::version_order::compare_versions;
 use crate::bundle::manifest::Manifest;
-use crate::formats::Medium;
+use crate::inspect_disk::{DiskContents, Installed, LayoutComparison};
 
-/// What the bundle says about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BundleFacts {
-    pub product: Option<String>,
-    pub version: Option<String>,
-    pub platform: Option<String>,
-    pub architecture: Option<String>,
-    /// Task names in meta.conf order.
-    pub tasks: Vec<String>,
-    pub has_partition_table: bool,
-}
-
-impl BundleFacts {
-    pub fn from_manifest(manifest: &Manifest) -> BundleFacts {
-        let meta = &manifest.meta;
-        BundleFacts {
-            product: meta.product.clone().filter(|s| !s.is_empty()),
-            version: meta.version.clone().filter(|s| !s.is_empty()),
-            platform: meta.platform.clone().filter(|s| !s.is_empty()),
-            architecture: meta.architecture.clone().filter(|s| !s.is_empty()),
-            tasks: manifest.tasks.iter().map(|t| t.name.clone()).collect(),
-            has_partition_table: !manifest.mbrs.is_empty() || !manifest.gpts.is_empty(),
-        }
-    }
-
-    fn has_task(&self, prefix: &str) -> bool {
-        self.tasks.iter().any(|t| t.starts_with(prefix))
-    }
-}
-
-/// How the disk's partition table compares with the bundle's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum TableComparison {
-    /// Not compared (the bundle has no table, or the reader does not check).
-    #[default]
-    NotChecked,
-    /// The disk has no MBR or GPT.
-    NoTable,
-    /// Same partitions (offsets, sizes, types) as the bundle's table.
-    Matches,
-    /// Different; the text says how ("partition 2 starts at 35328, the bundle's at 69632").
-    Differs(String),
-}
-
-/// What a reader found on the disk.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What is on the disk, and how its table compares with the bundle's.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskFacts {
-    /// The variables of the U-Boot environment at the bundle's
-    /// `uboot-environment` location, when one decoded with a valid CRC.
-    pub uboot_env: Option<BTreeMap<String, String>>,
-    pub partition_table: TableComparison,
+    pub contents: DiskContents,
+    pub layout: LayoutComparison,
 }
 
-/// Gathers [`DiskFacts`] from a disk, using the bundle's MBR/GPT and
-/// U-Boot environment definitions (implemented where `formats` lives).
-pub trait InstallReader {
-    fn read_facts(
-        &self,
-        disk: &mut dyn Medium,
-        manifest: &Manifest,
-    ) -> Result<DiskFacts, Box<dyn std::error::Error + Send + Sync>>;
+/// Policies that widen what an upgrade may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `loader.allow_downgrade=1`.
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,92 +62,65 @@ pub enum TaskKind {
     Upgrade,
     /// Named by `loader.task=`.
     Requested,
+    /// `complete` with the data partition shielded.
+    Repair,
+    /// The bundle is already the active install: write nothing.
+    AlreadyActive,
+}
+
+/// The partition a repair leaves alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPartition {
+    pub number: u32,
+    /// Bytes on the disk.
+    pub range: Range<u64>,
 }
 
 /// The task prefix to run and the sentence to print before writing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskChoice {
     /// A task name prefix, resolved by the engine's guard evaluation
-    /// (`upgrade` → `upgrade.a` or `upgrade.b`).
+    /// (`upgrade` → `upgrade.a` or `upgrade.b`); empty for
+    /// [`TaskKind::AlreadyActive`].
     pub task: String,
     pub kind: TaskKind,
     pub reason: String,
+    /// For [`TaskKind::Repair`]: the data partition.
+    pub keep: Option<KeptPartition>,
+}
+
+impl TaskChoice {
+    /// The task as the console names it: `complete`, `repair (complete)`, `none`.
+    pub fn label(&self) -> String {
+        match self.kind {
+            TaskKind::Repair => format!("repair ({})", self.task),
+            TaskKind::AlreadyActive => "none".into(),
+            _ => self.task.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskChoiceError {
     #[error("loader.task={requested}: the bundle has no task starting with `{requested}`; its tasks: {}", .available.join(", "))]
     NoSuchTask { requested: String, available: Vec<String> },
-    #[error("disk holds {installed}, but {why}; set loader.task=complete to reinstall, wiping the disk")]
-    UpgradeImpossible { installed: String, why: String },
-    #[error("reading the disk to decide between complete and upgrade: {0}")]
-    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The disk holds something this request must not overwrite.
+    #[error("disk holds {holds}; {why}; {what_to_do}")]
+    Refused {
+        holds: String,
+        why: String,
+        what_to_do: String,
+    },
+    #[error("reading the disk to decide what to install: {0}")]
+    Read(#[source] std::io::Error),
 }
 
-/// The slot a Nerves U-Boot environment names as active, and what it says
-/// about the firmware in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Installed {
-    slot: String,
-    product: Option<String>,
-    version: Option<String>,
-    platform: Option<String>,
-    architecture: Option<String>,
-}
+const WIPE: &str = "set loader.task=complete to wipe the disk and install";
 
-impl Installed {
-    fn from_env(env: &BTreeMap<String, String>) -> Option<Installed> {
-        let slot = env.get("nerves_fw_active").filter(|s| !s.is_empty())?.clone();
-        let var = |name: &str| {
-            env.get(&format!("{slot}.nerves_fw_{name}"))
-                .filter(|v| !v.is_empty())
-                .cloned()
-        };
-        Some(Installed {
-            product: var("product"),
-            version: var("version"),
-            platform: var("platform"),
-            architecture: var("architecture"),
-            slot,
-        })
-    }
-
-    /// Same firmware kind: product, platform and architecture agree
-    /// wherever both sides state them, and product or platform is stated.
-    fn same_kind_as(&self, bundle: &BundleFacts) -> bool {
-        let agree = |a: &Option<String>, b: &Option<String>| match (a, b) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
-        let compared = (self.product.is_some() && bundle.product.is_some())
-            || (self.platform.is_some() && bundle.platform.is_some());
-        compared
-            && agree(&self.product, &bundle.product)
-            && agree(&self.platform, &bundle.platform)
-            && agree(&self.architecture, &bundle.architecture)
-    }
-}
-
-impl fmt::Display for Installed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "slot {} of ", self.slot)?;
-        match &self.product {
-            Some(product) => write!(f, "'{product}'")?,
-            None => f.write_str("an unnamed firmware")?,
-        }
-        if let Some(version) = &self.version {
-            write!(f, " {version}")?;
-        }
-        if let Some(platform) = &self.platform {
-            write!(f, " for {platform}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Decides the task (see the module doc for the rules).
+/// Decides (see the module doc for the rules).
 pub fn choose_task(
     request: &TaskRequest,
+    policy: Policy,
     bundle: &BundleFacts,
     disk: &DiskFacts,
 ) -> Result<TaskChoice, TaskChoiceError> {
@@ -190,88 +134,219 @@ pub fn choose_task(
             })
         }
     };
-    if let TaskRequest::Prefix(prefix) = request {
-        return Ok(TaskChoice {
-            task: require(prefix)?,
-            kind: TaskKind::Requested,
-            reason: format!("running task {prefix} as loader.task={prefix} asks"),
-        });
-    }
-
-    let installed = disk.uboot_env.as_ref().and_then(Installed::from_env);
-    let complete = |why: String| -> Result<TaskChoice, TaskChoiceError> {
-        Ok(TaskChoice {
-            task: require("complete")?,
-            kind: TaskKind::Complete,
-            reason: format!("{why}: installing from scratch (task complete)"),
-        })
+    let choice = |task: String, kind, reason: String| TaskChoice {
+        task,
+        kind,
+        reason,
+        keep: None,
     };
-    match installed {
-        Some(found) if found.same_kind_as(bundle) => {
-            let impossible = |why: String| TaskChoiceError::UpgradeImpossible {
-                installed: found.to_string(),
-                why,
-            };
-            match &disk.partition_table {
-                TableComparison::Differs(how) => {
-                    return Err(impossible(format!(
-                        "its partition table differs from the bundle's ({how})"
-                    )))
-                }
-                TableComparison::NoTable if bundle.has_partition_table => {
-                    return Err(impossible("it has no partition table".into()))
-                }
-                _ => {}
-            }
-            if !bundle.has_task("upgrade") {
-                return Err(impossible("the bundle has no upgrade task".into()));
-            }
-            let to = bundle.version.as_ref().map(|v| format!(" to {v}")).unwrap_or_default();
-            Ok(TaskChoice {
-                task: "upgrade".into(),
-                kind: TaskKind::Upgrade,
-                reason: format!(
-                    "disk holds {found}: upgrading{to} (keeps application data); \
-                     set loader.task=complete to wipe"
-                ),
-            })
-        }
-        Some(other) => complete(format!(
-            "disk holds {other}, a different firmware than {}",
-            describe(bundle)
-        )),
-        None if disk.partition_table == TableComparison::Matches => Err(TaskChoiceError::UpgradeImpossible {
-            installed: "the bundle's partition table".into(),
-            why: "no U-Boot environment naming an active slot, so there is nothing to upgrade".into(),
+    let install = disk.contents.install.as_ref();
+    match request {
+        TaskRequest::Repair => repair(policy, bundle, disk).and_then(|c| {
+            require("complete")?;
+            Ok(c)
         }),
-        None => complete("disk holds no recognised install".into()),
+        TaskRequest::Prefix(prefix) if prefix.starts_with("upgrade") => {
+            if let Some(found) = install {
+                if let Some(same) = check_identity(found, policy, bundle, disk)? {
+                    return Ok(same);
+                }
+            }
+            Ok(choice(
+                require(prefix)?,
+                TaskKind::Requested,
+                format!("running task {prefix} as loader.task={prefix} asks"),
+            ))
+        }
+        TaskRequest::Prefix(prefix) => Ok(choice(
+            require(prefix)?,
+            TaskKind::Requested,
+            format!("running task {prefix} as loader.task={prefix} asks"),
+        )),
+        TaskRequest::Auto => match install {
+            Some(found) => {
+                if let Some(same) = check_identity(found, policy, bundle, disk)? {
+                    return Ok(same);
+                }
+                let refuse = |why: String| refused(disk, why, WIPE.into());
+                match &disk.layout {
+                    LayoutComparison::Differs(how) => {
+                        return Err(refuse(format!("its partition table differs from the bundle's ({how})")))
+                    }
+                    LayoutComparison::NoTable if bundle.has_partition_table => {
+                        return Err(refuse("it has no partition table".into()))
+                    }
+                    _ => {}
+                }
+                if !bundle.has_task("upgrade") {
+                    return Err(refuse("the bundle has no upgrade task".into()));
+                }
+                let to = bundle.version.as_ref().map(|v| format!(" to {v}")).unwrap_or_default();
+                Ok(choice(
+                    "upgrade".into(),
+                    TaskKind::Upgrade,
+                    format!(
+                        "disk holds {found}: upgrading{to} (keeps application data); set loader.task=complete to wipe"
+                    ),
+                ))
+            }
+            None if disk.contents.is_blank() => Ok(choice(
+                require("complete")?,
+                TaskKind::Complete,
+                "disk is blank: installing from scratch (task complete)".into(),
+            )),
+            None => {
+                let what_to_do = if repairable(bundle, disk) {
+                    "set loader.task=repair to reinstall keeping the data partition, or loader.task=complete to wipe \
+                     the disk and install"
+                } else {
+                    WIPE
+                };
+                Err(refused(
+                    disk,
+                    format!(
+                        "loader.task=auto installs only onto a blank disk or upgrades an install of {}",
+                        bundle.describe()
+                    ),
+                    what_to_do.into(),
+                ))
+            }
+        },
     }
 }
 
-/// Reads the disk with `reader`, then decides.
+/// For an install of a recognisable product: `Some(AlreadyActive)` when it
+/// is this very bundle, an error for another product or an older version,
+/// `None` to go on.
+fn check_identity(
+    found: &Installed,
+    policy: Policy,
+    bundle: &BundleFacts,
+    disk: &DiskFacts,
+) -> Result<Option<TaskChoice>, TaskChoiceError> {
+    if !same_kind(found, bundle) {
+        return Err(refused(disk, format!("that is not {}", bundle.describe()), WIPE.into()));
+    }
+    if found.uuid.is_some() && found.uuid == bundle.uuid {
+        return Ok(Some(TaskChoice {
+            task: String::new(),
+            kind: TaskKind::AlreadyActive,
+            reason: format!(
+                "disk already runs this bundle ({found}, UUID {}): nothing to write",
+                found.uuid.as_deref().unwrap_or_default()
+            ),
+            keep: None,
+        }));
+    }
+    if let (Some(have), Some(want)) = (&found.version, &bundle.version) {
+        if compare_versions(want, have) == Some(Ordering::Less) && !policy.allow_downgrade {
+            return Err(refused(
+                disk,
+                format!("the bundle's version {want} is older than the installed {have}"),
+                "set loader.allow_downgrade=1 to install the older version, or loader.task=complete to wipe the \
+                 disk and install"
+                    .into(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+fn repair(policy: Policy, bundle: &BundleFacts, disk: &DiskFacts) -> Result<TaskChoice, TaskChoiceError> {
+    let refuse = |why: String| refused(disk, why, WIPE.into());
+    if !bundle.has_partition_table {
+        return Err(refuse(
+            "loader.task=repair needs a bundle that lays out partitions".into(),
+        ));
+    }
+    match &disk.layout {
+        LayoutComparison::Matches => {}
+        LayoutComparison::Differs(how) => {
+            return Err(refuse(format!(
+                "loader.task=repair needs the bundle's partition layout, and {how}"
+            )))
+        }
+        _ => {
+            return Err(refuse(
+                "loader.task=repair needs the bundle's partition layout, and the disk has no partition table".into(),
+            ))
+        }
+    }
+    if let Some(found) = &disk.contents.install {
+        // Another product or an older version is refused; the very bundle
+        // already active is rewritten all the same (the operator asked).
+        check_identity(found, policy, bundle, disk)?;
+    }
+    let Some(number) = bundle.data_partition else {
+        return Err(refuse(
+            "the bundle does not say which partition holds application data \
+             (a.nerves_fw_application_part0_devpath in its complete task)"
+                .into(),
+        ));
+    };
+    let Some(part) = disk.contents.partitions.iter().find(|p| p.slot.number == number) else {
+        return Err(refuse(format!("the disk has no partition {number} to keep")));
+    };
+    let keep = KeptPartition {
+        number,
+        range: part.slot.byte_range(),
+    };
+    Ok(TaskChoice {
+        task: "complete".into(),
+        kind: TaskKind::Repair,
+        reason: format!(
+            "the partition layout is the bundle's: reinstalling with task complete, keeping partition {number} \
+             (application data, {}) untouched",
+            crate::boot::disks::format_size(keep.range.end - keep.range.start)
+        ),
+        keep: Some(keep),
+    })
+}
+
+/// The layout is the bundle's and nothing readable names another product:
+/// what `repair` needs.
+fn repairable(bundle: &BundleFacts, disk: &DiskFacts) -> bool {
+    bundle.has_partition_table && bundle.data_partition.is_some() && disk.layout == LayoutComparison::Matches
+}
+
+fn refused(disk: &DiskFacts, why: String, what_to_do: String) -> TaskChoiceError {
+    TaskChoiceError::Refused {
+        holds: disk.contents.summary(),
+        why,
+        what_to_do,
+    }
+}
+
+/// Same firmware kind: product, platform and architecture agree wherever
+/// both sides state them, and product or platform is stated.
+fn same_kind(found: &Installed, bundle: &BundleFacts) -> bool {
+    let agree = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    let compared = (found.product.is_some() && bundle.product.is_some())
+        || (found.platform.is_some() && bundle.platform.is_some());
+    compared
+        && agree(&found.product, &bundle.product)
+        && agree(&found.platform, &bundle.platform)
+        && agree(&found.architecture, &bundle.architecture)
+}
+
+/// Reads the disk, then decides.
 pub fn choose_task_on(
     request: &TaskRequest,
+    policy: Policy,
     manifest: &Manifest,
-    disk: &mut dyn Medium,
-    reader: &dyn InstallReader,
-) -> Result<TaskChoice, TaskChoiceError> {
-    let bundle = BundleFacts::from_manifest(manifest);
-    if let TaskRequest::Prefix(_) = request {
-        return choose_task(request, &bundle, &DiskFacts::default());
-    }
-    let facts = reader.read_facts(disk, manifest).map_err(TaskChoiceError::Read)?;
-    choose_task(request, &bundle, &facts)
-}
-
-fn describe(bundle: &BundleFacts) -> String {
-    let product = bundle
-        .product
-        .as_deref()
-        .map_or("the bundle".into(), |p| format!("'{p}'"));
-    match &bundle.platform {
-        Some(platform) => format!("{product} for {platform}"),
-        None => product,
-    }
+    uuid: &str,
+    disk: &mut dyn crate::formats::Medium,
+    size: Option<u64>,
+) -> Result<(TaskChoice, DiskFacts), TaskChoiceError> {
+    let contents = crate::inspect_disk::inspect(disk, size, Some(manifest)).map_err(TaskChoiceError::Read)?;
+    let parts: Vec<_> = contents.partitions.iter().map(|p| p.slot.clone()).collect();
+    let layout = crate::inspect_disk::compare_layout(manifest, &contents.table, &parts);
+    let facts = DiskFacts { contents, layout };
+    let choice = choose_task(request, policy, &BundleFacts::from_manifest(manifest, uuid), &facts)?;
+    Ok((choice, facts))
 }
 
 #[cfg(test)]

@@ -1,5 +1,11 @@
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::bundle::manifest::{Meta, Task};
+use crate::inspect_disk::{EnvState, PartitionContents, PartitionSlot, Signature, TableKind};
+
+const UUID_V1: &str = "11111111-1111-1111-1111-111111111111";
+const UUID_V2: &str = "22222222-2222-2222-2222-222222222222";
 
 /// The facts of corpus bundle 02 (nerves_system_x86_64 layout), version 2.0.0.
 fn bundle_v2() -> BundleFacts {
@@ -8,6 +14,7 @@ fn bundle_v2() -> BundleFacts {
         version: Some("2.0.0".into()),
         platform: Some("x86_64".into()),
         architecture: Some("x86_64".into()),
+        uuid: Some(UUID_V2.into()),
         tasks: [
             "complete",
             "upgrade.a",
@@ -19,144 +26,217 @@ fn bundle_v2() -> BundleFacts {
         .map(String::from)
         .to_vec(),
         has_partition_table: true,
+        data_partition: Some(4),
     }
 }
 
 /// What `complete` of bundle 02 v1.0.0 leaves in the environment.
 fn env_after_complete(slot: &str) -> BTreeMap<String, String> {
     [
-        ("nerves_fw_active", slot.to_string()),
-        ("a.nerves_fw_product", "Loader Test Firmware".into()),
-        ("a.nerves_fw_version", "1.0.0".into()),
-        ("a.nerves_fw_platform", "x86_64".into()),
-        ("a.nerves_fw_architecture", "x86_64".into()),
+        ("nerves_fw_active", slot),
+        ("a.nerves_fw_product", "Loader Test Firmware"),
+        ("a.nerves_fw_version", "1.0.0"),
+        ("a.nerves_fw_platform", "x86_64"),
+        ("a.nerves_fw_architecture", "x86_64"),
+        ("a.nerves_fw_uuid", UUID_V1),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
+    .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
 
-fn facts(env: Option<BTreeMap<String, String>>, table: TableComparison) -> DiskFacts {
+/// Bundle 02's four MBR partitions.
+fn nerves_partitions() -> Vec<PartitionContents> {
+    [
+        (1, 4096, 31232, 0x0c),
+        (2, 35328, 524288, 0x83),
+        (3, 559616, 524288, 0x83),
+        (4, 1083904, 524288, 0x83),
+    ]
+    .map(|(number, first_block, blocks, kind)| PartitionContents {
+        slot: PartitionSlot {
+            number,
+            first_block,
+            blocks,
+            mbr_type: Some(kind),
+            gpt_type: None,
+            name: None,
+        },
+        filesystem: None,
+    })
+    .to_vec()
+}
+
+fn facts(env: EnvState, layout: LayoutComparison) -> DiskFacts {
+    let has_table = !matches!(layout, LayoutComparison::NoTable | LayoutComparison::NotChecked);
+    let install = env.vars().and_then(Installed::from_env);
     DiskFacts {
-        uboot_env: env,
-        partition_table: table,
+        contents: DiskContents {
+            size: Some(1 << 30),
+            table: if has_table { TableKind::Mbr } else { TableKind::None },
+            partitions: if has_table { nerves_partitions() } else { Vec::new() },
+            whole_disk: None,
+            env,
+            install,
+            grubenv: None,
+        },
+        layout,
+    }
+}
+
+fn valid(vars: BTreeMap<String, String>) -> EnvState {
+    EnvState::Valid { block: 2048, vars }
+}
+
+fn damaged() -> EnvState {
+    EnvState::Damaged {
+        block: 2048,
+        problem: "CRC mismatch".into(),
     }
 }
 
 fn decide(disk: &DiskFacts) -> Result<TaskChoice, TaskChoiceError> {
-    choose_task(&TaskRequest::Auto, &bundle_v2(), disk)
+    choose_task(&TaskRequest::Auto, Policy::default(), &bundle_v2(), disk)
+}
+
+fn installed_v1() -> DiskFacts {
+    facts(valid(env_after_complete("a")), LayoutComparison::Matches)
 }
 
 #[test]
 fn a_blank_disk_gets_complete() {
-    let choice = decide(&facts(None, TableComparison::NoTable)).expect("complete");
+    let choice = decide(&facts(EnvState::Absent, LayoutComparison::NoTable)).expect("complete");
     assert_eq!((choice.task.as_str(), choice.kind), ("complete", TaskKind::Complete));
-    assert_eq!(
-        choice.reason,
-        "disk holds no recognised install: installing from scratch (task complete)"
-    );
+    assert_eq!(choice.reason, "disk is blank: installing from scratch (task complete)");
 }
 
 #[test]
-fn a_disk_with_the_same_firmware_is_upgraded_keeping_data() {
-    let choice = decide(&facts(Some(env_after_complete("a")), TableComparison::Matches)).expect("upgrade");
+fn a_disk_with_the_same_product_is_upgraded_keeping_data() {
+    let choice = decide(&installed_v1()).expect("upgrade");
     assert_eq!((choice.task.as_str(), choice.kind), ("upgrade", TaskKind::Upgrade));
     assert_eq!(
         choice.reason,
         "disk holds slot a of 'Loader Test Firmware' 1.0.0 for x86_64: upgrading to 2.0.0 \
          (keeps application data); set loader.task=complete to wipe"
     );
-    let unchecked = decide(&facts(Some(env_after_complete("a")), TableComparison::NotChecked));
-    assert_eq!(unchecked.map(|c| c.kind).ok(), Some(TaskKind::Upgrade));
 }
 
 #[test]
-fn a_different_product_or_platform_is_not_recognised() {
+fn another_product_is_refused_not_wiped() {
     let mut other = env_after_complete("a");
     other.insert("a.nerves_fw_product".into(), "Another Product".into());
-    let choice = decide(&facts(Some(other), TableComparison::Differs("p1".into()))).expect("complete");
-    assert_eq!(choice.kind, TaskKind::Complete);
+    let err = decide(&facts(valid(other), LayoutComparison::Differs("p1".into()))).expect_err("refused");
+    let msg = err.to_string();
     assert!(
-        choice.reason.starts_with(
-            "disk holds slot a of 'Another Product' 1.0.0 for x86_64, a different firmware than \
-         'Loader Test Firmware' for x86_64"
-        ),
-        "{}",
-        choice.reason
+        msg.starts_with("disk holds MBR with 4 partition(s): 1: FAT32 (0x0c)"),
+        "names the table and partitions: {msg}"
+    );
+    assert!(
+        msg.contains("install: slot a of 'Another Product' 1.0.0 for x86_64; that is not 'Loader Test Firmware' for x86_64; set loader.task=complete to wipe the disk and install"),
+        "{msg}"
     );
 
     let mut rpi = env_after_complete("a");
     rpi.insert("a.nerves_fw_platform".into(), "rpi4".into());
+    assert!(decide(&facts(valid(rpi), LayoutComparison::Matches)).is_err());
+}
+
+#[test]
+fn a_foreign_disk_is_refused_naming_what_is_on_it() {
+    let mut disk = facts(
+        EnvState::Absent,
+        LayoutComparison::Differs("partition 1 is Linux".into()),
+    );
+    disk.contents.partitions.truncate(1);
+    disk.contents.partitions[0].filesystem = Some(Signature {
+        kind: crate::inspect_disk::FsKind::Ext4,
+        label: Some("root".into()),
+    });
+    let err = decide(&disk).expect_err("refused");
     assert_eq!(
-        decide(&facts(Some(rpi), TableComparison::Matches)).map(|c| c.kind).ok(),
-        Some(TaskKind::Complete)
+        err.to_string(),
+        "disk holds MBR with 1 partition(s): 1: FAT32 (0x0c), 15.2 MiB at block 4096, ext4 \"root\"; \
+         loader.task=auto installs only onto a blank disk or upgrades an install of 'Loader Test Firmware' for \
+         x86_64; set loader.task=complete to wipe the disk and install"
     );
 }
 
 #[test]
-fn an_environment_without_an_active_slot_or_identity_is_not_an_install() {
-    let mut no_active = env_after_complete("a");
-    no_active.remove("nerves_fw_active");
-    assert_eq!(
-        decide(&facts(Some(no_active), TableComparison::NoTable))
-            .map(|c| c.kind)
-            .ok(),
-        Some(TaskKind::Complete)
-    );
-    let anonymous: BTreeMap<String, String> = [("nerves_fw_active".to_string(), "b".to_string())].into();
-    assert_eq!(
-        decide(&facts(Some(anonymous), TableComparison::NoTable))
-            .map(|c| c.kind)
-            .ok(),
-        Some(TaskKind::Complete)
-    );
-}
-
-#[test]
-fn slot_b_is_read_from_the_b_variables() {
-    let env: BTreeMap<String, String> = [
-        ("nerves_fw_active", "b"),
-        ("a.nerves_fw_product", "Something Else"),
-        ("b.nerves_fw_product", "Loader Test Firmware"),
-        ("b.nerves_fw_platform", "x86_64"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let choice = decide(&facts(Some(env), TableComparison::Matches)).expect("upgrade");
+fn a_damaged_environment_over_the_bundles_layout_points_to_repair() {
+    let err = decide(&facts(damaged(), LayoutComparison::Matches)).expect_err("refused");
+    let msg = err.to_string();
     assert!(
-        choice
-            .reason
-            .starts_with("disk holds slot b of 'Loader Test Firmware' for x86_64"),
-        "{}",
-        choice.reason
+        msg.contains("; an unreadable U-Boot environment at block 2048;"),
+        "{msg}"
     );
+    assert!(
+        msg.ends_with(
+            "set loader.task=repair to reinstall keeping the data partition, or loader.task=complete to wipe the \
+             disk and install"
+        ),
+        "{msg}"
+    );
+    // The same with no environment at all (the layout alone).
+    let err = decide(&facts(EnvState::Absent, LayoutComparison::Matches)).expect_err("refused");
+    assert!(err.to_string().contains("loader.task=repair"), "{err}");
+}
+
+#[test]
+fn the_bundle_already_active_writes_nothing() {
+    let mut env = env_after_complete("a");
+    env.insert("a.nerves_fw_uuid".into(), UUID_V2.into());
+    let disk = facts(valid(env), LayoutComparison::Matches);
+    let choice = decide(&disk).expect("nothing to do");
+    assert_eq!(choice.kind, TaskKind::AlreadyActive);
+    assert!(choice.reason.contains(UUID_V2), "{}", choice.reason);
+    let explicit = TaskRequest::Prefix("upgrade".into());
+    let choice = choose_task(&explicit, Policy::default(), &bundle_v2(), &disk).expect("nothing to do");
+    assert_eq!(
+        choice.kind,
+        TaskKind::AlreadyActive,
+        "an explicit upgrade to itself loops otherwise"
+    );
+    let complete = TaskRequest::Prefix("complete".into());
+    let choice = choose_task(&complete, Policy::default(), &bundle_v2(), &disk).expect("complete");
+    assert_eq!(choice.kind, TaskKind::Requested, "an explicit complete reinstalls");
+}
+
+#[test]
+fn an_older_version_is_refused_unless_allowed() {
+    let mut env = env_after_complete("a");
+    env.insert("a.nerves_fw_version".into(), "3.1.0".into());
+    let disk = facts(valid(env), LayoutComparison::Matches);
+    let err = decide(&disk).expect_err("downgrade");
+    assert!(
+        err.to_string()
+            .contains("the bundle's version 2.0.0 is older than the installed 3.1.0; set loader.allow_downgrade=1"),
+        "{err}"
+    );
+    let explicit = TaskRequest::Prefix("upgrade".into());
+    assert!(choose_task(&explicit, Policy::default(), &bundle_v2(), &disk).is_err());
+    let allowed = Policy { allow_downgrade: true };
+    let choice = choose_task(&TaskRequest::Auto, allowed, &bundle_v2(), &disk).expect("allowed");
+    assert_eq!(choice.kind, TaskKind::Upgrade);
 }
 
 #[test]
 fn a_changed_layout_stops_instead_of_wiping() {
-    let table = TableComparison::Differs("partition 2 starts at block 35328, the bundle's at 69632".into());
-    let err = decide(&facts(Some(env_after_complete("a")), table)).expect_err("refused");
-    assert_eq!(
-        err.to_string(),
-        "disk holds slot a of 'Loader Test Firmware' 1.0.0 for x86_64, but its partition table differs \
-         from the bundle's (partition 2 starts at block 35328, the bundle's at 69632); set \
-         loader.task=complete to reinstall, wiping the disk"
+    let table = LayoutComparison::Differs("partition 2 starts at block 35328, the bundle's at 69632".into());
+    let err = decide(&facts(valid(env_after_complete("a")), table)).expect_err("refused");
+    assert!(
+        err.to_string().ends_with(
+            "its partition table differs from the bundle's (partition 2 starts at block 35328, the bundle's at \
+             69632); set loader.task=complete to wipe the disk and install"
+        ),
+        "{err}"
     );
-    let err = decide(&facts(Some(env_after_complete("a")), TableComparison::NoTable)).expect_err("refused");
-    assert!(err.to_string().contains("it has no partition table"), "{err}");
 }
 
 #[test]
 fn a_bundle_without_an_upgrade_task_does_not_wipe_its_own_install() {
     let mut bundle = bundle_v2();
     bundle.tasks = vec!["complete".into()];
-    let err = choose_task(
-        &TaskRequest::Auto,
-        &bundle,
-        &facts(Some(env_after_complete("a")), TableComparison::Matches),
-    )
-    .expect_err("refused");
+    let err = choose_task(&TaskRequest::Auto, Policy::default(), &bundle, &installed_v1()).expect_err("refused");
     assert!(
         err.to_string()
             .contains("the bundle has no upgrade task; set loader.task=complete"),
@@ -165,24 +245,68 @@ fn a_bundle_without_an_upgrade_task_does_not_wipe_its_own_install() {
 }
 
 #[test]
-fn the_bundles_table_without_an_environment_stops_too() {
-    let err = decide(&facts(None, TableComparison::Matches)).expect_err("refused");
+fn repair_keeps_the_data_partition_where_the_layout_matches() {
+    for env in [damaged(), EnvState::Absent, valid(env_after_complete("a"))] {
+        let disk = facts(env, LayoutComparison::Matches);
+        let choice = choose_task(&TaskRequest::Repair, Policy::default(), &bundle_v2(), &disk).expect("repair");
+        assert_eq!((choice.task.as_str(), choice.kind), ("complete", TaskKind::Repair));
+        let keep = choice.keep.expect("kept partition");
+        assert_eq!(keep.number, 4);
+        assert_eq!(keep.range, 1083904 * 512..(1083904 + 524288) * 512);
+    }
+}
+
+#[test]
+fn repair_is_refused_where_the_layout_does_not_match() {
+    let differs = facts(
+        damaged(),
+        LayoutComparison::Differs("partition 4 starts at block 9".into()),
+    );
+    let err = choose_task(&TaskRequest::Repair, Policy::default(), &bundle_v2(), &differs).expect_err("refused");
     assert!(
         err.to_string()
-            .starts_with("disk holds the bundle's partition table, but no U-Boot environment"),
+            .contains("loader.task=repair needs the bundle's partition layout, and partition 4 starts"),
+        "{err}"
+    );
+    let blank = facts(EnvState::Absent, LayoutComparison::NoTable);
+    assert!(choose_task(&TaskRequest::Repair, Policy::default(), &bundle_v2(), &blank).is_err());
+    let mut other = env_after_complete("a");
+    other.insert("a.nerves_fw_product".into(), "Another Product".into());
+    let foreign = facts(valid(other), LayoutComparison::Matches);
+    assert!(
+        choose_task(&TaskRequest::Repair, Policy::default(), &bundle_v2(), &foreign).is_err(),
+        "another product's data is not ours to keep or overwrite"
+    );
+    let mut unnamed = bundle_v2();
+    unnamed.data_partition = None;
+    let err = choose_task(
+        &TaskRequest::Repair,
+        Policy::default(),
+        &unnamed,
+        &facts(damaged(), LayoutComparison::Matches),
+    )
+    .expect_err("no data partition");
+    assert!(
+        err.to_string()
+            .contains("does not say which partition holds application data"),
         "{err}"
     );
 }
 
 #[test]
 fn an_explicit_task_is_used_as_given_when_the_bundle_has_it() {
-    let installed = facts(Some(env_after_complete("a")), TableComparison::Matches);
     let request = TaskRequest::Prefix("complete".into());
-    let choice = choose_task(&request, &bundle_v2(), &installed).expect("complete");
+    let choice = choose_task(&request, Policy::default(), &bundle_v2(), &installed_v1()).expect("complete");
     assert_eq!((choice.task.as_str(), choice.kind), ("complete", TaskKind::Requested));
     assert_eq!(choice.reason, "running task complete as loader.task=complete asks");
 
-    let err = choose_task(&TaskRequest::Prefix("factory".into()), &bundle_v2(), &installed).expect_err("missing");
+    let err = choose_task(
+        &TaskRequest::Prefix("factory".into()),
+        Policy::default(),
+        &bundle_v2(),
+        &installed_v1(),
+    )
+    .expect_err("missing");
     assert_eq!(
         err.to_string(),
         "loader.task=factory: the bundle has no task starting with `factory`; its tasks: complete, \
@@ -194,28 +318,13 @@ fn an_explicit_task_is_used_as_given_when_the_bundle_has_it() {
 fn auto_on_a_blank_disk_needs_a_complete_task() {
     let mut bundle = bundle_v2();
     bundle.tasks = vec!["upgrade".into()];
-    let err =
-        choose_task(&TaskRequest::Auto, &bundle, &facts(None, TableComparison::NoTable)).expect_err("no complete");
+    let blank = facts(EnvState::Absent, LayoutComparison::NoTable);
+    let err = choose_task(&TaskRequest::Auto, Policy::default(), &bundle, &blank).expect_err("no complete");
     assert!(
         err.to_string()
             .starts_with("loader.task=complete: the bundle has no task starting with `complete`"),
         "{err}"
     );
-}
-
-/// A reader that reports fixed facts, or fails.
-struct FixedReader(Option<DiskFacts>);
-
-impl InstallReader for FixedReader {
-    fn read_facts(
-        &self,
-        disk: &mut dyn Medium,
-        _manifest: &Manifest,
-    ) -> Result<DiskFacts, Box<dyn std::error::Error + Send + Sync>> {
-        let mut first = [0u8; 1];
-        disk.read_at(0, &mut first)?;
-        self.0.clone().ok_or_else(|| "short read at block 2048".into())
-    }
 }
 
 fn manifest() -> Manifest {
@@ -238,27 +347,27 @@ fn manifest() -> Manifest {
 }
 
 #[test]
-fn the_reader_plugs_in_and_its_failure_is_reported() {
-    let mut disk: Vec<u8> = vec![0; 4096];
-    let reader = FixedReader(Some(facts(Some(env_after_complete("a")), TableComparison::NotChecked)));
-    let choice = choose_task_on(&TaskRequest::Auto, &manifest(), &mut disk, &reader).expect("upgrade");
-    assert_eq!(choice.kind, TaskKind::Upgrade);
-
-    let err = choose_task_on(&TaskRequest::Auto, &manifest(), &mut disk, &FixedReader(None)).expect_err("fails");
-    assert_eq!(
-        err.to_string(),
-        "reading the disk to decide between complete and upgrade: short read at block 2048"
-    );
-
-    let explicit = TaskRequest::Prefix("complete".into());
-    let choice = choose_task_on(&explicit, &manifest(), &mut disk, &FixedReader(None)).expect("no read needed");
-    assert_eq!(choice.kind, TaskKind::Requested);
+fn bundle_facts_come_from_the_manifest() {
+    let facts = BundleFacts::from_manifest(&manifest(), UUID_V2);
+    assert_eq!(facts.product.as_deref(), Some("Loader Test Firmware"));
+    assert_eq!(facts.uuid.as_deref(), Some(UUID_V2));
+    assert_eq!(facts.tasks, ["complete", "upgrade.a", "upgrade.b"]);
+    assert!(!facts.has_partition_table);
+    assert_eq!(facts.data_partition, None);
 }
 
 #[test]
-fn bundle_facts_come_from_the_manifest() {
-    let facts = BundleFacts::from_manifest(&manifest());
-    assert_eq!(facts.product.as_deref(), Some("Loader Test Firmware"));
-    assert_eq!(facts.tasks, ["complete", "upgrade.a", "upgrade.b"]);
-    assert!(!facts.has_partition_table);
+fn reading_a_blank_medium_decides_complete() {
+    let mut disk: Vec<u8> = vec![0; 1 << 20];
+    let (choice, facts) = choose_task_on(
+        &TaskRequest::Auto,
+        Policy::default(),
+        &manifest(),
+        UUID_V2,
+        &mut disk,
+        Some(1 << 20),
+    )
+    .expect("complete");
+    assert_eq!(choice.kind, TaskKind::Complete);
+    assert!(facts.contents.is_blank());
 }

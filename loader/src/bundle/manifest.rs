@@ -137,6 +137,12 @@ pub enum Requirement {
     Execute {
         command: String,
     },
+    /// A guard fwup 1.16 cannot evaluate (unknown, or arguments it would
+    /// misread): never met, so the task is never chosen, as in fwup.
+    Unusable {
+        requirement: String,
+        problem: String,
+    },
 }
 
 /// One action of a `funlist`. Offsets and counts are in 512-byte blocks.
@@ -234,6 +240,14 @@ pub enum Action {
     },
     PipeWrite {
         command: String,
+    },
+    /// An action fwup 1.16 does not know, or with arguments it does not
+    /// accept, in a task read for installing: the bundle still installs
+    /// other tasks, and this task is refused before anything is written
+    /// (fwup fails it at the same point, computing its progress).
+    Unusable {
+        action: String,
+        problem: String,
     },
 }
 

@@ -2,10 +2,13 @@
 //!
 //! The option tables are fwup's (`cfgfile.c`): what fwup knows is read and
 //! checked, pack-time options (`host-path`, `contents`, `assert-size-*`,
-//! `skip-holes`) are accepted and ignored, and unknown simple options are
-//! tolerated like fwup does for forward compatibility, but reported in
-//! [`Manifest::warnings`]. Unknown sections, actions and requirements are
-//! errors: the loader cannot know what they would have written.
+//! `skip-holes`) are accepted and ignored. A bundle's `meta.conf` reaches
+//! here already without the names fwup does not know (`parse_meta_conf`
+//! skips them as libconfuse does); in a tree from `parse_conf`, unknown
+//! options are reported in [`Manifest::warnings`] and unknown sections are
+//! errors. Unknown actions and requirements are errors for
+//! [`Manifest::from_conf`] (what `fwup -c` accepts) and make only their task
+//! unusable for [`Manifest::for_install`] (what `fwup -a` does).
 
 use std::collections::HashSet;
 
@@ -13,10 +16,13 @@ use super::conf::{parse_u64, Section, Value, ValueError};
 use super::fwup_version::{check_fwup_version, FwupVersionError};
 use super::manifest::{Manifest, Meta, Resource};
 use super::manifest_calls::Declared;
-use super::manifest_task::read_task;
+use super::manifest_task::{read_task, Calls};
 
-/// Top-level options fwup knows besides the sections.
-const ROOT_OPTIONS: [&str; 13] = [
+/// Top-level options fwup knows besides the sections (`__unknown` is a
+/// real option in fwup's table).
+const ROOT_OPTIONS: [&str; 15] = [
+    "block-cache-size-mb",
+    "__unknown",
     "meta-product",
     "meta-description",
     "meta-version",
@@ -33,7 +39,8 @@ const ROOT_OPTIONS: [&str; 13] = [
 ];
 /// `file-resource` options; only `length` and `blake2b-256` matter when
 /// applying, the rest are used by `fwup -c`.
-const RESOURCE_OPTIONS: [&str; 8] = [
+const RESOURCE_OPTIONS: [&str; 9] = [
+    "__unknown",
     "length",
     "blake2b-256",
     "host-path",
@@ -101,8 +108,22 @@ fn in_meta_conf(e: &ValueError) -> String {
 
 impl Manifest {
     /// Reads and validates everything the engine needs from the tree that
-    /// `parse_conf` returned.
+    /// `parse_conf` returned; every action and guard must be one fwup
+    /// knows, with valid arguments (what `fwup -c` demands).
     pub fn from_conf(root: &Section) -> Result<Manifest, ManifestError> {
+        Self::build(root, Calls::Strict)
+    }
+
+    /// Like [`Manifest::from_conf`], as fwup reads a bundle's `meta.conf`
+    /// to install it: a task whose actions or guards fwup cannot run (a
+    /// newer fwup's action, say) does not spoil the others. Such a task is
+    /// never chosen (bad guard) or refused when chosen (bad action), and
+    /// each problem is in [`Manifest::warnings`].
+    pub fn for_install(root: &Section) -> Result<Manifest, ManifestError> {
+        Self::build(root, Calls::Install)
+    }
+
+    fn build(root: &Section, calls: Calls) -> Result<Manifest, ManifestError> {
         let mut manifest = Manifest {
             meta: read_meta(root)?,
             ..Manifest::default()
@@ -142,7 +163,13 @@ impl Manifest {
         let resources: HashSet<&str> = manifest.resources.iter().map(|r| r.name.as_str()).collect();
         let mut tasks = Vec::new();
         for section in root.children("task") {
-            tasks.push(read_task(section, &declared, &resources, &mut manifest.warnings)?);
+            tasks.push(read_task(
+                section,
+                &declared,
+                &resources,
+                calls,
+                &mut manifest.warnings,
+            )?);
         }
         manifest.tasks = tasks;
         Ok(manifest)

@@ -13,7 +13,8 @@ use super::manifest_actions::decode_action;
 use super::manifest_build::{conf_int, duplicate, titled, unknown_section, warn_unknown_options, ManifestError};
 use super::manifest_calls::{decode_requirement, split_calls, CallError, Declared, Event};
 
-const TASK_OPTIONS: [&str; 4] = [
+const TASK_OPTIONS: [&str; 5] = [
+    "__unknown",
     "reqlist",
     "require-partition1-offset",
     "require-unmounted-destination",
@@ -31,11 +32,23 @@ fn as_list(value: Option<&Value>) -> &[String] {
     }
 }
 
+/// How a task's calls are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Calls {
+    /// Every action and guard must be known and valid (`pack`, checks).
+    Strict,
+    /// As fwup reads `meta.conf` at install time: what it cannot run makes
+    /// the task unusable ([`Action::Unusable`], [`Requirement::Unusable`])
+    /// instead of the bundle.
+    Install,
+}
+
 /// Reads one `task "NAME" { … }` section.
 pub(super) fn read_task(
     section: &Section,
     declared: &Declared<'_>,
     resources: &HashSet<&str>,
+    calls_mode: Calls,
     warnings: &mut Vec<String>,
 ) -> Result<Task, ManifestError> {
     let name = titled(section, "meta.conf")?;
@@ -62,22 +75,46 @@ pub(super) fn read_task(
     section.bool("verify-on-the-fly")?;
 
     let reqlist = as_list(section.get("reqlist"));
-    let calls = split_calls(reqlist, "reqlist").map_err(|problem| ManifestError::BadRequirement {
-        task: name.to_string(),
-        problem,
-    })?;
-    for call in calls {
-        let requirement = decode_requirement(call, declared).map_err(|e| match e {
-            CallError::Unknown(n) => ManifestError::UnknownRequirement {
-                task: name.to_string(),
-                name: n,
-            },
-            CallError::Invalid(problem) => ManifestError::BadRequirement {
+    let unusable = |requirement: &str, problem: String, warnings: &mut Vec<String>| {
+        warnings.push(format!(
+            "{location}, reqlist: {problem}; the task is never chosen, as in fwup"
+        ));
+        Requirement::Unusable {
+            requirement: requirement.to_string(),
+            problem,
+        }
+    };
+    match split_calls(reqlist, "reqlist") {
+        Err(problem) if calls_mode == Calls::Install => task.requirements.push(unusable("reqlist", problem, warnings)),
+        Err(problem) => {
+            return Err(ManifestError::BadRequirement {
                 task: name.to_string(),
                 problem,
-            },
-        })?;
-        task.requirements.push(requirement);
+            })
+        }
+        Ok(calls) => {
+            for call in calls {
+                match (decode_requirement(call, declared), calls_mode) {
+                    (Ok(requirement), _) => task.requirements.push(requirement),
+                    (Err(e), Calls::Install) => {
+                        let problem = call_problem(&e, "requirement");
+                        task.requirements.push(unusable(call.name, problem, warnings));
+                    }
+                    (Err(CallError::Unknown(n)), Calls::Strict) => {
+                        return Err(ManifestError::UnknownRequirement {
+                            task: name.to_string(),
+                            name: n,
+                        })
+                    }
+                    (Err(CallError::Invalid(problem)), Calls::Strict) => {
+                        return Err(ManifestError::BadRequirement {
+                            task: name.to_string(),
+                            problem,
+                        })
+                    }
+                }
+            }
+        }
     }
 
     let mut handled = HashSet::new();
@@ -107,7 +144,7 @@ pub(super) fn read_task(
             });
         }
         let event = Event::Resource(resource);
-        let actions = read_handler(&[sub], name, event, declared, warnings)?;
+        let actions = read_handler(&[sub], name, event, declared, calls_mode, warnings)?;
         let delta_source = sub.options.iter().any(|(k, _)| k.starts_with("delta-source-"));
         task.on_resource.push(ResourceHandler {
             resource: resource.to_string(),
@@ -118,7 +155,7 @@ pub(super) fn read_task(
     for (kind, event) in EVENT_KINDS.iter().zip([Event::Init, Event::Finish, Event::Error]) {
         // A repeated `on-init { }` is the same section to libconfuse.
         let sections: Vec<&Section> = section.children(kind).collect();
-        let actions = read_handler(&sections, name, event, declared, warnings)?;
+        let actions = read_handler(&sections, name, event, declared, calls_mode, warnings)?;
         match event {
             Event::Init => task.on_init = actions,
             Event::Finish => task.on_finish = actions,
@@ -144,6 +181,7 @@ fn read_handler(
     task: &str,
     event: Event<'_>,
     declared: &Declared<'_>,
+    calls_mode: Calls,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Action>, ManifestError> {
     let handler = handler_label(event);
@@ -169,18 +207,41 @@ fn read_handler(
             }
         }
     }
-    let calls = split_calls(as_list(funlist), "funlist").map_err(bad)?;
+    let consequence = match event {
+        Event::Error => "the handler stops there if it runs",
+        _ => "the task is refused if chosen (the other tasks are not affected)",
+    };
+    let mut unusable = |action: &str, problem: String| {
+        warnings.push(format!("{location}: {problem}; {consequence}"));
+        Action::Unusable {
+            action: action.to_string(),
+            problem,
+        }
+    };
+    let calls = match split_calls(as_list(funlist), "funlist") {
+        Ok(calls) => calls,
+        Err(problem) if calls_mode == Calls::Install => return Ok(vec![unusable("funlist", problem)]),
+        Err(problem) => return Err(bad(problem)),
+    };
     calls
         .into_iter()
-        .map(|call| {
-            decode_action(call, event, declared).map_err(|e| match e {
-                CallError::Unknown(action) => ManifestError::UnknownAction {
-                    task: task.to_string(),
-                    handler: handler.clone(),
-                    action,
-                },
-                CallError::Invalid(problem) => bad(problem),
-            })
+        .map(|call| match (decode_action(call, event, declared), calls_mode) {
+            (Ok(action), _) => Ok(action),
+            (Err(e), Calls::Install) => Ok(unusable(call.name, call_problem(&e, "action"))),
+            (Err(CallError::Unknown(action)), Calls::Strict) => Err(ManifestError::UnknownAction {
+                task: task.to_string(),
+                handler: handler.clone(),
+                action,
+            }),
+            (Err(CallError::Invalid(problem)), Calls::Strict) => Err(bad(problem)),
         })
         .collect()
+}
+
+/// A refused call as a sentence: `unknown action `x``, or the problem.
+fn call_problem(e: &CallError, what: &str) -> String {
+    match e {
+        CallError::Unknown(name) => format!("unknown {what} `{name}`"),
+        CallError::Invalid(problem) => problem.clone(),
+    }
 }

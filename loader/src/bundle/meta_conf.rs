@@ -9,7 +9,7 @@ use super::conf::Section;
 use super::manifest::Manifest;
 use super::manifest_build::ManifestError;
 use super::meta_uuid::{check_declared_uuid, MetaIds, MetaUuidOverride};
-use super::parse::{parse_conf, ParseError};
+use super::parse::{parse_meta_conf, ParseError};
 
 /// fwup refuses a `meta.conf` shorter than this…
 pub const MIN_META_CONF_LEN: usize = 10;
@@ -53,9 +53,12 @@ pub fn load_meta_conf(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Res
     }
     let ids = MetaIds::from_meta_conf(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| MetaConfError::NotUtf8(e.valid_up_to()))?;
-    let root = parse_conf(text, &ids.env(env))?;
+    let (root, ignored) = parse_meta_conf(text, &ids.env(env))?;
     check_declared_uuid(&root, &ids)?;
-    let manifest = Manifest::from_conf(&root)?;
+    let mut manifest = Manifest::for_install(&root)?;
+    // What fwup skips is reported first, in file order.
+    let skipped = ignored.iter().map(ToString::to_string);
+    manifest.warnings = skipped.chain(std::mem::take(&mut manifest.warnings)).collect();
     Ok(MetaConf { ids, root, manifest })
 }
 
@@ -78,6 +81,33 @@ mod tests {
     }
 
     #[test]
+    fn what_fwup_does_not_know_is_skipped_with_a_warning_naming_it() {
+        let text = "meta-product=x\nmeta-future=\"1\"\nuboot-environment e { block-offset=0 }\n\
+                    task t {\n on-validate {\n  funlist={2,info,hi}\n }\n on-init { funlist={2,uboot_clearenv,e} }\n}\n\
+                    task later { on-init { funlist={2,ubi_volume_write,x} } }\n";
+        let loaded = load_meta_conf(text.as_bytes(), &|_| None).expect("loads");
+        let warnings = &loaded.manifest.warnings;
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert_eq!(
+            warnings[0],
+            "meta.conf line 2: `meta-future` in meta.conf is not known to this version and was ignored, as fwup does"
+        );
+        assert!(
+            warnings[1].starts_with("meta.conf line 5: `on-validate` in task \"t\""),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[2].contains("unknown action `ubi_volume_write`"),
+            "{warnings:?}"
+        );
+        assert_eq!(loaded.manifest.tasks[0].on_init.len(), 1);
+        assert!(matches!(
+            loaded.manifest.tasks[1].on_init.first(),
+            Some(Action::Unusable { action, .. }) if action == "ubi_volume_write"
+        ));
+    }
+
+    #[test]
     fn refusals() {
         let none = |_: &str| None;
         assert_eq!(load_meta_conf(b"", &none).err(), Some(MetaConfError::Size { size: 0 }));
@@ -95,7 +125,29 @@ mod tests {
         assert!(matches!(err, MetaConfError::UuidOverride(_)), "{err}");
         let err = load_meta_conf(b"task t { x", &none).expect_err("syntax");
         assert!(err.to_string().starts_with("meta.conf line 1: "), "{err}");
+        // libconfuse drops the `}` after `{` of an unknown section, so the
+        // file ends inside it: fwup refuses this too.
         let err = load_meta_conf(b"bogus \"s\" { }\n", &none).expect_err("unknown section");
-        assert!(matches!(err, MetaConfError::Manifest(_)), "{err}");
+        assert!(err.to_string().contains("while skipping the unknown `bogus`"), "{err}");
+        // Known names used wrongly, or with values libconfuse does not
+        // accept, stay errors: fwup cannot read such a file at all.
+        for (text, says) in [
+            ("uboot-environment e { block-count = x }\n", "`x` is not an integer"),
+            (
+                "file-resource r { skip-holes = perhaps }\n",
+                "`perhaps` is not a boolean",
+            ),
+            ("task t { on-init = 5 }\n", "`on-init` is a section"),
+            ("meta-misc += x\n", "`meta-misc` is an option"),
+        ] {
+            let err = load_meta_conf(text.as_bytes(), &none).expect_err(text);
+            assert!(err.to_string().contains(says), "{text}: {err}");
+        }
+        // A malformed call list only spoils its task, as in fwup.
+        let loaded = load_meta_conf(b"task t { on-init { funlist={2} } }\n", &none).expect("loads");
+        assert!(matches!(
+            loaded.manifest.tasks[0].on_init[..],
+            [Action::Unusable { .. }]
+        ));
     }
 }

@@ -30,10 +30,11 @@
 //! (see [`lexer`]); fwup sets `FWUP_META_UUID` before parsing, so callers
 //! pass an `env` that answers it (see `meta_uuid::MetaIds::env`).
 
+mod known;
 mod lexer;
 pub(crate) mod parser;
 
-use parser::{At, Hooks, Source};
+use parser::{At, Hooks, Shape, Source};
 
 use super::conf::{Section, Value};
 
@@ -80,21 +81,77 @@ pub enum ParseErrorKind {
     /// Refused by the caller's option table (`fwup.conf` rules).
     #[error("{0}")]
     Rejected(String),
+    /// libconfuse's skipping of an unknown name fails here, so fwup 1.16
+    /// cannot read this `meta.conf` either.
+    #[error(
+        "{detail}, while skipping the unknown `{name}` of line {line} as fwup 1.16 (libconfuse) does; \
+         fwup refuses this meta.conf too"
+    )]
+    CannotSkip { name: String, line: usize, detail: String },
 }
 
-/// Parses `meta.conf` text. `env` answers `${VAR}` references; an unset
+/// Parses `meta.conf` text with the grammar alone, every name accepted (the
+/// typed readers judge them). `env` answers `${VAR}` references; an unset
 /// variable expands to the empty string (or to its `:-default`).
 pub fn parse_conf(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Section, ParseError> {
     let source = Source {
         name: "meta.conf".into(),
         text: text.to_string(),
     };
-    parser::parse_with_hooks(source, env, &mut MetaConfCalls).map_err(|e| e.error)
+    let mut hooks = MetaConfCalls {
+        known: false,
+        ignored: Vec::new(),
+    };
+    parser::parse_with_hooks(source, env, &mut hooks).map_err(|e| e.error)
+}
+
+/// Parses `meta.conf` as fwup reads it at install time: with fwup's option
+/// tables, so that names it does not know are skipped the way libconfuse
+/// skips them (a newer fwup's additions install on this one). Returns the
+/// tree and one [`Ignored`] per name skipped.
+pub fn parse_meta_conf(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Section, Vec<Ignored>), ParseError> {
+    let source = Source {
+        name: "meta.conf".into(),
+        text: text.to_string(),
+    };
+    let mut hooks = MetaConfCalls {
+        known: true,
+        ignored: Vec::new(),
+    };
+    let root = parser::parse_with_hooks(source, env, &mut hooks).map_err(|e| e.error)?;
+    Ok((root, hooks.ignored))
+}
+
+/// An option, section or function call that fwup 1.16 does not know and
+/// skipped (a newer fwup's addition, or a typo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub name: String,
+    pub line: usize,
+    /// Where it was: `meta.conf`, `task "complete"`, `on-init`, …
+    pub within: String,
+}
+
+impl std::fmt::Display for Ignored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "meta.conf line {}: `{}` in {} is not known to this version and was ignored, as fwup does",
+            self.line, self.name, self.within
+        )
+    }
 }
 
 /// `meta.conf` rules: calls only in handlers and tasks, stored as fwup's
-/// callbacks store them.
-struct MetaConfCalls;
+/// callbacks store them; with `known`, names outside fwup's tables are
+/// skipped and recorded.
+struct MetaConfCalls {
+    known: bool,
+    ignored: Vec<Ignored>,
+}
 
 impl Hooks for MetaConfCalls {
     fn call(
@@ -105,6 +162,64 @@ impl Hooks for MetaConfCalls {
         args: Vec<String>,
     ) -> Result<Option<Source>, ParseErrorKind> {
         call_function(section, name, args).map(|()| None)
+    }
+
+    fn option(
+        &mut self,
+        _at: At<'_>,
+        path: &[String],
+        section: &Section,
+        key: &str,
+        value: Value,
+    ) -> Result<Value, ParseErrorKind> {
+        let problem = match known::meta_conf_kind(path, key) {
+            Some(kind) if self.known => known::value_problem(kind, &value),
+            _ => None,
+        };
+        match problem {
+            Some(problem) => Err(ParseErrorKind::Rejected(format!(
+                "option `{key}` of {section}: {problem}; fwup 1.16 refuses this meta.conf too"
+            ))),
+            None => Ok(value),
+        }
+    }
+
+    fn entry(&mut self, _at: At<'_>, path: &[String], name: &str, shape: Shape) -> Result<(), ParseErrorKind> {
+        use known::Kind;
+        let Some(kind) = known::meta_conf_kind(path, name).filter(|_| self.known) else {
+            return Ok(());
+        };
+        let fits = match kind {
+            Kind::Section(titled) => shape == Shape::Section(titled),
+            Kind::Function => shape == Shape::Call,
+            Kind::IntList | Kind::StrList => matches!(shape, Shape::Assign | Shape::Append),
+            Kind::Str | Kind::Int | Kind::Bool => shape == Shape::Assign,
+        };
+        if fits {
+            return Ok(());
+        }
+        let what = match kind {
+            Kind::Section(true) => format!("a section written `{name} \"NAME\" {{ … }}`"),
+            Kind::Section(false) => format!("a section written `{name} {{ … }}`"),
+            Kind::Function => format!("a function written `{name}(…)`"),
+            Kind::IntList | Kind::StrList => format!("a list option written `{name} = {{…}}` or `{name} += …`"),
+            _ => format!("an option written `{name} = VALUE`"),
+        };
+        Err(ParseErrorKind::Rejected(format!(
+            "`{name}` is {what} in fwup 1.16, which refuses this meta.conf"
+        )))
+    }
+
+    fn skip_unknown(&mut self, at: At<'_>, path: &[String], section: &Section, name: &str) -> bool {
+        if !self.known || known::meta_conf_kind(path, name).is_some() {
+            return false;
+        }
+        self.ignored.push(Ignored {
+            name: name.to_string(),
+            line: at.line,
+            within: section.to_string(),
+        });
+        true
     }
 }
 

@@ -21,6 +21,26 @@ pub enum FormatError {
     #[error("{table}: {problem}")]
     Layout { table: String, problem: String },
 
+    /// A partition table whose partitions reach past the end of the disk:
+    /// fwup writes it anyway (a table that points past the end); the loader
+    /// refuses, before anything is written.
+    #[error(
+        "{table} does not fit on the target: the disk is {}, the layout needs {}; the largest partition \
+         that does not fit is {partition} ({} at blocks {start}..{end})",
+        human_bytes(*disk_blocks * 512),
+        human_bytes(*layout_blocks * 512),
+        human_size((*end - *start) * 512)
+    )]
+    TooLarge {
+        table: String,
+        disk_blocks: u64,
+        layout_blocks: u64,
+        /// `partition "1"`.
+        partition: String,
+        start: u64,
+        end: u64,
+    },
+
     /// The variables do not fit into the environment's blocks.
     #[error(
         "uboot-environment \"{env}\": the variables need {needed} bytes but \
@@ -70,6 +90,23 @@ impl FormatError {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
         let what = what.into();
         move |source| FormatError::Io { what, source }
+    }
+}
+
+/// `4.0 MiB (4194304 bytes)`.
+fn human_bytes(bytes: u64) -> String {
+    match human_size(bytes) {
+        short if short.ends_with(" bytes") => short,
+        short => format!("{short} ({bytes} bytes)"),
+    }
+}
+
+/// `4.0 MiB`, or `300 bytes` below 1 KiB.
+fn human_size(bytes: u64) -> String {
+    let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    match units.iter().find(|(_, size)| bytes >= *size) {
+        Some((unit, size)) => format!("{:.1} {unit}", bytes as f64 / *size as f64),
+        None => format!("{bytes} bytes"),
     }
 }
 

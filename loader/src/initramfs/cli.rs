@@ -27,8 +27,8 @@ pub struct InitramfsArgs {
     /// Extra file as SRC:/PATH or SRC:/PATH:OCTAL-MODE. Repeatable.
     #[arg(long = "file")]
     files: Vec<String>,
-    /// xz (smallest), gzip (fastest to unpack) or none.
-    #[arg(long, default_value = "xz")]
+    /// gzip (boots fastest of the two; see scripts/bench), xz (smallest) or none.
+    #[arg(long, default_value = "gzip")]
     compression: String,
     /// Output file.
     #[arg(short, long)]

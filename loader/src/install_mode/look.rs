@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use super::spool::{Spool, Tap, TapHandle};
 use super::{Budget, ModeRequest};
+use crate::apply::CommitCheck;
 use crate::apply::{self, ApplyError, ApplyOptions, CheckedHead, Event, OpenedBundle, Reporter, Stage};
 use crate::bundle::manifest::Manifest;
 use crate::bundle::open::{read_head, BundleHead};
 use crate::bundle::zip::ZipWalker;
-use crate::source::policy::{CommitCheck, Fetched};
+use crate::source::policy::Fetched;
 use crate::source::StatsHandle;
 
 /// A bundle source opened at its first byte.
@@ -128,6 +129,22 @@ impl Look {
         }
     }
 
+    /// `${FWUP_META_UUID}`: the UUID of the bundle's meta.conf.
+    pub fn uuid(&self) -> &str {
+        match &self.state {
+            State::Stream { opened, .. } => &opened.uuid,
+            State::Held { checked, .. } | State::Proven { checked, .. } => &checked.uuid,
+        }
+    }
+
+    /// How the bundle's signature was judged.
+    pub fn signature(&self) -> &str {
+        match &self.state {
+            State::Stream { opened, .. } => &opened.signature,
+            State::Held { checked, .. } | State::Proven { checked, .. } => &checked.signature,
+        }
+    }
+
     /// The whole bundle is in memory already (or, for an immutable source,
     /// as good as).
     pub(super) fn in_memory(&self, origin: Origin) -> bool {
@@ -209,7 +226,7 @@ pub fn first_look(
     });
     let mut walker = ZipWalker::new(reader);
     let head = read_head(&mut walker).map_err(|e| ApplyError::reading(&e))?;
-    let digests = apply::collect_digests(walker, length, reporter)?;
+    let digests = apply::collect_digests(walker, apply::Wanted::All, length, reporter)?;
     check_pin(&check)?;
     let checked = apply::check_head(&head, opts, reporter)?;
     apply::check_digests(&checked.manifest, &digests)?;

@@ -25,7 +25,7 @@ mod sections;
 pub mod sign;
 mod sparse;
 mod zip_records;
-mod zip_writer;
+pub(crate) mod zip_writer;
 
 use std::collections::BTreeMap;
 use std::fs::File;

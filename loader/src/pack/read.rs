@@ -211,7 +211,14 @@ impl Hooks for PackHooks<'_> {
         )))
     }
 
-    fn option(&mut self, _at: At<'_>, section: &Section, key: &str, value: Value) -> Result<Value, ParseErrorKind> {
+    fn option(
+        &mut self,
+        _at: At<'_>,
+        _path: &[String],
+        section: &Section,
+        key: &str,
+        value: Value,
+    ) -> Result<Value, ParseErrorKind> {
         let Some(opt) = self.schema().option(key) else {
             if key == "meta-uuid" || key == "meta-nickname" {
                 return Err(rejected(format!(

@@ -3,67 +3,125 @@
 //! end with the result.
 //!
 //! Sent from a background thread through a small queue: a slow or dead
-//! endpoint never holds up an install (reports are dropped when the queue
-//! is full), and a report that fails is retried twice, then forgotten.
+//! endpoint never holds up an install (progress reports are dropped when
+//! the queue is full; the result never is), and a report that fails is
+//! retried twice, then forgotten. Every POST has one overall deadline (5 s),
+//! so an endpoint answering endless `1xx` or trickling bytes cannot stall
+//! the sender; after the result, the reports still queued get at most
+//! `loader.report_timeout=` (10 s) before [`Callback::finish`] returns and
+//! the reboot goes ahead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::source::post::post_json;
-use crate::source::ExtraRoot;
+use crate::source::request::SmallClient;
+use crate::source::{ExtraRoot, ProxySetting};
 
 const QUEUE: usize = 32;
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-const TIMEOUT: Duration = Duration::from_secs(5);
+/// The overall deadline of one POST: connect, send, and the whole answer.
+const POST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per report, a second apart.
+const ATTEMPTS: u32 = 3;
+/// The default of `loader.report_timeout=`.
+pub const DEFAULT_FINISH_WITHIN: Duration = Duration::from_secs(10);
+/// The longest answer read from the endpoint.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// How the reports travel.
+#[derive(Debug, Clone)]
+pub struct CallbackOptions {
+    /// CA certificates trusted besides the built-in roots.
+    pub extra_roots: Vec<ExtraRoot>,
+    pub proxy: ProxySetting,
+    /// After the result, how long the reports still queued may take.
+    pub finish_within: Duration,
+}
+
+impl Default for CallbackOptions {
+    fn default() -> Self {
+        CallbackOptions {
+            extra_roots: Vec::new(),
+            proxy: ProxySetting::Environment,
+            finish_within: DEFAULT_FINISH_WITHIN,
+        }
+    }
+}
 
 pub struct Callback {
-    tx: Option<SyncSender<Value>>,
-    worker: Option<JoinHandle<()>>,
+    shared: Option<Arc<Shared>>,
+    finish_within: Duration,
     machine: Value,
     last_progress: Option<Instant>,
 }
 
+/// The queue between the install and the sending thread.
+struct Shared {
+    state: Mutex<Queue>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    reports: VecDeque<Value>,
+    /// No more reports will come; set by `finish`.
+    closed: bool,
+    /// The sender has sent (or given up on) everything.
+    done: bool,
+    /// Set by `finish`: nothing is sent after this.
+    deadline: Option<Instant>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl Callback {
-    pub fn start(url: String, extra_roots: Vec<ExtraRoot>, sys: &Path) -> Callback {
-        let (tx, rx) = sync_channel::<Value>(QUEUE);
-        let worker = std::thread::Builder::new()
+    pub fn start(url: String, options: CallbackOptions, sys: &Path) -> Callback {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let finish_within = options.finish_within;
+        let started = std::thread::Builder::new()
             .name("status-callback".into())
-            .spawn(move || {
-                for report in rx {
-                    let body = report.to_string();
-                    for attempt in 0..3 {
-                        match post_json(&url, &body, &extra_roots, TIMEOUT) {
-                            Ok(status) if status < 500 => break,
-                            Ok(_) | Err(_) if attempt < 2 => std::thread::sleep(Duration::from_secs(1)),
-                            Ok(status) => println!("loader: status callback answered {status}; report dropped"),
-                            Err(e) => println!("loader: status callback failed: {e}; report dropped"),
-                        }
-                    }
-                }
-            })
-            .ok();
+            .spawn(move || send_all(&url, &options, &worker))
+            .is_ok();
         Callback {
-            tx: worker.as_ref().map(|_| tx),
-            worker,
+            shared: started.then_some(shared),
+            finish_within,
             machine: machine_identity(sys),
             last_progress: None,
         }
     }
 
-    /// Queues one report; never blocks.
+    /// Queues one report; never blocks. When the queue is full the oldest
+    /// progress report makes room; the result always gets in.
     pub fn send(&mut self, event: &str, mut fields: Value) {
         if let Value::Object(map) = &mut fields {
             map.insert("event".into(), json!(event));
             map.insert("machine".into(), self.machine.clone());
         }
-        if let Some(tx) = &self.tx {
-            let _ = tx.try_send(fields);
+        let Some(shared) = &self.shared else { return };
+        let mut queue = shared.lock();
+        if queue.reports.len() >= QUEUE {
+            match queue.reports.iter().position(|r| r["event"] == "progress") {
+                Some(oldest) => {
+                    queue.reports.remove(oldest);
+                }
+                None if event == "result" => {}
+                None => return,
+            }
         }
+        queue.reports.push_back(fields);
+        shared.changed.notify_all();
     }
 
     /// Progress, at most every 10 s.
@@ -75,12 +133,81 @@ impl Callback {
         }
     }
 
-    /// Sends what is queued (bounded by the per-report timeouts) and stops.
+    /// Sends what is queued, giving it at most `finish_within`, and stops.
     pub fn finish(mut self) {
-        drop(self.tx.take());
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        let Some(shared) = self.shared.take() else { return };
+        let deadline = Instant::now() + self.finish_within;
+        let mut queue = shared.lock();
+        queue.closed = true;
+        queue.deadline = Some(deadline);
+        shared.changed.notify_all();
+        while !queue.done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // The sender gives up on its own at the deadline; the
+                // reboot does not wait for it.
+                break;
+            }
+            queue = shared
+                .changed
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+    }
+}
+
+/// The sending thread: each report in order, until `finish` closes the
+/// queue or its deadline passes.
+fn send_all(url: &str, options: &CallbackOptions, shared: &Shared) {
+    let client = SmallClient::new(&options.extra_roots, &options.proxy, MAX_ANSWER, None);
+    if let Err(e) = &client {
+        println!("loader: status callback: {e}; reports are not sent");
+    }
+    loop {
+        let (report, deadline) = {
+            let mut queue = shared.lock();
+            loop {
+                if queue.deadline.is_some_and(|d| Instant::now() >= d) {
+                    queue.reports.clear();
+                }
+                if let Some(report) = queue.reports.pop_front() {
+                    break (report, queue.deadline);
+                }
+                if queue.closed {
+                    queue.done = true;
+                    shared.changed.notify_all();
+                    return;
+                }
+                queue = shared.changed.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if let Ok(client) = &client {
+            post(client, url, &report.to_string(), deadline);
+        }
+    }
+}
+
+/// One report: up to three attempts, each within its own deadline and the
+/// overall one.
+fn post(client: &SmallClient, url: &str, body: &str, deadline: Option<Instant>) {
+    let left = || deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+    for attempt in 1..=ATTEMPTS {
+        let within = POST_TIMEOUT.min(left());
+        if within.is_zero() {
+            println!("loader: status callback: out of time; report dropped");
+            return;
+        }
+        let failure = match client.post_json(url, body.to_owned(), within) {
+            Ok(status) if status < 500 => return,
+            Ok(status) => format!("answered {status}"),
+            Err(e) => e,
+        };
+        if attempt == ATTEMPTS {
+            println!("loader: status callback failed: {failure}; report dropped");
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1).min(left()));
     }
 }
 
@@ -114,64 +241,5 @@ pub fn machine_identity(sys: &Path) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
-
-    #[test]
-    fn identity_reads_macs_and_dmi_from_sysfs() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("class/net/eth0")).unwrap();
-        std::fs::create_dir_all(dir.path().join("class/net/lo")).unwrap();
-        std::fs::create_dir_all(dir.path().join("class/dmi/id")).unwrap();
-        std::fs::write(dir.path().join("class/net/eth0/address"), "52:54:00:12:34:56\n").unwrap();
-        std::fs::write(dir.path().join("class/net/lo/address"), "00:00:00:00:00:00\n").unwrap();
-        std::fs::write(dir.path().join("class/dmi/id/product_serial"), "SN-1\n").unwrap();
-        let id = machine_identity(dir.path());
-        assert_eq!(id["macs"]["eth0"], "52:54:00:12:34:56");
-        assert!(id["macs"].get("lo").is_none());
-        assert_eq!(id["serial"], "SN-1");
-    }
-
-    #[test]
-    fn reports_reach_a_loopback_endpoint_in_order() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let mut bodies = Vec::new();
-            for stream in listener.incoming().take(2) {
-                let mut stream = stream.unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0u8; length];
-                reader.read_exact(&mut body).unwrap();
-                bodies.push(String::from_utf8(body).unwrap());
-                stream
-                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-                    .unwrap();
-            }
-            bodies
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let mut cb = Callback::start(format!("http://127.0.0.1:{port}/status"), Vec::new(), dir.path());
-        cb.send("start", json!({ "stage": "starting" }));
-        cb.send("result", json!({ "result": "failed", "class": "corrupt" }));
-        cb.finish();
-        let bodies = server.join().unwrap();
-        let first: Value = serde_json::from_str(&bodies[0]).unwrap();
-        let last: Value = serde_json::from_str(&bodies[1]).unwrap();
-        assert_eq!(first["event"], "start");
-        assert_eq!(last["result"], "failed");
-        assert_eq!(last["class"], "corrupt");
-    }
-}
+#[path = "callback_tests.rs"]
+mod tests;

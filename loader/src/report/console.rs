@@ -156,6 +156,19 @@ impl Drop for Console {
     }
 }
 
+/// `; started over 1 time(s); 12.0 MiB downloaded twice`, or nothing: for
+/// the line that reports a finished install.
+pub fn describe_restarts(summary: &crate::apply::Summary) -> String {
+    let mut text = String::new();
+    if summary.restarts > 0 {
+        text += &format!("; started over {} time(s)", summary.restarts);
+    }
+    if summary.refetched_bytes > 0 {
+        text += &format!("; {} downloaded twice", human(summary.refetched_bytes));
+    }
+    text
+}
+
 /// `12.3 MiB`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -52,13 +52,21 @@ pub enum HttpError {
     #[error("{url}: the file changed on the server during the download ({detail})")]
     SourceChanged { url: String, detail: String },
 
-    /// The transfer broke and the server gives no way to prove that a
-    /// resumed transfer is the same file. The engine must restart from zero.
-    #[error(
-        "{url}: the download broke at byte {offset} ({cause}) and cannot be resumed: \
-         the server sends neither ETag nor Last-Modified"
-    )]
-    NotResumable { url: String, offset: u64, cause: String },
+    /// The transfer broke and the first response carried no strong
+    /// validator (`why` says what it had), so no resumed answer could be
+    /// proven to continue the same file. The engine must restart from zero.
+    #[error("{url}: the download broke at byte {offset} ({cause}) and cannot be resumed: {why}")]
+    NotResumable {
+        url: String,
+        offset: u64,
+        cause: String,
+        why: String,
+    },
+
+    /// The server answered a resume without proving it is the same file
+    /// (no validator, or a weak one). The engine must restart from zero.
+    #[error("{url}: resuming at byte {offset} is not safe: {detail}")]
+    ResumeUnproven { url: String, offset: u64, detail: String },
 
     #[error("{url}: the server broke the HTTP protocol: {detail}")]
     Protocol { url: String, detail: String },
@@ -72,6 +80,12 @@ pub enum HttpError {
     #[error("starting the download thread: {0}")]
     Thread(#[source] io::Error),
 
+    #[error("proxy `{proxy}`: {detail}")]
+    BadProxy { proxy: String, detail: String },
+
+    #[error("setting up the HTTP client: {0}")]
+    Client(String),
+
     #[error("the download thread stopped without finishing")]
     ThreadGone,
 }
@@ -80,7 +94,7 @@ impl HttpError {
     /// Whether the engine should discard what it has and start the whole
     /// install again from byte 0 (the file changed, or cannot be resumed).
     pub fn restart_from_zero(&self) -> bool {
-        matches!(self, HttpError::SourceChanged { .. } | HttpError::NotResumable { .. })
+        self.restart_reason().is_some()
     }
 
     /// Why starting over from byte 0 can still succeed, when it can: the
@@ -88,10 +102,12 @@ impl HttpError {
     pub fn restart_reason(&self) -> Option<String> {
         match self {
             HttpError::SourceChanged { detail, .. } => Some(format!("the file changed on the server ({detail})")),
-            HttpError::NotResumable { offset, cause, .. } => Some(format!(
-                "the download broke at byte {offset} ({cause}) and the server sends neither ETag \
-                 nor Last-Modified, so it cannot be resumed"
+            HttpError::NotResumable { offset, cause, why, .. } => Some(format!(
+                "the download broke at byte {offset} ({cause}) and cannot be resumed: {why}"
             )),
+            HttpError::ResumeUnproven { offset, detail, .. } => {
+                Some(format!("resuming at byte {offset} is not safe: {detail}"))
+            }
             _ => None,
         }
     }

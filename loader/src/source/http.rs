@@ -9,22 +9,28 @@
 //! [`StatsHandle`], or through a typed error when the file changed and the
 //! install must start over ([`HttpError::restart_from_zero`]).
 //!
-//! The HTTP/1.1 client is our own (see `http1.rs`, `connect.rs`): a
-//! reqwest/hyper/tokio stack cost 2.4 MB of the 3 MiB binary budget, this
-//! one about 1 MB, nearly all of it rustls and ring. No proxy support.
+//! HTTP itself is reqwest (hyper, HTTP/1.1) on a single-threaded tokio
+//! runtime owned by the transfer thread (see `client.rs`); what reqwest
+//! does not decide for us is here and in `transfer.rs`: which plain-HTTP
+//! URLs are acceptable, redirects, retries, deadlines, and resuming only
+//! what a strong validator proves to be the same file.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::client::{self, ClientSpec, ProxySetting};
 use super::error::HttpError;
 use super::retry::RetryPolicy;
-use super::tls::{self, ExtraRoot};
+use super::tls::ExtraRoot;
 use super::transfer::{self, Message};
-use super::url::{HttpUrl, Scheme, UrlError};
+use super::url::{self, UrlError};
 use super::validator::Validator;
 
 /// Whether plain `http://` may be used. The policy (signed bundle with an
@@ -89,16 +95,26 @@ pub struct HttpOptions {
     /// CA certificates trusted besides the built-in Mozilla roots.
     pub extra_roots: Vec<ExtraRoot>,
     pub plain_http: PlainHttp,
-    /// Deadline for TCP connect plus TLS handshake.
+    /// Deadline for DNS, TCP connect, a proxy's `CONNECT` and the TLS
+    /// handshake.
     pub connect_timeout: Duration,
-    /// Deadline for the response head, and for each piece of the body: a
-    /// body that stalls this long counts as a broken transfer.
+    /// Deadline for the response head after connecting (one overall
+    /// deadline: endless `1xx` answers or a trickled head cannot extend
+    /// it), and for each piece of the body: a body that stalls this long
+    /// counts as a broken transfer.
     pub read_timeout: Duration,
+    /// The slowest body accepted, in bytes per second, averaged over each
+    /// `read_timeout` spent waiting for the network: a server trickling a
+    /// byte per second ends the attempt (a broken transfer, resumed after
+    /// a backoff) instead of holding it for days. 0 turns the check off.
+    pub min_rate: u64,
+    /// How requests reach the network.
+    pub proxy: ProxySetting,
     pub retry: RetryPolicy,
     pub on_event: Option<EventSink>,
     pub user_agent: String,
-    /// Body chunks of 256 KiB buffered ahead of the consumer (at least 1);
-    /// the default 4 bounds the read-ahead at 1 MiB.
+    /// Body batches of about 256 KiB buffered ahead of the consumer (at
+    /// least 1); the default 4 bounds the read-ahead at about 1 MiB.
     pub queue_chunks: usize,
 }
 
@@ -109,6 +125,8 @@ impl Default for HttpOptions {
             plain_http: PlainHttp::Refuse,
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
+            min_rate: 1024,
+            proxy: ProxySetting::Environment,
             retry: RetryPolicy::default(),
             on_event: None,
             user_agent: concat!("loader/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -124,6 +142,8 @@ impl fmt::Debug for HttpOptions {
             .field("plain_http", &self.plain_http)
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("min_rate", &self.min_rate)
+            .field("proxy", &self.proxy)
             .field("retry", &self.retry)
             .field("on_event", &self.on_event.is_some())
             .field("queue_chunks", &self.queue_chunks)
@@ -177,10 +197,8 @@ impl StatsHandle {
 /// A remote file as a byte stream. See the module documentation.
 pub struct HttpReader {
     rx: mpsc::Receiver<Message>,
-    recycle: mpsc::Sender<Vec<u8>>,
-    current: Vec<u8>,
-    /// How much of `current` has been read.
-    position: usize,
+    /// What is left of the batch being read, front first.
+    current: VecDeque<Bytes>,
     state: ReadState,
     stats: StatsHandle,
     validator: Validator,
@@ -198,7 +216,7 @@ impl HttpReader {
     /// retries), so a missing file, an untrusted certificate or a refused
     /// `http://` fail here, before the consumer reads anything.
     pub fn open(url: &str, options: HttpOptions) -> Result<HttpReader, HttpError> {
-        let parsed = HttpUrl::parse(url).map_err(|e| match e {
+        let parsed = url::parse(url).map_err(|e| match e {
             UrlError::Scheme(scheme) => HttpError::UnsupportedScheme {
                 url: url.to_owned(),
                 scheme,
@@ -208,8 +226,8 @@ impl HttpReader {
                 detail,
             },
         })?;
-        let shown_url = parsed.redacted();
-        if parsed.scheme == Scheme::Http {
+        let shown_url = url::redacted(&parsed);
+        if parsed.scheme() == "http" {
             match &options.plain_http {
                 PlainHttp::Refuse => return Err(HttpError::PlainHttpRefused { url: shown_url }),
                 PlainHttp::Allow { reason } => {
@@ -219,15 +237,19 @@ impl HttpReader {
                 }
             }
         }
-        let tls = Arc::new(tls::client_config(&options.extra_roots)?);
+        let client = client::build(&ClientSpec {
+            extra_roots: &options.extra_roots,
+            proxy: &options.proxy,
+            connect_timeout: options.connect_timeout,
+            user_agent: &options.user_agent,
+            resolve: None,
+        })?;
         let stats = StatsHandle::default();
-        let channels = transfer::spawn(parsed, tls, options, &stats)?;
+        let channels = transfer::spawn(parsed, client, options, &stats)?;
         let validator = channels.head.recv().map_err(|_| HttpError::ThreadGone)??;
         Ok(HttpReader {
             rx: channels.data,
-            recycle: channels.recycle,
-            current: Vec::new(),
-            position: 0,
+            current: VecDeque::new(),
             state: ReadState::Streaming,
             stats,
             validator,
@@ -261,7 +283,7 @@ impl Read for HttpReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        while self.position == self.current.len() {
+        while self.current.is_empty() {
             match &self.state {
                 ReadState::Finished => return Ok(0),
                 ReadState::Failed(msg) => {
@@ -270,13 +292,7 @@ impl Read for HttpReader {
                 ReadState::Streaming => {}
             }
             match self.rx.recv() {
-                Ok(Message::Data(chunk)) => {
-                    let used = std::mem::replace(&mut self.current, chunk);
-                    // The transfer thread may have finished; then the
-                    // buffer is simply freed.
-                    let _ = self.recycle.send(used);
-                    self.position = 0;
-                }
+                Ok(Message::Data(batch)) => self.current = batch.into(),
                 Ok(Message::End) => self.state = ReadState::Finished,
                 Ok(Message::Failed(err)) => {
                     self.state = ReadState::Failed(err.to_string());
@@ -288,10 +304,18 @@ impl Read for HttpReader {
                 }
             }
         }
-        let available = &self.current[self.position..];
-        let n = buf.len().min(available.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.position += n;
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(front) = self.current.front_mut() else { break };
+            let take = (buf.len() - n).min(front.len());
+            buf[n..n + take].copy_from_slice(&front[..take]);
+            n += take;
+            if take == front.len() {
+                self.current.pop_front();
+            } else {
+                *front = front.slice(take..);
+            }
+        }
         Ok(n)
     }
 }

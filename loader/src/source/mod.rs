@@ -1,19 +1,21 @@
 //! Where the bundle's bytes come from: a local file, stdin, or an
-//! `https://` URL (with retries and `Range` resume). Every source ends up as
-//! one plain `Read`, so there is a single verification path behind it.
+//! `https://` URL (reqwest, with retries and `Range` resume). Every source
+//! ends up as one plain `Read`, so there is a single verification path
+//! behind it. Also the loader's other HTTP: small requests with a deadline
+//! (the status callback, metadata services).
 
-mod connect;
+mod client;
 mod error;
 mod http;
-mod http1;
+pub mod metadata;
 mod pinning;
 pub mod policy;
-pub mod post;
+pub mod request;
 mod retry;
 mod sha256;
 mod tls;
 mod transfer;
-mod url;
+pub mod url;
 mod validator;
 
 use std::fmt;
@@ -21,12 +23,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
+pub use client::ProxySetting;
 pub use error::HttpError;
 pub use http::{EventSink, HttpOptions, HttpReader, PlainHttp, StatsHandle, TransferEvent, TransferStats};
 pub use retry::RetryPolicy;
 pub use sha256::{parse_sha256, to_hex, BadSha256, Sha256Handle, Sha256Mismatch, Sha256Reader};
 pub use tls::ExtraRoot;
-pub use url::{Host, HttpUrl, Scheme, UrlError};
+pub use url::UrlError;
 pub use validator::Validator;
 
 /// Where to read the bundle from, as the operator named it.

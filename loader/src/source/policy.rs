@@ -1,11 +1,17 @@
-//! Opening a bundle source under the loader's rules, shared by
-//! `loader apply` and the boot flow: which plain-HTTP downloads are
-//! acceptable, extra CA roots, and the whole-bundle SHA-256 pin that is
-//! checked before anything boot-critical is committed.
+//! Opening a bundle source for the engine under the loader's rules, shared
+//! by `loader apply|verify|inspect` and the boot flow: which plain-HTTP
+//! downloads are acceptable, extra CA roots, and the whole-bundle SHA-256
+//! pin that is checked before anything boot-critical is committed.
+//!
+//! This is the edge between the source and the engine: the download's
+//! errors reach the engine as its own [`SourceFailure`] (with whether a
+//! restart from byte 0 can help), and the pin as its own [`CommitCheck`].
 
+use std::io::{self, Read};
 use std::sync::Arc;
 
-use super::{open, ExtraRoot, HttpOptions, OpenedSource, PlainHttp, Sha256Reader, SourceError, SourceSpec};
+use super::{open, ExtraRoot, HttpError, HttpOptions, OpenedSource, PlainHttp, Sha256Reader, SourceError, SourceSpec};
+use crate::apply::{CommitCheck, SourceFailure};
 
 /// What the operator said about trust for this download.
 #[derive(Debug, Clone, Default)]
@@ -19,9 +25,6 @@ pub struct FetchPolicy {
     /// Extra CA certificates (PEM), with where each came from.
     pub ca: Vec<(String, Vec<u8>)>,
 }
-
-/// Run before the commit: `Err` stops the install with nothing bootable.
-pub type CommitCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 pub struct Fetched {
     pub source: OpenedSource,
@@ -61,6 +64,7 @@ pub fn fetch(spec: &SourceSpec, policy: &FetchPolicy, mut http: HttpOptions) -> 
         })
         .collect();
     let mut source = open(spec, http)?;
+    source.reader = Box::new(EngineReader(source.reader));
     let mut check = None;
     if let Some(expected) = policy.sha256 {
         let reader = Sha256Reader::new(source.reader);
@@ -74,4 +78,22 @@ pub fn fetch(spec: &SourceSpec, policy: &FetchPolicy, mut http: HttpOptions) -> 
         check,
         plain_http_reason: if plain { reason } else { None },
     })
+}
+
+/// Hands the engine download failures in its own terms.
+struct EngineReader(Box<dyn Read + Send>);
+
+impl Read for EngineReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|err| match HttpError::from_io(&err) {
+            Some(http) => io::Error::new(
+                err.kind(),
+                SourceFailure {
+                    message: http.to_string(),
+                    restart: http.restart_reason(),
+                },
+            ),
+            None => err,
+        })
+    }
 }

@@ -1,13 +1,23 @@
 //! Proving that a resumed transfer continues the same file.
 //!
 //! When a download breaks at byte N, the next request asks for `bytes=N-`
-//! with `If-Range` carrying the first response's validator. The answer is
-//! only used if it demonstrably belongs to the same version of the file
-//! (same `ETag`/`Last-Modified`, same length); anything else is reported as
-//! a changed source so the engine restarts from zero. Bytes from two
-//! versions are never spliced together.
+//! with `If-Range` carrying the first response's *strong* validator: a
+//! strong `ETag`, or a `Last-Modified` date at least one second older than
+//! that response's `Date` (RFC 9110 §8.8.2.2: a file modified within the
+//! second it was served may change again under the same date). A weak
+//! `ETag` (`W/"…"`) only says "equivalent", not "byte-identical", so it
+//! proves nothing for splicing bytes. Without a strong validator the
+//! transfer cannot be resumed and the engine starts over from byte 0.
+//!
+//! The answer is only used if it carries the same strong validator (and
+//! the same length); anything else is reported as a changed or unproven
+//! source so the engine restarts from zero. Bytes from two versions are
+//! never spliced together.
 
-use super::http1::Head;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, CONTENT_RANGE, DATE, ETAG, LAST_MODIFIED};
+use reqwest::StatusCode;
 
 /// What identifies one version of the remote file, taken from the first
 /// response.
@@ -17,29 +27,72 @@ pub struct Validator {
     pub etag: Option<String>,
     /// The `Last-Modified` header, verbatim.
     pub last_modified: Option<String>,
+    /// The `Date` header, verbatim: it decides whether `Last-Modified` is
+    /// strong.
+    pub date: Option<String>,
     /// The full length of the file, when the server said.
     pub length: Option<u64>,
 }
 
+/// The strong validator a resume is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strong<'a> {
+    ETag(&'a str),
+    LastModified(&'a str),
+}
+
 impl Validator {
-    pub(crate) fn from_head(head: &Head, length: Option<u64>) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap, length: Option<u64>) -> Self {
+        let text = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Validator {
-            etag: head.header("etag").map(str::to_owned),
-            last_modified: head.header("last-modified").map(str::to_owned),
+            etag: text(ETAG),
+            last_modified: text(LAST_MODIFIED),
+            date: text(DATE),
             length,
         }
     }
 
-    /// Whether a resumed response can be checked against this one at all.
-    pub fn can_resume(&self) -> bool {
-        self.etag.is_some() || self.last_modified.is_some()
+    fn strong(&self) -> Option<Strong<'_>> {
+        if let Some(tag) = self.etag.as_deref().filter(|t| !t.starts_with("W/")) {
+            return Some(Strong::ETag(tag));
+        }
+        let modified = httpdate::parse_http_date(self.last_modified.as_deref()?).ok()?;
+        let date = httpdate::parse_http_date(self.date.as_deref()?).ok()?;
+        let strong = date.duration_since(modified).is_ok_and(|d| d >= Duration::from_secs(1));
+        strong.then_some(Strong::LastModified(self.last_modified.as_deref()?))
     }
 
-    /// The `If-Range` value: a strong `ETag`, else the `Last-Modified` date.
+    /// Whether a broken transfer can be resumed: the first response carried
+    /// a strong validator.
+    pub fn can_resume(&self) -> bool {
+        self.strong().is_some()
+    }
+
+    /// The `If-Range` value: the strong `ETag`, else a strong
+    /// `Last-Modified` date.
     pub(crate) fn if_range(&self) -> Option<&str> {
-        match &self.etag {
-            Some(tag) if !tag.starts_with("W/") => Some(tag),
-            _ => self.last_modified.as_deref(),
+        match self.strong()? {
+            Strong::ETag(v) | Strong::LastModified(v) => Some(v),
+        }
+    }
+
+    /// Why the transfer cannot be resumed, for the restart's reason.
+    pub(crate) fn why_not_resumable(&self) -> String {
+        match (&self.etag, &self.last_modified) {
+            (None, None) => "the server sends neither ETag nor Last-Modified".into(),
+            (Some(tag), None) => format!("the server's only validator is a weak ETag ({tag})"),
+            (etag, Some(modified)) => {
+                let etag = etag
+                    .as_deref()
+                    .map(|t| format!("a weak ETag ({t}) and "))
+                    .unwrap_or_default();
+                match &self.date {
+                    Some(date) => format!(
+                        "the server sends {etag}Last-Modified {modified}, not a second older than its Date {date}"
+                    ),
+                    None => format!("the server sends {etag}Last-Modified {modified} without a Date to judge it by"),
+                }
+            }
         }
     }
 }
@@ -50,8 +103,8 @@ pub(crate) enum ResumePlan {
     /// `206`: the body continues the file; drop `skip` leading bytes that
     /// were already delivered (0 when the server honoured the exact offset).
     Continue { skip: u64 },
-    /// `200` with the same validator: the server ignores ranges and sent the
-    /// whole file again; drop the `skip` bytes already delivered.
+    /// `200` with the same strong validator: the server ignores ranges and
+    /// sent the whole file again; drop the `skip` bytes already delivered.
     FromStart { skip: u64 },
 }
 
@@ -60,16 +113,30 @@ pub(crate) enum ResumePlan {
 pub(crate) enum ResumeRejected {
     /// The file on the server is not the one the transfer started with.
     Changed(String),
+    /// The answer does not prove it is the same file (no validator, or a
+    /// weak one): starting over is the only safe way on.
+    Unproven(String),
     /// The server answered in a way HTTP does not allow.
     Protocol(String),
 }
 
-/// Judges the answer to `Range: bytes=<delivered>-`.
-pub(crate) fn judge_resume(original: &Validator, delivered: u64, head: &Head) -> Result<ResumePlan, ResumeRejected> {
-    match head.status {
+/// Judges the answer to `Range: bytes=<delivered>-` with `If-Range`.
+pub(crate) fn judge_resume(
+    original: &Validator,
+    delivered: u64,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<ResumePlan, ResumeRejected> {
+    let content_length = || {
+        headers
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+    };
+    match status.as_u16() {
         206 => {
-            let range = head
-                .header("content-range")
+            let range = headers
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
                 .and_then(ContentRange::parse)
                 .ok_or_else(|| ResumeRejected::Protocol("206 Partial Content without a valid Content-Range".into()))?;
             if range.start > delivered {
@@ -78,15 +145,13 @@ pub(crate) fn judge_resume(original: &Validator, delivered: u64, head: &Head) ->
                     range.start
                 )));
             }
-            let now = Validator::from_head(head, range.total);
-            compare(original, &now, false)?;
+            compare(original, &Validator::from_headers(headers, range.total))?;
             Ok(ResumePlan::Continue {
                 skip: delivered - range.start,
             })
         }
         200 => {
-            let now = Validator::from_head(head, head.content_length());
-            compare(original, &now, true)?;
+            compare(original, &Validator::from_headers(headers, content_length()))?;
             Ok(ResumePlan::FromStart { skip: delivered })
         }
         416 => Err(ResumeRejected::Changed(format!(
@@ -98,11 +163,9 @@ pub(crate) fn judge_resume(original: &Validator, delivered: u64, head: &Head) ->
     }
 }
 
-/// Compares the validators present on both sides. With `need_proof`, at
-/// least one validator must be present on both sides and equal (a `200`
-/// without one could be any file).
-fn compare(original: &Validator, now: &Validator, need_proof: bool) -> Result<(), ResumeRejected> {
-    let mut proven = false;
+/// Compares the validators present on both sides; the answer must carry
+/// the original's strong validator, unchanged.
+fn compare(original: &Validator, now: &Validator) -> Result<(), ResumeRejected> {
     let pairs = [
         ("ETag", &original.etag, &now.etag),
         ("Last-Modified", &original.last_modified, &now.last_modified),
@@ -112,7 +175,6 @@ fn compare(original: &Validator, now: &Validator, need_proof: bool) -> Result<()
             if before != after {
                 return Err(ResumeRejected::Changed(format!("{name} was {before}, now {after}")));
             }
-            proven = true;
         }
     }
     if let (Some(before), Some(after)) = (original.length, now.length) {
@@ -122,14 +184,21 @@ fn compare(original: &Validator, now: &Validator, need_proof: bool) -> Result<()
             )));
         }
     }
-    if need_proof && !proven {
-        return Err(ResumeRejected::Changed(
-            "the server sent the whole file again without an ETag or Last-Modified \
-             to prove it is the same file"
-                .into(),
-        ));
+    let proven = match original.strong() {
+        Some(Strong::ETag(tag)) => now.etag.as_deref() == Some(tag),
+        Some(Strong::LastModified(date)) => now.last_modified.as_deref() == Some(date),
+        None => false,
+    };
+    if proven {
+        return Ok(());
     }
-    Ok(())
+    let shown = |v: &Option<String>| v.as_deref().unwrap_or("none").to_owned();
+    Err(ResumeRejected::Unproven(format!(
+        "the answer to the resume carries no strong validator to prove it is the same file \
+         (ETag: {}, Last-Modified: {})",
+        shown(&now.etag),
+        shown(&now.last_modified)
+    )))
 }
 
 /// A parsed `Content-Range: bytes <start>-<end>/<total|*>`.
@@ -157,125 +226,5 @@ impl ContentRange {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
-    }
-
-    fn with_status(status: u16, headers: &[(String, String)]) -> Head {
-        Head {
-            status,
-            reason: String::new(),
-            headers: headers.to_vec(),
-        }
-    }
-
-    fn original() -> Validator {
-        Validator {
-            etag: Some("\"v1\"".into()),
-            last_modified: Some("Mon, 01 Jan 2024 00:00:00 GMT".into()),
-            length: Some(1000),
-        }
-    }
-
-    #[test]
-    fn content_range_parses_and_rejects_nonsense() {
-        assert_eq!(
-            ContentRange::parse("bytes 100-999/1000"),
-            Some(ContentRange {
-                start: 100,
-                end: 999,
-                total: Some(1000)
-            })
-        );
-        assert_eq!(ContentRange::parse("bytes 5-9/*").unwrap().total, None);
-        assert_eq!(ContentRange::parse("bytes 9-5/1000"), None);
-        assert_eq!(ContentRange::parse("bytes 0-1000/1000"), None);
-        assert_eq!(ContentRange::parse("bytes */1000"), None);
-        assert_eq!(ContentRange::parse("items 0-1/2"), None);
-    }
-
-    #[test]
-    fn exact_206_continues_without_skipping() {
-        let h = headers(&[("content-range", "bytes 400-999/1000"), ("etag", "\"v1\"")]);
-        assert_eq!(
-            judge_resume(&original(), 400, &with_status(206, &h)),
-            Ok(ResumePlan::Continue { skip: 0 })
-        );
-    }
-
-    #[test]
-    fn early_206_skips_the_overlap() {
-        let h = headers(&[("content-range", "bytes 0-999/1000")]);
-        assert_eq!(
-            judge_resume(&original(), 400, &with_status(206, &h)),
-            Ok(ResumePlan::Continue { skip: 400 })
-        );
-    }
-
-    #[test]
-    fn late_206_is_a_protocol_error() {
-        let h = headers(&[("content-range", "bytes 500-999/1000")]);
-        assert!(matches!(
-            judge_resume(&original(), 400, &with_status(206, &h)),
-            Err(ResumeRejected::Protocol(_))
-        ));
-    }
-
-    #[test]
-    fn changed_etag_or_length_is_detected() {
-        let h = headers(&[("content-range", "bytes 400-999/1000"), ("etag", "\"v2\"")]);
-        let err = judge_resume(&original(), 400, &with_status(206, &h)).unwrap_err();
-        assert_eq!(err, ResumeRejected::Changed("ETag was \"v1\", now \"v2\"".into()));
-        let h = headers(&[("content-range", "bytes 400-1199/1200")]);
-        assert!(matches!(
-            judge_resume(&original(), 400, &with_status(206, &h)),
-            Err(ResumeRejected::Changed(m)) if m.contains("1200")
-        ));
-    }
-
-    #[test]
-    fn full_200_with_same_validator_restarts_in_stream() {
-        let h = headers(&[("etag", "\"v1\""), ("content-length", "1000")]);
-        assert_eq!(
-            judge_resume(&original(), 400, &with_status(200, &h)),
-            Ok(ResumePlan::FromStart { skip: 400 })
-        );
-    }
-
-    #[test]
-    fn full_200_without_proof_or_with_new_validator_is_a_change() {
-        let h = headers(&[("content-length", "1000")]);
-        assert!(matches!(
-            judge_resume(&original(), 400, &with_status(200, &h)),
-            Err(ResumeRejected::Changed(_))
-        ));
-        let h = headers(&[("last-modified", "Tue, 02 Jan 2024 00:00:00 GMT")]);
-        assert!(matches!(
-            judge_resume(&original(), 400, &with_status(200, &h)),
-            Err(ResumeRejected::Changed(m)) if m.starts_with("Last-Modified")
-        ));
-    }
-
-    #[test]
-    fn unsatisfiable_range_means_the_file_shrank() {
-        assert!(matches!(
-            judge_resume(&original(), 400, &with_status(416, &headers(&[]))),
-            Err(ResumeRejected::Changed(_))
-        ));
-    }
-
-    #[test]
-    fn if_range_prefers_a_strong_etag() {
-        assert_eq!(original().if_range(), Some("\"v1\""));
-        let weak = Validator {
-            etag: Some("W/\"v1\"".into()),
-            ..original()
-        };
-        assert_eq!(weak.if_range(), Some("Mon, 01 Jan 2024 00:00:00 GMT"));
-        assert!(!Validator::default().can_resume());
-    }
-}
+#[path = "validator_tests.rs"]
+mod tests;

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::writeback::Writeback;
 use super::{sys, Target};
 use crate::boot::disks::{parse_mountinfo, DevNum};
 use crate::formats::Medium;
@@ -117,6 +118,7 @@ pub struct BlockDevice {
     size: u64,
     sector_size: u32,
     discard_unsupported: bool,
+    writeback: Writeback,
 }
 
 impl BlockDevice {
@@ -174,6 +176,7 @@ impl BlockDevice {
             size,
             sector_size,
             discard_unsupported: false,
+            writeback: Writeback::default(),
         })
     }
 
@@ -251,7 +254,9 @@ impl Medium for BlockDevice {
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.check_range(offset, data.len(), io::ErrorKind::InvalidInput, "write")?;
-        self.file.write_all_at(data, offset)
+        self.file.write_all_at(data, offset)?;
+        self.writeback.wrote(self.file.as_fd(), offset, data.len() as u64);
+        Ok(())
     }
 }
 

@@ -312,3 +312,77 @@ fn a_regular_file_is_not_a_block_device() {
     let err = BlockDevice::open(Path::new("/dev/does-not-exist"), false).expect_err("missing");
     assert!(err.to_string().starts_with("opening /dev/does-not-exist: "), "{err}");
 }
+
+/// A GPT install onto a device whose size is not a multiple of 4 KiB: the
+/// held page at the backup GPT reaches past the end of the device. The
+/// result is the image an image file of the same size gets (which is
+/// fwup's), and both GPT copies read back.
+#[test]
+fn a_gpt_install_fits_a_disk_whose_size_is_not_a_multiple_of_4_kib() {
+    use crate::apply::{apply, events::Silent, ApplyOptions};
+    use crate::target::file::ImageFile;
+    let size = 1024 * MIB + 3 * 512;
+    let Some(dev) = LoopDevice::attach(size) else {
+        return;
+    };
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fw/03-x86_64-ab-gpt.fw");
+    let opts = ApplyOptions::new("complete");
+    let mut disk = open(&dev);
+    assert_eq!(disk.size(), Some(size));
+    apply(
+        std::fs::File::open(&bundle).expect("bundle"),
+        &mut disk,
+        &opts,
+        &mut Silent,
+    )
+    .unwrap_or_else(|e| panic!("installing a GPT bundle onto {} bytes: {e}", size));
+    disk.sync().expect("sync");
+    let blocks = size / 512;
+    let primary = crate::formats::gpt::read(&mut disk, Some(blocks)).expect("primary GPT");
+    assert_eq!(primary.backup_lba, blocks - 1);
+    let mut without_primary = OnlyBackup(&mut disk);
+    let backup = crate::formats::gpt::read(&mut without_primary, Some(blocks)).expect("backup GPT");
+    assert_eq!(backup.header_lba, blocks - 1);
+    assert_eq!(backup.partitions, primary.partitions);
+    drop(disk);
+
+    let file = tempfile::NamedTempFile::new().expect("temp image");
+    file.as_file().set_len(size).expect("size image");
+    let mut image = ImageFile::open(file.path()).expect("image");
+    apply(
+        std::fs::File::open(&bundle).expect("bundle"),
+        &mut image,
+        &opts,
+        &mut Silent,
+    )
+    .expect("image install");
+    for (offset, len) in [(0, 2 * MIB), (size - 2 * MIB, 2 * MIB)] {
+        let mut from_file = vec![0u8; len as usize];
+        file.as_file()
+            .read_exact_at(&mut from_file, offset)
+            .expect("read image");
+        assert!(
+            dev.image_bytes(offset, len as usize) == from_file,
+            "the device and an image file of its size differ at {offset}+{len}"
+        );
+    }
+}
+
+/// A disk whose primary GPT header reads as zeros.
+struct OnlyBackup<'a>(&'a mut BlockDevice);
+
+impl Medium for OnlyBackup<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_at(offset, buf)?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            if (512..1024).contains(&(offset + i as u64)) {
+                *b = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, _: u64, _: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("read-only"))
+    }
+}

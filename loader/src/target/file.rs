@@ -8,11 +8,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{fallocate, FallocateFlags};
 
+use super::writeback::Writeback;
 use super::Target;
 use crate::formats::Medium;
 
@@ -26,6 +28,7 @@ pub struct ImageFile {
     device_size: Option<u64>,
     /// Current length of the file, kept to avoid a stat per write.
     len: u64,
+    writeback: Writeback,
 }
 
 impl ImageFile {
@@ -43,6 +46,7 @@ impl ImageFile {
             path: path.to_path_buf(),
             device_size: (len > 0).then_some(len),
             len,
+            writeback: Writeback::default(),
         })
     }
 
@@ -76,7 +80,9 @@ impl Medium for ImageFile {
             return Ok(());
         }
         self.grow_for(offset + data.len() as u64)?;
-        self.file.write_all_at(data, offset)
+        self.file.write_all_at(data, offset)?;
+        self.writeback.wrote(self.file.as_fd(), offset, data.len() as u64);
+        Ok(())
     }
 }
 

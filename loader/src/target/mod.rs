@@ -5,7 +5,9 @@
 
 pub mod blockdev;
 pub mod file;
+pub mod shield;
 pub(crate) mod sys;
+mod writeback;
 
 use std::io;
 

@@ -1,6 +1,7 @@
-//! Every block-device ioctl the loader issues, and the only `unsafe` code
-//! for them: each wrapper borrows an open descriptor, passes a pointer to
-//! a local of the size the kernel expects, and returns a typed value.
+//! Every block-device ioctl the loader issues, and `sync_file_range`, and
+//! the only `unsafe` code for them: each wrapper borrows an open
+//! descriptor, passes a pointer to a local of the size the kernel expects
+//! (or none), and returns a typed value.
 //!
 //! Request numbers are from `<linux/fs.h>`: `BLKGETSIZE64 = _IOR(0x12, 114,
 //! size_t)` (the kernel writes a u64 whatever `size_t` is), `BLKSSZGET =
@@ -58,6 +59,18 @@ pub fn reread_partition_table(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // so no memory is shared with the kernel.
     unsafe { raw::blk_rrpart(fd.as_raw_fd()) }?;
     Ok(())
+}
+
+/// Starts writing `len` bytes at `offset` back to the medium without
+/// waiting for them (`sync_file_range(SYNC_FILE_RANGE_WRITE)`).
+pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), Errno> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(Errno::EINVAL);
+    };
+    // SAFETY: `fd` is live for the borrow and sync_file_range takes only
+    // integers, so no memory is shared with the kernel.
+    let rc = unsafe { nix::libc::sync_file_range(fd.as_raw_fd(), offset, len, nix::libc::SYNC_FILE_RANGE_WRITE) };
+    Errno::result(rc).map(drop)
 }
 
 #[cfg(test)]

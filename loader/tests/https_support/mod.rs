@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod pki;
+pub mod proxy;
 pub mod server;
 
 use std::io::Read;

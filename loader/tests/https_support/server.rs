@@ -40,6 +40,18 @@ pub struct Faults {
     pub ignore_if_range: bool,
     pub no_etag: bool,
     pub no_last_modified: bool,
+    /// Send the ETag weak (`W/"v1"`): "equivalent", not byte-identical.
+    pub weak_etag: bool,
+    /// Last-Modified equal to Date: modified within the second it was
+    /// served, so not a strong validator.
+    pub modified_now: bool,
+    /// Answer ranges (206) without ETag or Last-Modified.
+    pub no_validators_on_206: bool,
+    /// Once (every time with `trickle_always`): from this offset on, send
+    /// one byte per `trickle_every`.
+    pub trickle_from: Option<u64>,
+    pub trickle_every: Duration,
+    pub trickle_always: bool,
     /// Answer with a redirect to this URL.
     pub redirect_to: Option<String>,
     /// Bytes sent inverted: (file offset, the request number it happens on,
@@ -141,6 +153,8 @@ struct Plan {
     /// Stop after this absolute offset (cut), optionally after a stall.
     stop_at: Option<u64>,
     stall: Option<Duration>,
+    /// From this absolute offset on, one byte at a time with this pause.
+    trickle: Option<(u64, Duration)>,
 }
 
 fn serve<S: Read + Write>(stream: S, state: &Mutex<State>) {
@@ -178,10 +192,21 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>) {
     let stop = plan.stop_at.unwrap_or(end);
     let mut at = plan.start;
     while at < stop {
-        let piece = (stop - at).min(64 * 1024);
+        let mut piece = (stop - at).min(64 * 1024);
+        match plan.trickle {
+            Some((from, pause)) if at >= from => {
+                thread::sleep(pause);
+                piece = 1;
+            }
+            Some((from, _)) => piece = piece.min(from - at),
+            None => {}
+        }
         let from = (at - plan.start) as usize;
         state.lock().unwrap().body_bytes_sent += piece;
         if stream.write_all(&plan.body[from..from + piece as usize]).is_err() {
+            return;
+        }
+        if plan.trickle.is_some() && stream.flush().is_err() {
             return;
         }
         at += piece;
@@ -227,8 +252,16 @@ fn plan(state: &Mutex<State>, range: Option<String>, if_range: Option<String>) -
     } else {
         (st.original.clone(), 1)
     };
-    let etag = format!("\"v{version}\"");
-    let modified = format!("Mon, {version:02} Jan 2024 00:00:00 GMT");
+    let weak = if st.faults.weak_etag { "W/" } else { "" };
+    let etag = format!("{weak}\"v{version}\"");
+    // Real servers date every answer; it is what makes Last-Modified a
+    // strong validator (at least a second older than the Date).
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let modified = if st.faults.modified_now {
+        date.clone()
+    } else {
+        format!("Mon, {version:02} Jan 2024 00:00:00 GMT")
+    };
     let mut validators = String::new();
     if !st.faults.no_etag {
         validators += &format!("ETag: {etag}\r\n");
@@ -266,11 +299,23 @@ fn plan(state: &Mutex<State>, range: Option<String>, if_range: Option<String>) -
     } else {
         "Accept-Ranges: bytes\r\n"
     };
-    let head = format!("{head}{validators}{accept}Connection: close\r\n\r\n");
+    if status == 206 && st.faults.no_validators_on_206 {
+        validators.clear();
+    }
+    let head = format!("{head}{validators}{accept}Date: {date}\r\nConnection: close\r\n\r\n");
     let head = respond(&mut st, status, head);
     let faults = &mut st.faults;
     let mut stop_at = None;
     let mut stall = None;
+    let trickle_from = if faults.trickle_always {
+        faults.trickle_from.map(|at| at.max(start))
+    } else {
+        faults
+            .trickle_from
+            .filter(|at| *at > start)
+            .inspect(|_| faults.trickle_from = None)
+    };
+    let trickle = trickle_from.map(|at| (at, faults.trickle_every));
     if let Some((at, pause)) = faults.stall.filter(|(at, _)| *at > start && *at < len) {
         faults.stall = None;
         stop_at = Some(at);
@@ -290,6 +335,7 @@ fn plan(state: &Mutex<State>, range: Option<String>, if_range: Option<String>) -
         start,
         stop_at,
         stall,
+        trickle,
     }
 }
 
@@ -300,6 +346,7 @@ fn empty(head: String) -> Plan {
         start: 0,
         stop_at: None,
         stall: None,
+        trickle: None,
     }
 }
 

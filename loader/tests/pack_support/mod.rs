@@ -4,7 +4,6 @@
 
 #![allow(dead_code)] // each test uses a different part
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -129,89 +128,6 @@ pub fn local_headers(path: &Path) -> Vec<Vec<u8>> {
             header
         })
         .collect()
-}
-
-/// One row of `cases.tsv`.
-pub struct Case {
-    pub name: String,
-    pub bundle: String,
-    pub task: String,
-    pub extra: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub before: String,
-    pub exit: i32,
-    pub size_after: u64,
-    pub expected: String,
-}
-
-pub fn cases() -> Vec<Case> {
-    let text = fs::read_to_string(fixtures().join("cases.tsv")).expect("cases.tsv");
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            let env = f[4]
-                .split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            Case {
-                name: f[0].into(),
-                bundle: f[1].into(),
-                task: f[2].into(),
-                extra: f[3].split_whitespace().map(String::from).collect(),
-                env,
-                before: f[5].into(),
-                exit: f[6].parse().expect("exit"),
-                size_after: f[7].parse().expect("size"),
-                expected: f[9].into(),
-            }
-        })
-        .collect()
-}
-
-/// The destination a case starts from.
-pub fn prepare(case: &Case, dir: &Path, results: &BTreeMap<String, PathBuf>) -> PathBuf {
-    let dest = dir.join(format!("{}.img", case.name));
-    if let Some(size) = case.before.strip_prefix("sparse:") {
-        let bytes: u64 = match size {
-            "4MiB" => 4 << 20,
-            "16MiB" => 16 << 20,
-            "1GiB" => 1 << 30,
-            other => panic!("size {other}"),
-        };
-        File::create(&dest).expect("create").set_len(bytes).expect("set_len");
-    } else if case.before == "empty" {
-        File::create(&dest).expect("create");
-    } else if let Some(prev) = case.before.strip_prefix("result:") {
-        let src = results
-            .get(prev)
-            .unwrap_or_else(|| panic!("{} needs the result of {prev}", case.name));
-        let ok = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(src)
-            .arg(&dest)
-            .status()
-            .expect("cp");
-        assert!(ok.success());
-    } else {
-        panic!("unknown destination {}", case.before);
-    }
-    dest
-}
-
-/// `tools/imgcompare EXPECTED ACTUAL`: (identical or equivalent, report).
-pub fn imgcompare(expected: &Path, actual: &Path) -> (bool, String) {
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/imgcompare");
-    let out = Command::new("python3")
-        .arg(tool)
-        .arg(expected)
-        .arg(actual)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }
 
 /// Runs the `loader` binary; (success, stdout + stderr).

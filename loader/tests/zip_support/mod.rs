@@ -59,6 +59,19 @@ pub const PLAIN_STORED: Layout = Layout {
     ..PLAIN_DEFLATE
 };
 
+/// Deterministic, poorly compressible bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn deflate(data: &[u8]) -> Vec<u8> {
     let mut enc = DeflateEncoder::new(Vec::new(), Compression::default());
     enc.write_all(data).unwrap_or_else(|e| panic!("deflate: {e}"));
@@ -228,7 +241,13 @@ pub fn walk_all(zip: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
 }
 
 pub fn walk_reader(reader: impl Read) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut walker = ZipWalker::new(reader);
+    walk_with_buffer(reader, loader::bundle::zip::DEFAULT_BUFFER)
+}
+
+/// Like [`walk_reader`] with a read-ahead of `capacity` bytes (a small one
+/// makes records straddle the buffer's end).
+pub fn walk_with_buffer(reader: impl Read, capacity: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut walker = ZipWalker::with_buffer(reader, capacity);
     let mut out = Vec::new();
     while let Some(mut entry) = walker.next_entry().map_err(|e| e.to_string())? {
         let name = entry.name().to_string();

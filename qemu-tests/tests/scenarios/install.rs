@@ -21,15 +21,16 @@ fn assert_installed_slot_a(disk_path: &std::path::Path) {
 }
 
 /// disk: [ blank, 256 MiB ...................................... ] /dev/vda
-/// iPXE: kernel + initramfs + ab-v1.fw injected at /root/install.fw
-/// → installed task=complete → reboot → slot a, 1.0.0 up, first boot.
+/// iPXE: kernel + initramfs + ab-v1.fw injected at /root/install.fw, no
+/// loader.disk= (the one disk is chosen once the kernel's storage probing
+/// is done) → installed task=complete → reboot → slot a, 1.0.0 up, first boot.
 #[test]
 fn first_install_injected() {
     let mut s = Scenario::new("first_install_injected");
     let disk_path = s.path("disk.img");
     disk::blank(&disk_path, DISK_MIB);
     s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
-    let script = s.chain("initramfs", "loader.disk=/dev/vda", &["ab-v1.fw /root/install.fw"]);
+    let script = s.chain("initramfs", "", &["ab-v1.fw /root/install.fw"]);
     let mut vm = s.boot_network(&[&disk_path], script);
     let result = result_line(&mut vm);
     assert!(

@@ -11,6 +11,7 @@
 //! a failure, and its path printed).
 #![allow(clippy::unwrap_used)]
 
+mod disk_rules;
 mod install;
 mod install_modes;
 mod power_cut;

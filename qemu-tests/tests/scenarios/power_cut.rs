@@ -9,13 +9,18 @@
 //! nothing committed when the plug is pulled.
 //! "At commit" cuts happen when the console says the commit starts; where
 //! exactly they land varies, and either outcome must hold.
+//! "Commit state" scenarios boot disks in exact states a cut inside the
+//! commit leaves, made on the host by the engine through the power-cut
+//! matrix's recording target (`qemu_tests::cut`).
 
 use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
 
+use qemu_tests::cut::{self, Partial};
 use qemu_tests::disk;
 use qemu_tests::scenario::{expect, expect_before_failure, result_line, Scenario, FIRST_WRITE};
+use qemu_tests::vm::Vm;
 
 use crate::{disk_with_v1, expect_system, DISK_MIB};
 
@@ -71,12 +76,15 @@ fn cut_at(s: &mut Scenario, disk_path: &Path, script: &str, marker: &str, settle
 }
 
 /// Boots `script` again (the retry an operator or the provider's boot
-/// order makes) and expects the install to complete and boot.
+/// order makes) and expects the install to complete and boot. A commit that
+/// landed whole before the cut leaves the very bundle active: the retry then
+/// writes nothing (`result: unchanged`).
 fn retry_completes(s: &mut Scenario, disk_path: &Path, script: &str, slot: &str, version: &str) {
     let mut vm = s.boot_network(&[disk_path], script.to_string());
     let result = result_line(&mut vm);
     assert!(
-        result.contains(&format!("result: installed Loader example A/B system {version}")),
+        result.contains(&format!("result: installed Loader example A/B system {version}"))
+            || result.contains(&format!("result: unchanged Loader example A/B system {version}")),
         "{result}"
     );
     expect_system(&mut vm, slot, version);
@@ -166,4 +174,92 @@ fn power_cut_reinstall_at_commit() {
     };
     expect_system(&mut vm, slot, version);
     s.record_timings(&vm);
+}
+
+/// Sectors of the example's boot FAT (p1), where grubenv lives.
+const BOOT_FAT: std::ops::Range<u64> = 4096..36864;
+
+/// No GRUB rescue prompt, no GRUB error on the console.
+fn assert_no_rescue(vm: &Vm) {
+    let bad: Vec<String> = vm
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.contains("rescue") || l.contains("error: "))
+        .collect();
+    assert!(bad.is_empty(), "GRUB stopped: {bad:?}");
+}
+
+/// disk: [MBR+GRUB | env: a | boot: grubenv boot=0 | A: 1.0.0 | B: 2.0.0 | data ]
+/// The upgrade to 2.0.0, made on the host, cut inside its commit: after
+/// the sync that locked the environment (phase 1), with the grubenv switch
+/// torn after its `boot=` byte, and after the switch with the environment
+/// still locked → each disk boots slot a 1.0.0 or slot b 2.0.0 as its
+/// grubenv says, never a rescue prompt.
+#[test]
+fn power_cut_upgrade_commit_states() {
+    let mut s = Scenario::new("power_cut_upgrade_commit_states");
+    let v1 = disk_with_v1(&s, "v1.img");
+    let commit = cut::record(&s.artifacts.bundle_v2.clone(), &v1, &s.path("v2.img"), "upgrade");
+    let switch = commit.interval_touching(BOOT_FAT);
+    assert!(switch >= 1, "the switch comes after a sync of its own");
+    let boot_byte = commit.changed_bytes(switch)[0];
+    for (name, landed, partial, slot, version) in [
+        ("locked.img", switch, Partial::Nothing, "a", "1.0.0"),
+        (
+            "torn.img",
+            switch,
+            Partial::Torn { prefix: boot_byte + 1 },
+            "b",
+            "2.0.0",
+        ),
+        ("switched.img", switch + 1, Partial::Nothing, "b", "2.0.0"),
+    ] {
+        let disk_path = s.path(name);
+        commit.state(&disk_path, landed, partial);
+        let mut vm = s.boot_disk(&[&disk_path]);
+        expect_system(&mut vm, slot, version);
+        assert_no_rescue(&vm);
+        s.record_timings(&vm);
+    }
+}
+
+/// disk: [ blank, 256 MiB ...................................... ] /dev/vda
+/// The first install of 1.0.0, made on the host, cut inside its commit:
+/// after everything but the environment and sector 0 landed, and with the
+/// final sector 0 torn before its boot signature → both disks boot nothing
+/// (the BIOS finds no bootable disk; no GRUB, no rescue prompt); the loader
+/// then installs onto the first → slot a.
+#[test]
+fn power_cut_first_install_commit_states() {
+    let mut s = Scenario::new("power_cut_first_install_commit_states");
+    let blank = s.path("blank.img");
+    disk::blank(&blank, DISK_MIB);
+    let commit = cut::record(&s.artifacts.bundle_v1.clone(), &blank, &s.path("v1.img"), "complete");
+    let arm = commit.interval_touching(0..1);
+    assert_eq!(arm + 1, commit.intervals.intervals.len(), "sector 0 is written last");
+    let env = commit.interval_touching(2048..2064);
+    for (name, landed, partial) in [
+        ("unswitched.img", env, Partial::Nothing),
+        ("torn.img", arm, Partial::Torn { prefix: 510 }),
+    ] {
+        let disk_path = s.path(name);
+        commit.state(&disk_path, landed, partial);
+        assert!(
+            !disk::has_mbr(&disk_path),
+            "{name}: a boot signature before the end of the commit"
+        );
+        let mut vm = s.boot_disk(&[&disk_path]);
+        expect(&mut vm, "Boot failed: not a bootable disk");
+        assert_no_rescue(&vm);
+        s.record_timings(&vm);
+    }
+    let disk_path = s.path("unswitched.img");
+    s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
+    let script = s.chain(
+        "initramfs",
+        "loader.disk=/dev/vda loader.task=complete",
+        &["ab-v1.fw /root/install.fw"],
+    );
+    retry_completes(&mut s, &disk_path, &script, "a", "1.0.0");
 }

@@ -98,3 +98,39 @@ fn uefi_rescue_reinstall() {
     drop(vm);
     assert_eq!(disk::fat_get(&disk_path, 4, "marker"), "kept across the reinstall\n");
 }
+
+/// disk: [ blank, 256 MiB + 3 sectors (not a multiple of 4 KiB) ] /dev/vda
+/// OVMF → EFI iPXE → the GPT variant of the example (`fwup-gpt.conf`,
+/// wrapped in its own cpio) → the loader writes the GPT with its backup in
+/// the device's last sector, inside a 4 KiB page that ends past the device
+/// → reset → OVMF boots EFI/BOOT/BOOTX64.EFI from the EFI System Partition
+/// → slot a, 1.0.0 up.
+#[test]
+fn uefi_gpt_odd_size_disk() {
+    let mut s = Scenario::new("uefi_gpt_odd_size_disk");
+    let disk_path = s.path("disk.img");
+    let size = (DISK_MIB << 20) + 3 * 512;
+    std::fs::File::create(&disk_path).unwrap().set_len(size).unwrap();
+    let (bundle, _) = s.artifacts.gpt_bundles();
+    serve_wrapped(&s, &bundle, "");
+
+    let config = VmConfig::new(&[&disk_path])
+        .network_boot(s.server.guest_url("boot.ipxe"))
+        .uefi(&s.path("vars.fd"));
+    let mut vm = s.boot(config);
+    let result = result_line(&mut vm);
+    assert!(
+        result.contains("result: installed Loader example A/B system (GPT) 1.0.0 task=complete disk=/dev/vda"),
+        "{result}"
+    );
+    expect_system(&mut vm, "a", "1.0.0");
+    s.record_timings(&vm);
+    drop(vm);
+    assert_eq!(std::fs::metadata(&disk_path).unwrap().len(), size);
+    assert_eq!(disk::read_at(&disk_path, 512, 8), b"EFI PART", "primary GPT header");
+    assert_eq!(
+        disk::read_at(&disk_path, size - 512, 8),
+        b"EFI PART",
+        "backup GPT header in the last sector"
+    );
+}

@@ -111,6 +111,51 @@ impl FakeSysfs {
         self.dir.path().join("block")
     }
 
+    /// The sysfs root (`/sys`).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A PCI function of class `class` (`0x010802` NVMe), bound to `driver`.
+    pub fn add_pci(&self, address: &str, class: u32, driver: Option<&str>) -> &FakeSysfs {
+        let dir = self.dir.path().join("bus/pci/devices").join(address);
+        fs::create_dir_all(&dir).expect("pci dir");
+        fs::write(dir.join("class"), format!("{class:#08x}\n")).expect("class");
+        if let Some(driver) = driver {
+            let target = self.dir.path().join("bus/pci/drivers").join(driver);
+            fs::create_dir_all(&target).expect("driver dir");
+            let _ = fs::remove_file(dir.join("driver"));
+            symlink(target, dir.join("driver")).expect("driver link");
+        }
+        self
+    }
+
+    /// An NVMe controller in `state`, with namespace entries `namespaces`.
+    pub fn set_nvme(&self, name: &str, state: &str, namespaces: &[&str]) -> &FakeSysfs {
+        let dir = self.dir.path().join("class/nvme").join(name);
+        fs::create_dir_all(&dir).expect("nvme dir");
+        fs::write(dir.join("state"), format!("{state}\n")).expect("state");
+        for ns in namespaces {
+            fs::create_dir_all(dir.join(ns)).expect("namespace");
+        }
+        self
+    }
+
+    /// A virtio device of type `device` (`0x0002` block), bound, with
+    /// block devices `disks`.
+    pub fn add_virtio(&self, name: &str, device: &str, disks: &[&str]) -> &FakeSysfs {
+        let dir = self.dir.path().join("bus/virtio/devices").join(name);
+        fs::create_dir_all(dir.join("block")).expect("virtio dir");
+        fs::write(dir.join("device"), format!("{device}\n")).expect("device");
+        let driver = self.dir.path().join("bus/virtio/drivers/virtio_blk");
+        fs::create_dir_all(&driver).expect("driver dir");
+        let _ = symlink(driver, dir.join("driver"));
+        for disk in disks {
+            fs::create_dir_all(dir.join("block").join(disk)).expect("block entry");
+        }
+        self
+    }
+
     pub fn add(&self, disk: &FakeDisk) -> &FakeSysfs {
         let root = self.dir.path();
         let device_dir = root.join("devices").join(&disk.device_path);

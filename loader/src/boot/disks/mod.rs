@@ -8,20 +8,24 @@
 
 mod discover;
 mod mounts;
+mod probe;
 mod select;
 mod selector;
 mod wait;
 
 #[cfg(test)]
 mod fake_sysfs;
+#[cfg(test)]
+mod probe_tests;
 
 use std::fmt;
 
 pub use discover::{discover, DiscoverError, DiscoverOptions};
 pub use mounts::{parse_mountinfo, MountEntry, MountinfoError};
+pub use probe::{probe_state, ProbeState, GRACE};
 pub use select::{eligibility, select_disk, Force, Refusal, SelectError, SelectRequest, Selected};
 pub use selector::{parse_size, DiskSelector, SelectorError};
-pub use wait::{wait_for_disk, Clock, SystemClock, WaitError, WaitPolicy};
+pub use wait::{wait_for_disk, Clock, SystemClock, WaitError, WaitPolicy, WaitReport};
 
 /// A block device number, `major:minor` as in sysfs `dev` files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

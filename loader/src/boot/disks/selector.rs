@@ -81,8 +81,8 @@ impl DiskSelector {
     }
 
     /// Whether the selector names a single disk by identity (path, serial,
-    /// WWN), so waiting can stop as soon as it appears instead of letting
-    /// the disk list settle.
+    /// WWN), so waiting can stop as soon as it appears instead of waiting
+    /// for the kernel's storage probing to finish.
     pub fn identifies_one(&self) -> bool {
         matches!(
             self,

@@ -1,15 +1,18 @@
 //! Waiting for disks that appear late.
 //!
-//! NVMe and USB disks are probed asynchronously and can show up seconds
-//! after `/init` starts. The wait polls discovery until selection succeeds
-//! or a deadline passes. When the choice depends on which disks exist
-//! (no selector, `largest`, `size:`, `model:`), it is only accepted once the
-//! disk list has stayed the same for the settle time, so a second disk
-//! still being probed is not missed; a selector naming one disk (path,
-//! serial, WWN) is accepted as soon as that disk appears.
+//! When the choice depends on which disks exist (no selector, `largest`,
+//! `smallest`, `size:`, `model:`), it is only made once the kernel has
+//! finished probing the storage it found ([`super::probe`]): a second
+//! controller still scanning is waited for, so its disk is never missed,
+//! and a machine whose probing is done when `/init` starts does not wait
+//! at all. A selector naming one disk (path, serial, WWN) needs no such
+//! wait: it is taken as soon as that disk appears. Everything is bounded
+//! by `loader.disk_wait=`; probing that has not finished by then stops the
+//! automatic choice instead of guessing.
 
 use std::time::{Duration, Instant};
 
+use super::probe::ProbeState;
 use super::{select_disk, DiscoverError, Disk, SelectError, SelectRequest, Selected};
 
 /// Time and sleeping, injectable so tests run without waiting.
@@ -45,18 +48,56 @@ pub struct WaitPolicy {
     /// Give up after this long (`loader.disk_wait=`).
     pub timeout: Duration,
     pub poll_interval: Duration,
-    /// How long the disk list must stay unchanged before a choice that
-    /// depends on it is accepted.
-    pub settle: Duration,
 }
 
 impl Default for WaitPolicy {
     fn default() -> Self {
         WaitPolicy {
             timeout: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(250),
-            settle: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(50),
         }
+    }
+}
+
+/// What the wait waited for and saw, for the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitReport {
+    pub waited: Duration,
+    /// `None` when the selector names one disk (no probing wait).
+    pub probe: Option<ProbeState>,
+    /// Every disk seen at the end, as [`Disk::summary`] prints it.
+    pub disks: Vec<String>,
+}
+
+impl std::fmt::Display for WaitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.probe {
+            None => write!(f, "loader.disk= names one disk: no wait for storage probing")?,
+            Some(probe) => {
+                write!(
+                    f,
+                    "waited {:.2} s for the kernel's storage probing ({})",
+                    self.waited.as_secs_f64(),
+                    if probe.done.is_empty() {
+                        "no storage controller found".to_string()
+                    } else {
+                        probe.done.join(", ")
+                    }
+                )?;
+                if !probe.notes.is_empty() {
+                    write!(f, "; note: {}", probe.notes.join(", "))?;
+                }
+            }
+        }
+        write!(
+            f,
+            "; disks seen: {}",
+            if self.disks.is_empty() {
+                "none".into()
+            } else {
+                self.disks.join(", ")
+            }
+        )
     }
 }
 
@@ -64,61 +105,95 @@ impl Default for WaitPolicy {
 pub enum WaitError {
     #[error(transparent)]
     Discover(#[from] DiscoverError),
-    #[error("after waiting {:.1} s for disks: {last}", waited.as_secs_f64())]
-    TimedOut { waited: Duration, last: SelectError },
+    #[error("after waiting {:.1} s for disks: {last}{}", waited.as_secs_f64(), pending_note(pending))]
+    TimedOut {
+        waited: Duration,
+        last: SelectError,
+        pending: Vec<String>,
+    },
+    /// Probing never finished: a disk may still appear, so no automatic choice.
+    #[error(
+        "after waiting {:.1} s the kernel is still probing storage ({}): a disk may still appear, so none is \
+         chosen automatically; set loader.disk= to name one, or a longer loader.disk_wait=",
+        waited.as_secs_f64(),
+        pending.join(", ")
+    )]
+    StillProbing { waited: Duration, pending: Vec<String> },
     /// The disk list settled and the choice is ambiguous, or the disk
     /// named cannot be the target: more waiting cannot help.
     #[error(transparent)]
     Refused(SelectError),
 }
 
-/// Polls `discover` until `request` selects a disk (see the module doc).
-/// `on_poll` sees every unsuccessful attempt, for "waiting for disks…"
-/// messages.
+fn pending_note(pending: &[String]) -> String {
+    if pending.is_empty() {
+        String::new()
+    } else {
+        format!(" (still probing: {})", pending.join(", "))
+    }
+}
+
+/// Polls `discover` (and `probe`, given the time waited so far) until
+/// `request` selects a disk (see the module doc). `on_poll` sees why each
+/// unsuccessful poll did not choose, for "waiting for…" messages.
 pub fn wait_for_disk(
     clock: &mut dyn Clock,
     policy: &WaitPolicy,
     request: &SelectRequest,
     mut discover: impl FnMut() -> Result<Vec<Disk>, DiscoverError>,
-    mut on_poll: impl FnMut(&SelectError),
-) -> Result<Selected, WaitError> {
+    mut probe: impl FnMut(Duration) -> ProbeState,
+    mut on_poll: impl FnMut(&str),
+) -> Result<(Selected, WaitReport), WaitError> {
     let start = clock.now();
-    let needs_settle = request.selector.as_ref().is_none_or(|s| !s.identifies_one());
-    let mut unchanged_since: Option<(Vec<(String, u64)>, Duration)> = None;
+    let needs_probe = request.selector.as_ref().is_none_or(|s| !s.identifies_one());
+    let mut unfit_polls = 0;
     loop {
         let disks = discover()?;
-        let now = clock.now();
-        let fingerprint: Vec<(String, u64)> = disks.iter().map(|d| (d.name.clone(), d.size)).collect();
-        let since = match unchanged_since.take() {
-            Some((previous, since)) if previous == fingerprint => since,
-            _ => now,
+        let elapsed = clock.now().saturating_sub(start);
+        let state = if needs_probe {
+            probe(elapsed)
+        } else {
+            ProbeState::default()
         };
-        unchanged_since = Some((fingerprint, since));
-        let stable = now.saturating_sub(since) >= policy.settle;
-        let settled = !needs_settle || stable;
-        let elapsed = now.saturating_sub(start);
+        let settled = state.settled();
         let timed_out = elapsed >= policy.timeout;
-
+        let report = |state: ProbeState| WaitReport {
+            waited: elapsed,
+            probe: needs_probe.then_some(state),
+            disks: disks.iter().map(Disk::summary).collect(),
+        };
         match select_disk(&disks, request) {
-            Ok(selected) if settled || timed_out => return Ok(selected),
-            Ok(_) => {}
+            Ok(selected) if settled => return Ok((selected, report(state))),
+            Ok(_) if timed_out => {
+                return Err(WaitError::StillProbing {
+                    waited: elapsed,
+                    pending: state.pending,
+                })
+            }
+            Ok(_) => on_poll(&format!("storage still probing: {}", state.pending.join(", "))),
             Err(e) if timed_out => {
                 return Err(WaitError::TimedOut {
                     waited: elapsed,
                     last: e,
+                    pending: state.pending,
                 })
             }
             Err(e) if settled && is_ambiguity(&e) => return Err(WaitError::Refused(e)),
-            Err(e) if stable && is_named_and_unfit(&e, request) => return Err(WaitError::Refused(e)),
-            Err(e) => on_poll(&e),
+            // Seen unfit twice in a row: not a disk caught mid-probe.
+            Err(e) if is_named_and_unfit(&e, request) && unfit_polls >= 1 => return Err(WaitError::Refused(e)),
+            Err(e) => {
+                if is_named_and_unfit(&e, request) {
+                    unfit_polls += 1;
+                }
+                on_poll(&format!("{e}{}", pending_note(&state.pending)));
+            }
         }
         clock.sleep(policy.poll_interval.min(policy.timeout - elapsed));
     }
 }
 
 /// The one disk `loader.disk=` names is there but cannot be the target
-/// (too small, mounted, the loader's own medium). Once the disk list has
-/// been stable for the settle time, waiting longer cannot change that.
+/// (too small, mounted, the loader's own medium): waiting cannot change that.
 fn is_named_and_unfit(error: &SelectError, request: &SelectRequest) -> bool {
     let names_one = request.selector.as_ref().is_some_and(|s| s.identifies_one());
     names_one && matches!(error, SelectError::MatchNotEligible { .. })
@@ -132,158 +207,5 @@ fn is_ambiguity(error: &SelectError) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::boot::disks::select::tests::disk;
-    use crate::boot::disks::DiskSelector;
-
-    /// A clock that advances only when slept on.
-    struct FakeClock(Duration);
-    impl Clock for FakeClock {
-        fn now(&self) -> Duration {
-            self.0
-        }
-        fn sleep(&mut self, d: Duration) {
-            self.0 += d;
-        }
-    }
-
-    const GIB: u64 = 1 << 30;
-    const POLICY: WaitPolicy = WaitPolicy {
-        timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(500),
-        settle: Duration::from_secs(1),
-    };
-
-    /// Disks that appear at given times on the fake clock.
-    fn appearing(schedule: &[(&str, u64, u64)], clock: &FakeClock) -> Vec<Disk> {
-        schedule
-            .iter()
-            .filter(|(_, at_ms, _)| clock.0 >= Duration::from_millis(*at_ms))
-            .map(|(name, _, size)| disk(name, *size))
-            .collect()
-    }
-
-    fn run(schedule: &[(&str, u64, u64)], selector: Option<&str>) -> (Result<Selected, WaitError>, Duration, usize) {
-        let clock = std::cell::RefCell::new(FakeClock(Duration::ZERO));
-        let request = SelectRequest {
-            selector: selector.map(|s| DiskSelector::parse(s).expect("selector")),
-            ..Default::default()
-        };
-        let mut polls = 0;
-        let mut sleeper = ClockRef(&clock);
-        let result = wait_for_disk(
-            &mut sleeper,
-            &POLICY,
-            &request,
-            || Ok(appearing(schedule, &clock.borrow())),
-            |_| polls += 1,
-        );
-        let elapsed = clock.borrow().0;
-        (result, elapsed, polls)
-    }
-
-    struct ClockRef<'a>(&'a std::cell::RefCell<FakeClock>);
-    impl Clock for ClockRef<'_> {
-        fn now(&self) -> Duration {
-            self.0.borrow().now()
-        }
-        fn sleep(&mut self, d: Duration) {
-            self.0.borrow_mut().sleep(d);
-        }
-    }
-
-    fn run_too_small(selector: &str) -> (Result<Selected, WaitError>, Duration) {
-        let clock = std::cell::RefCell::new(FakeClock(Duration::ZERO));
-        let request = SelectRequest {
-            selector: Some(DiskSelector::parse(selector).expect("selector")),
-            min_size: 10 * GIB,
-            ..Default::default()
-        };
-        let mut sleeper = ClockRef(&clock);
-        let result = wait_for_disk(&mut sleeper, &POLICY, &request, || Ok(vec![disk("vda", GIB)]), |_| {});
-        let elapsed = clock.borrow().0;
-        (result, elapsed)
-    }
-
-    #[test]
-    fn a_named_disk_that_cannot_be_the_target_is_refused_once_the_list_is_stable() {
-        let (result, elapsed) = run_too_small("/dev/vda");
-        let err = result.expect_err("too small");
-        assert!(
-            matches!(err, WaitError::Refused(SelectError::MatchNotEligible { .. })),
-            "{err}"
-        );
-        assert!(err.to_string().contains("too small"), "{err}");
-        assert_eq!(
-            elapsed, POLICY.settle,
-            "refused after the settle time, not the 10 s deadline"
-        );
-    }
-
-    #[test]
-    fn a_broad_selector_keeps_waiting_for_a_disk_that_fits() {
-        let (result, elapsed) = run_too_small("largest");
-        let err = result.expect_err("too small");
-        assert!(matches!(err, WaitError::TimedOut { .. }), "{err}");
-        assert_eq!(elapsed, POLICY.timeout);
-    }
-
-    #[test]
-    fn a_late_disk_is_waited_for() {
-        let (result, elapsed, polls) = run(&[("nvme0n1", 3000, 100 * GIB)], None);
-        assert_eq!(result.expect("found").disk.name, "nvme0n1");
-        assert_eq!(elapsed, Duration::from_secs(4), "appeared at 3 s, settled 1 s later");
-        assert_eq!(polls, 6, "6 failed polls before the disk appeared");
-    }
-
-    #[test]
-    fn a_second_late_disk_makes_the_automatic_choice_ambiguous() {
-        let (result, _, _) = run(&[("vda", 0, 20 * GIB), ("nvme0n1", 700, 100 * GIB)], None);
-        let err = result.expect_err("two disks");
-        assert!(
-            matches!(err, WaitError::Refused(SelectError::Ambiguous { count: 2, .. })),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_disk_named_by_serial_is_taken_as_soon_as_it_appears() {
-        let schedule = [("vda", 0, 20 * GIB), ("vdb", 2000, 20 * GIB)];
-        let (result, elapsed, _) = run(&schedule, Some("vdb"));
-        assert_eq!(result.expect("found").disk.name, "vdb");
-        assert_eq!(elapsed, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn the_deadline_reports_the_last_reason() {
-        let (result, elapsed, _) = run(&[("vda", 0, 20 * GIB)], Some("/dev/nvme0n1"));
-        let err = result.expect_err("never appears");
-        assert_eq!(elapsed, POLICY.timeout);
-        let msg = err.to_string();
-        assert!(
-            msg.starts_with("after waiting 10.0 s for disks: no disk matches loader.disk=/dev/nvme0n1"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn discovery_failure_ends_the_wait_at_once() {
-        let mut clock = FakeClock(Duration::ZERO);
-        let err = wait_for_disk(
-            &mut clock,
-            &POLICY,
-            &SelectRequest::default(),
-            || {
-                Err(DiscoverError {
-                    path: "/sys/block".into(),
-                    source: std::io::ErrorKind::NotFound.into(),
-                })
-            },
-            |_| {},
-        )
-        .expect_err("no sysfs");
-        assert!(err.to_string().contains("/sys/block"), "{err}");
-        assert_eq!(clock.0, Duration::ZERO);
-    }
-}
+#[path = "wait_tests.rs"]
+mod tests;

@@ -51,10 +51,24 @@ pub(crate) trait Hooks {
         args: Vec<String>,
     ) -> Result<Option<Source>, ParseErrorKind>;
 
-    /// `key = value` or `key += value` about to be stored in `section`;
-    /// returns the value to store (typed options normalize it).
-    fn option(&mut self, _at: At<'_>, _section: &Section, _key: &str, value: Value) -> Result<Value, ParseErrorKind> {
+    /// `key = value` or `key += value` about to be stored in `section`,
+    /// reached by `path`; returns the value to store (typed options
+    /// normalize it).
+    fn option(
+        &mut self,
+        _at: At<'_>,
+        _path: &[String],
+        _section: &Section,
+        _key: &str,
+        value: Value,
+    ) -> Result<Value, ParseErrorKind> {
         Ok(value)
+    }
+
+    /// A (known) `name` in the section reached by `path` is used as
+    /// `shape`, before its value, section body or arguments are read.
+    fn entry(&mut self, _at: At<'_>, _path: &[String], _name: &str, _shape: Shape) -> Result<(), ParseErrorKind> {
+        Ok(())
     }
 
     /// A section `kind ["title"] {` about to be read inside `parent`.
@@ -72,6 +86,15 @@ pub(crate) trait Hooks {
     /// where it was opened.
     fn close_section(&mut self, _at: At<'_>, _parent: &Section, _section: &mut Section) -> Result<(), ParseErrorKind> {
         Ok(())
+    }
+
+    /// Whether the option, section or function `name` at the start of an
+    /// entry in `section`, reached by `path` (section kinds from the root),
+    /// is one to skip the way libconfuse skips unknown names under
+    /// `CFGF_IGNORE_UNKNOWN` (see [`Parser::skip_unknown`]). The hook may
+    /// record it; `false` (the default) parses the entry.
+    fn skip_unknown(&mut self, _at: At<'_>, _path: &[String], _section: &Section, _name: &str) -> bool {
+        false
     }
 }
 
@@ -93,6 +116,7 @@ pub(crate) fn parse_with_hooks(
         }],
         env,
         hooks,
+        path: Vec::new(),
     };
     let mut root = Section::default();
     parser.body(&mut root, 0)?;
@@ -103,6 +127,40 @@ struct Parser<'e, 'h> {
     frames: Vec<Frame<'e>>,
     env: &'e dyn Fn(&str) -> Option<String>,
     hooks: &'h mut dyn Hooks,
+    /// Kinds of the sections being read, from the root down.
+    path: Vec<String>,
+}
+
+/// How an entry uses its name: what the token after the name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `name = …`
+    Assign,
+    /// `name += …`
+    Append,
+    /// `name { … }` (false) or `name "title" { … }` (true)
+    Section(bool),
+    /// `name(…)`
+    Call,
+}
+
+/// Where libconfuse's skipping of an unknown name stands (its parser
+/// states 10 to 15).
+#[derive(Debug, Clone, PartialEq)]
+enum Skip {
+    /// 10: after the name (or, inside a skipped section, after one value).
+    AfterName,
+    /// 11: a title was read; `{` must follow.
+    Title,
+    /// 12: `{` was read: the next token is dropped, then the section's
+    /// contents are skipped.
+    Section,
+    /// 13: every token up to this one is dropped.
+    Until(TokenKind),
+    /// 14: after `=`: a value or a `{` list.
+    Value,
+    /// 15: inside a skipped section, the token after a value is dropped.
+    NextName,
 }
 
 impl Parser<'_, '_> {
@@ -155,10 +213,22 @@ impl Parser<'_, '_> {
         loop {
             let token = self.next()?;
             match token.kind {
-                TokenKind::Str(name) => self.entry(section, name, token.line, depth)?,
+                TokenKind::Str(name) => {
+                    let source = self.source().to_string();
+                    let at = At {
+                        source: &source,
+                        line: token.line,
+                    };
+                    if self.hooks.skip_unknown(at, &self.path, section, &name) {
+                        self.skip_unknown(&name, token.line, depth, false)?;
+                    } else {
+                        self.entry(section, name, token.line, depth)?;
+                    }
+                }
                 TokenKind::CloseBrace if depth > 0 => return Ok(()),
                 TokenKind::CloseBrace => return Err(self.fail(token.line, ParseErrorKind::UnmatchedCloseBrace)),
-                TokenKind::End if depth == 0 => return Ok(()),
+                // libconfuse ends every open section at the end of the file.
+                TokenKind::End => return Ok(()),
                 _ if depth > 0 => return Err(self.unexpected(&token, "an option name or `}`")),
                 _ => return Err(self.unexpected(&token, "an option name")),
             }
@@ -168,6 +238,21 @@ impl Parser<'_, '_> {
     /// What follows an option or section name.
     fn entry(&mut self, section: &mut Section, name: String, line: usize, depth: usize) -> Result<(), SourceError> {
         let token = self.next()?;
+        let shape = match token.kind {
+            TokenKind::Equals => Some(Shape::Assign),
+            TokenKind::PlusEquals => Some(Shape::Append),
+            TokenKind::OpenBrace => Some(Shape::Section(false)),
+            TokenKind::Str(_) => Some(Shape::Section(true)),
+            TokenKind::OpenParen => Some(Shape::Call),
+            _ => None,
+        };
+        if let Some(shape) = shape {
+            let source = self.source().to_string();
+            let at = At { source: &source, line };
+            self.hooks
+                .entry(at, &self.path, &name, shape)
+                .map_err(|kind| self.fail(line, kind))?;
+        }
         match token.kind {
             TokenKind::Equals | TokenKind::PlusEquals => {
                 let append = token.kind == TokenKind::PlusEquals;
@@ -176,7 +261,7 @@ impl Parser<'_, '_> {
                 let at = At { source: &source, line };
                 let value = self
                     .hooks
-                    .option(at, section, &name, value)
+                    .option(at, &self.path, section, &name, value)
                     .map_err(|kind| self.fail(line, kind))?;
                 if append {
                     append_option(section, name, value);
@@ -248,7 +333,10 @@ impl Parser<'_, '_> {
                 None,
             ),
         };
-        let result = self.body(&mut section, depth + 1).and_then(|()| {
+        self.path.push(section.kind.clone());
+        let body = self.body(&mut section, depth + 1);
+        self.path.pop();
+        let result = body.and_then(|()| {
             self.hooks
                 .close_section(At { source: &source, line }, parent, &mut section)
                 .map_err(|kind| SourceError {
@@ -261,6 +349,87 @@ impl Parser<'_, '_> {
             None => parent.sections.push(section),
         }
         result
+    }
+
+    /// Passes over an unknown `name` (its token already read) exactly as
+    /// libconfuse 3.3 does under `CFGF_IGNORE_UNKNOWN` (`cfg_parse_internal`
+    /// states 10 to 15), quirks included, so that what fwup reads after it
+    /// is what we read after it:
+    ///
+    /// * `name = value` and `name = {list}` are skipped cleanly, as is
+    ///   `name(args)`;
+    /// * `name += value` skips every token up to the next `=`, so the option
+    ///   after it goes too;
+    /// * `name {…}` and `name "title" {…}`: the token after `{` is dropped
+    ///   and the rest is skipped as a series of `key = value` pairs, each
+    ///   followed by one dropped token, until a `}` arrives where a key is
+    ///   expected; a section whose last option is a list (`funlist = {…}`,
+    ///   fwup's own form) is skipped exactly, while `{ a = 1 }` swallows its
+    ///   `}` and ends the skip at a later one, or fails.
+    ///
+    /// `nested` is the skip of a section's contents (libconfuse's recursive
+    /// call with state 10 forced); it ends at a `}` where a key is expected.
+    fn skip_unknown(&mut self, name: &str, line: usize, depth: usize, nested: bool) -> Result<(), SourceError> {
+        if depth + 1 > MAX_DEPTH {
+            return Err(self.fail(line, ParseErrorKind::TooDeep));
+        }
+        let mut state = Skip::AfterName;
+        loop {
+            let token = self.next()?;
+            let cannot = |this: &Self, detail: String| {
+                this.fail(
+                    token.line,
+                    ParseErrorKind::CannotSkip {
+                        name: name.to_string(),
+                        line,
+                        detail,
+                    },
+                )
+            };
+            if token.kind == TokenKind::End {
+                return Err(cannot(self, "the file ends first".into()));
+            }
+            state = match state {
+                Skip::AfterName => match token.kind {
+                    TokenKind::PlusEquals => Skip::Until(TokenKind::Equals),
+                    TokenKind::Equals => Skip::Value,
+                    TokenKind::OpenParen => Skip::Until(TokenKind::CloseParen),
+                    TokenKind::OpenBrace => Skip::Section,
+                    TokenKind::Str(_) => Skip::Title,
+                    TokenKind::CloseBrace if nested => return Ok(()),
+                    _ => Skip::AfterName,
+                },
+                Skip::Title if token.kind == TokenKind::OpenBrace => Skip::Section,
+                Skip::Title => {
+                    let found = token.kind.describe();
+                    return Err(cannot(
+                        self,
+                        format!("found {found} where `{{` should follow its title"),
+                    ));
+                }
+                Skip::Section => {
+                    self.skip_unknown(name, line, depth + 1, true)?;
+                    Skip::Until(TokenKind::CloseBrace)
+                }
+                Skip::Until(end) if token.kind == end => match end {
+                    TokenKind::Equals => Skip::Value,
+                    _ => return Ok(()),
+                },
+                Skip::Until(end) => Skip::Until(end),
+                Skip::Value => match token.kind {
+                    TokenKind::OpenBrace => Skip::Until(TokenKind::CloseBrace),
+                    TokenKind::Str(_) if nested => Skip::NextName,
+                    TokenKind::Str(_) => return Ok(()),
+                    other => {
+                        return Err(cannot(
+                            self,
+                            format!("found {} where a value should be", other.describe()),
+                        ));
+                    }
+                },
+                Skip::NextName => Skip::AfterName,
+            };
+        }
     }
 
     /// A scalar or a `{…}` list. `{}` and a trailing comma are accepted, as

@@ -6,12 +6,19 @@
 //! is fed straight from the source's buffer and only the bytes it consumed
 //! are marked used, so the data descriptor that follows is the next thing
 //! read. This is what lets fwup's bundles (sizes only after the data) be
-//! read front to back without seeking.
+//! read front to back without seeking. A stored entry without sizes ends
+//! where [`descriptor_scan`] finds the descriptor that describes it.
+//!
+//! An entry nobody needs can be skipped ([`Body::skip`]): stored data is
+//! passed over, deflate data is walked by [`deflate_skip`] without being
+//! inflated.
 
 use std::io::Read;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
+use super::deflate_skip::{self, SkipError};
+use super::descriptor_scan::{self, Scan};
 use super::error::{Place, SizeKind, ZipError};
 use super::header::{self, Descriptor, LocalHeader, Method};
 use super::source::Source;
@@ -26,6 +33,9 @@ pub(super) struct Body {
     uncompressed: u64,
     /// How many source bytes the data may take, when the header says.
     compressed_limit: Option<u64>,
+    /// A stored entry without sizes: where its data ends (an offset within
+    /// the entry) and the descriptor found there, once the scan found it.
+    scanned_end: Option<(u64, usize, Descriptor)>,
     /// The data has ended and been checked.
     verified: bool,
 }
@@ -43,6 +53,7 @@ impl Body {
             compressed: 0,
             uncompressed: 0,
             compressed_limit,
+            scanned_end: None,
             verified: false,
         }
     }
@@ -76,9 +87,10 @@ impl Body {
     }
 
     fn read_stored<R: Read>(&mut self, src: &mut Source<R>, out: &mut [u8]) -> Result<usize, ZipError> {
-        // Without a length (descriptor, both header sizes 0) the entry is
-        // either empty or cannot be delimited; `finish` tells which.
-        let remaining = self.compressed_limit.unwrap_or(0).saturating_sub(self.compressed);
+        let Some(limit) = self.compressed_limit else {
+            return self.read_until_descriptor(src, out);
+        };
+        let remaining = limit.saturating_sub(self.compressed);
         if remaining == 0 {
             return Ok(0);
         }
@@ -92,6 +104,41 @@ impl Body {
                 },
             ));
         }
+        self.compressed += n as u64;
+        Ok(n)
+    }
+
+    /// A stored entry sized only by its descriptor: the bytes up to the
+    /// boundary [`descriptor_scan`] accepts; 0 once there.
+    fn read_until_descriptor<R: Read>(&mut self, src: &mut Source<R>, out: &mut [u8]) -> Result<usize, ZipError> {
+        let window = src.fill_at_least(descriptor_scan::LOOK_AHEAD)?;
+        let data_left = match self.scanned_end {
+            Some((end, _, _)) => usize::try_from(end - self.compressed).unwrap_or(usize::MAX),
+            None => {
+                let at_eof = window.len() < descriptor_scan::LOOK_AHEAD;
+                // Look no further than this read can hand out, so that many
+                // small reads do not scan the same bytes again and again.
+                let view = &window[..window.len().min(out.len().saturating_add(descriptor_scan::LOOK_AHEAD))];
+                match descriptor_scan::scan(view, at_eof, self.compressed, &self.crc, self.header.zip64) {
+                    Scan::End { at, len, descriptor } => {
+                        self.scanned_end = Some((self.compressed + at as u64, len, descriptor));
+                        at
+                    }
+                    Scan::Data(0) => {
+                        return Err(self.truncated(
+                            src,
+                            Place::EntryData {
+                                entry: self.header.name.clone(),
+                            },
+                        ))
+                    }
+                    Scan::Data(n) => n,
+                }
+            }
+        };
+        let n = data_left.min(out.len()).min(window.len());
+        out[..n].copy_from_slice(&window[..n]);
+        src.consume(n);
         self.compressed += n as u64;
         Ok(n)
     }
@@ -162,23 +209,15 @@ impl Body {
         let entry = &self.header.name;
         let actual_crc = self.crc.clone().finalize();
         let (expected, source_of_truth) = if self.header.has_descriptor {
-            let descriptor = self.read_descriptor(src)?;
-            let unsized_stored = self.compressed_limit.is_none() && self.header.method == Method::Stored;
-            if unsized_stored
-                && descriptor
-                    != (Descriptor {
-                        crc32: 0,
-                        compressed_size: 0,
-                        uncompressed_size: 0,
-                    })
-            {
-                return Err(ZipError::Unsupported {
-                    entry: entry.clone(),
-                    feature: "a stored entry whose size is given only after its data (it cannot be \
-                              delimited while streaming; re-create the bundle with fwup or with deflate)"
-                        .into(),
-                });
-            }
+            let descriptor = match self.scanned_end {
+                // Already read (and matched) by the scan; step over it.
+                Some((_, len, descriptor)) => {
+                    src.fill_at_least(len)?;
+                    src.consume(len);
+                    descriptor
+                }
+                None => self.read_descriptor(src)?,
+            };
             (descriptor, "data descriptor")
         } else {
             let h = &self.header;
@@ -242,6 +281,84 @@ impl Body {
                     source_of_truth,
                 });
             }
+        }
+        self.verified = true;
+        Ok(())
+    }
+
+    /// Passes over the rest of an entry without inflating it. A stored
+    /// entry without sizes is read as usual, since its end is found through
+    /// its CRC; `scratch` takes its bytes.
+    pub(super) fn skip<R: Read>(
+        &mut self,
+        src: &mut Source<R>,
+        inflater: &mut Decompress,
+        scratch: &mut [u8],
+    ) -> Result<(), ZipError> {
+        let started = self.compressed > 0 || self.uncompressed > 0;
+        match (self.header.method, self.compressed_limit) {
+            (Method::Deflated, Some(limit)) if !started => {
+                self.pass_over(src, limit)?;
+                self.finish_skipped(src)
+            }
+            (Method::Deflated, None) if !started => {
+                let skipped = deflate_skip::skip_deflate(src).map_err(|e| match e {
+                    SkipError::Truncated => self.truncated(
+                        src,
+                        Place::EntryData {
+                            entry: self.header.name.clone(),
+                        },
+                    ),
+                    SkipError::Corrupt(detail) => ZipError::CorruptDeflate {
+                        entry: self.header.name.clone(),
+                        offset: src.position(),
+                        detail: detail.to_string(),
+                    },
+                    SkipError::Source(e) => e,
+                })?;
+                self.compressed = skipped.compressed;
+                self.uncompressed = skipped.uncompressed;
+                self.finish_skipped(src)
+            }
+            (Method::Stored, Some(limit)) if !started => {
+                self.pass_over(src, limit)?;
+                self.uncompressed = self.compressed;
+                self.finish_skipped(src)
+            }
+            _ => {
+                while !self.verified {
+                    self.read(src, inflater, scratch)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Consumes `len` source bytes of data.
+    fn pass_over<R: Read>(&mut self, src: &mut Source<R>, len: u64) -> Result<(), ZipError> {
+        while self.compressed < len {
+            let available = src.fill_buf()?.len();
+            if available == 0 {
+                return Err(self.truncated(
+                    src,
+                    Place::EntryData {
+                        entry: self.header.name.clone(),
+                    },
+                ));
+            }
+            let n = available.min(usize::try_from(len - self.compressed).unwrap_or(usize::MAX));
+            src.consume(n);
+            self.compressed += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The end of a skipped entry: step over its descriptor. Neither sizes
+    /// nor CRC are compared, as libarchive (fwup) does not compare them for
+    /// an entry it skips: nothing of it is used.
+    fn finish_skipped<R: Read>(&mut self, src: &mut Source<R>) -> Result<(), ZipError> {
+        if self.header.has_descriptor {
+            self.read_descriptor(src)?;
         }
         self.verified = true;
         Ok(())

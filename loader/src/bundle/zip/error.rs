@@ -53,6 +53,11 @@ pub enum ZipError {
     #[error("corrupt ZIP stream at byte {offset}{after}: found {found} where a ZIP header should start")]
     BadSignature { offset: u64, found: Magic, after: After },
 
+    /// Two entries with one name: the bundle is ambiguous (which one is
+    /// `meta.conf`, which one the resource?).
+    #[error("ZIP entry `{entry}` appears twice (local headers at bytes {first} and {again}); the bundle is ambiguous and is refused")]
+    DuplicateEntry { entry: String, first: u64, again: u64 },
+
     /// A local header or data descriptor with impossible contents.
     #[error("corrupt ZIP header at byte {offset}{after}: {reason}")]
     BadHeader { offset: u64, after: After, reason: String },

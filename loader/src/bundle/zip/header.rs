@@ -248,6 +248,12 @@ pub(super) fn descriptor_sizes_len(zip64: bool) -> usize {
     }
 }
 
+/// Length of a whole descriptor: optional signature, CRC-32, two sizes.
+pub(super) fn descriptor_len(signed: bool, zip64: bool) -> usize {
+    let signature_and_crc = if signed { 8 } else { 4 };
+    signature_and_crc + descriptor_sizes_len(zip64)
+}
+
 pub(super) fn parse_descriptor_sizes(crc32: u32, sizes: &[u8]) -> Descriptor {
     if sizes.len() >= 16 {
         Descriptor {

@@ -24,21 +24,35 @@
 //! descriptor or the local header (and against sizes the header gives even
 //! when a descriptor follows). An entry dropped unread is still read and
 //! checked by the next `next_entry`, so a walk that returns `Ok(None)` has
-//! verified every entry. After any error the walker refuses to go on.
+//! verified every entry, except those explicitly skipped with
+//! [`Entry::skip`] (data not inflated, nothing checked). After any error
+//! the walker refuses to go on.
 //!
-//! What is refused: encryption, methods other than stored and deflate,
-//! stored entries with a descriptor and no size (nothing marks where such
-//! data ends; fwup never writes them: its stored `meta.conf.ed25519` has
-//! its size in the local header), and anything that is not a ZIP record
-//! where one must start.
+//! Stored entries whose sizes come only in the data descriptor (streaming
+//! writers: Python's `zipfile` on a pipe, Perl's `IO::Compress::Zip`, Go)
+//! end where a descriptor that matches the CRC-32 and length of everything
+//! before it starts (see `descriptor_scan`); a look-alike inside the data
+//! whose CRC or length does not match is data. The central directory is
+//! never consulted: fwup (libarchive's streaming reader) does not read it
+//! either, so an archive whose directory disagrees with its entries reads
+//! the same in both.
+//!
+//! What is refused: encryption, methods other than stored and deflate, two
+//! entries with the same name (which one would count?), and anything that
+//! is not a ZIP record where one must start.
 
 mod body;
+mod deflate_skip;
+mod descriptor_scan;
 mod error;
 mod header;
 #[cfg(test)]
 mod header_tests;
 mod source;
+#[cfg(test)]
+mod test_bytes;
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 
 use flate2::Decompress;
@@ -72,6 +86,8 @@ pub struct ZipWalker<R> {
     phase: Phase,
     /// Name of the last entry started, for messages about what follows it.
     last_entry: Option<String>,
+    /// Every name seen so far and where its header was.
+    names: HashMap<String, u64>,
     scratch: Vec<u8>,
 }
 
@@ -88,6 +104,7 @@ impl<R: Read> ZipWalker<R> {
             inflater: Decompress::new(false),
             phase: Phase::BetweenEntries,
             last_entry: None,
+            names: HashMap::new(),
             scratch: Vec::new(),
         }
     }
@@ -122,6 +139,14 @@ impl<R: Read> ZipWalker<R> {
         }
         match self.read_header()? {
             Some(header) => {
+                if let Some(&first) = self.names.get(&header.name) {
+                    return Err(ZipError::DuplicateEntry {
+                        entry: header.name,
+                        first,
+                        again: header.offset,
+                    });
+                }
+                self.names.insert(header.name.clone(), header.offset);
                 self.inflater.reset(false);
                 self.last_entry = Some(header.name.clone());
                 self.phase = Phase::InEntry(Box::new(Body::new(header)));
@@ -132,6 +157,25 @@ impl<R: Read> ZipWalker<R> {
                 Ok(None)
             }
         }
+    }
+
+    /// Passes over the rest of the current entry without inflating it.
+    fn skip_current(&mut self) -> Result<(), ZipError> {
+        let mut body = match std::mem::replace(&mut self.phase, Phase::Failed) {
+            Phase::InEntry(body) => body,
+            Phase::Failed => return Err(ZipError::AfterFailure),
+            other => {
+                self.phase = other;
+                return Ok(());
+            }
+        };
+        if self.scratch.len() < SKIP_CHUNK {
+            self.scratch.resize(SKIP_CHUNK, 0);
+        }
+        // `phase` stays `Failed` if the entry is bad.
+        body.skip(&mut self.src, &mut self.inflater, &mut self.scratch)?;
+        self.phase = Phase::BetweenEntries;
+        Ok(())
     }
 
     /// Reads and checks the rest of an entry nobody read.
@@ -254,6 +298,15 @@ impl<R: Read> Entry<'_, R> {
     /// Offset of this entry's local header in the bundle.
     pub fn header_offset(&self) -> u64 {
         self.walker.current().map_or(0, |h| h.offset)
+    }
+
+    /// Passes over an entry nobody needs without inflating it: the work is
+    /// proportional to its compressed size however large it would inflate
+    /// (a ZIP bomb costs nothing). Neither its CRC-32 nor its sizes are
+    /// checked, as fwup does not check them (except for a stored entry
+    /// without sizes, whose end is found through them).
+    pub fn skip(self) -> Result<(), ZipError> {
+        self.walker.skip_current()
     }
 }
 

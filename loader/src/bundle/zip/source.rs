@@ -1,18 +1,26 @@
-//! The byte source under the walker: a large `BufReader` that counts what
-//! has been consumed, so every error can say where in the bundle it
+//! The byte source under the walker: a large read-ahead buffer that counts
+//! what has been consumed, so every error can say where in the bundle it
 //! happened and a caller can report progress or resume from that byte.
+//!
+//! It works like `BufReader` (large reads bypass it) with one addition:
+//! [`Source::fill_at_least`] keeps a few bytes of look-ahead available,
+//! which delimiting a stored entry by its data descriptor needs.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 
 use super::error::ZipError;
 
 /// Default read-ahead. Large reads keep syscalls and inflate calls few; a
-/// stored entry's data bypasses it (`BufReader` hands reads at least this
-/// big straight to the inner reader).
+/// stored entry's data bypasses it (reads at least this big go straight to
+/// the inner reader when nothing is buffered).
 pub const DEFAULT_BUFFER: usize = 256 * 1024;
 
 pub(super) struct Source<R> {
-    inner: BufReader<R>,
+    inner: R,
+    buf: Box<[u8]>,
+    /// `buf[start..end]` holds bytes read but not yet consumed.
+    start: usize,
+    end: usize,
     /// Bytes handed out (consumed) so far: the offset of the next byte.
     position: u64,
 }
@@ -20,7 +28,10 @@ pub(super) struct Source<R> {
 impl<R: Read> Source<R> {
     pub(super) fn new(reader: R, capacity: usize) -> Self {
         Source {
-            inner: BufReader::with_capacity(capacity.max(4096), reader),
+            inner: reader,
+            buf: vec![0u8; capacity.max(4096)].into_boxed_slice(),
+            start: 0,
+            end: 0,
             position: 0,
         }
     }
@@ -30,51 +41,89 @@ impl<R: Read> Source<R> {
     }
 
     pub(super) fn into_inner(self) -> R {
-        self.inner.into_inner()
+        self.inner
     }
 
-    /// The buffered bytes (refilling when empty); empty only at the end of
-    /// the source.
-    pub(super) fn fill_buf(&mut self) -> Result<&[u8], ZipError> {
-        let position = self.position;
+    /// One read from the inner reader into `buf[end..]`, retrying on
+    /// `Interrupted`; 0 at the end of the source.
+    fn read_more(&mut self) -> Result<usize, ZipError> {
         loop {
-            match self.inner.fill_buf() {
-                // Re-borrow through `buffer()` so the loop's borrow ends.
-                Ok(_) => return Ok(self.inner.buffer()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(ZipError::Io {
-                        offset: position,
-                        source,
-                    })
-                }
-            }
-        }
-    }
-
-    /// Marks `n` bytes of the last `fill_buf` as used.
-    pub(super) fn consume(&mut self, n: usize) {
-        self.inner.consume(n);
-        self.position += n as u64;
-    }
-
-    /// One read of up to `buf.len()` bytes; 0 only at the end of the source.
-    pub(super) fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, ZipError> {
-        loop {
-            match self.inner.read(buf) {
+            match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(n) => {
-                    self.position += n as u64;
+                    self.end += n;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
                     return Err(ZipError::Io {
-                        offset: self.position,
+                        offset: self.position + (self.end - self.start) as u64,
                         source,
                     })
                 }
             }
         }
+    }
+
+    /// The buffered bytes (refilling when empty); empty only at the end of
+    /// the source.
+    pub(super) fn fill_buf(&mut self) -> Result<&[u8], ZipError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.read_more()?;
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    /// At least `n` buffered bytes (at most the buffer's capacity), fewer
+    /// only when the source ends first.
+    pub(super) fn fill_at_least(&mut self, n: usize) -> Result<&[u8], ZipError> {
+        let n = n.min(self.buf.len());
+        while self.end - self.start < n {
+            if self.buf.len() - self.start < n {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.read_more()? == 0 {
+                break;
+            }
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    /// Marks `n` bytes of the last `fill_buf` as used.
+    pub(super) fn consume(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.start += n;
+        self.position += n as u64;
+    }
+
+    /// One read of up to `buf.len()` bytes; 0 only at the end of the source.
+    pub(super) fn read_some(&mut self, out: &mut [u8]) -> Result<usize, ZipError> {
+        if self.start == self.end && out.len() >= self.buf.len() {
+            // Nothing buffered and a large read: skip the copy.
+            loop {
+                match self.inner.read(out) {
+                    Ok(n) => {
+                        self.position += n as u64;
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(source) => {
+                        return Err(ZipError::Io {
+                            offset: self.position,
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
     }
 
     /// Fills `buf` unless the source ends first; returns how many bytes were
@@ -154,5 +203,34 @@ mod tests {
         let err = src.fill_buf().err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("at byte 0") && text.contains("peer went away"), "{text}");
+    }
+
+    #[test]
+    fn fill_at_least_keeps_look_ahead_across_the_buffer_end() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(20_000).collect();
+        let mut src = Source::new(
+            Dribble {
+                data: data.clone(),
+                at: 0,
+                interrupted: false,
+            },
+            4096,
+        );
+        let mut at = 0usize;
+        while at < data.len() {
+            let window = src.fill_at_least(28).ok().map(<[u8]>::to_vec).unwrap_or_default();
+            assert!(
+                window.len() >= 28.min(data.len() - at),
+                "at {at}: {} bytes",
+                window.len()
+            );
+            assert_eq!(window[..], data[at..at + window.len()], "at {at}");
+            // Consume an odd amount so the window wanders over the end.
+            let step = window.len().min(37);
+            src.consume(step);
+            at += step;
+            assert_eq!(src.position(), at as u64);
+        }
+        assert_eq!(src.fill_at_least(28).map(<[u8]>::len).ok(), Some(0));
     }
 }

@@ -7,7 +7,7 @@ use super::dir::{entry_cluster, DirPos, ATTR_DIR};
 use super::error::{FatError, FatErrorKind};
 use super::file::{OpenFile, OpenMode};
 use super::name::DELETED;
-use super::volume::FatType;
+use super::volume::{FatType, SS};
 use super::Fat;
 use crate::formats::Medium;
 
@@ -161,6 +161,28 @@ impl Fat {
                 same
             })?;
             Ok(hit)
+        })
+    }
+
+    /// Whether the byte at `offset` of the medium lies in a data cluster
+    /// that the FAT marks free: writing there changes no file of the
+    /// volume as it is now. False outside the data area.
+    pub fn is_free_data(&mut self, m: &mut dyn Medium, offset: u64) -> Result<bool, FatError> {
+        let Some(relative) = offset.checked_sub(self.offset) else {
+            return Ok(false);
+        };
+        self.run(m, |vol, m| {
+            let g = vol.geo();
+            let sector = relative / SS as u64;
+            let (database, csize) = (u64::from(g.database), u64::from(g.csize));
+            if sector < database || sector >= u64::from(g.volbase) + u64::from(g.total_sectors) {
+                return Ok(false);
+            }
+            let cluster = (sector - database) / csize + 2;
+            match u32::try_from(cluster) {
+                Ok(c) if c < g.n_fatent => Ok(vol.get_fat(m, c)? == 0),
+                _ => Ok(false),
+            }
         })
     }
 }

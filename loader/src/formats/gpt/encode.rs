@@ -49,6 +49,7 @@ pub fn encode(spec: &GptSpec, device_blocks: Option<u64>) -> Result<Vec<(u64, Ve
         ));
     }
     let last_usable = disk_blocks - FIRST_USABLE;
+    check_fits(spec, disk_blocks)?;
 
     let mut entries = vec![0u8; ENTRY_COUNT * ENTRY_SIZE];
     for p in &spec.partitions {
@@ -99,6 +100,33 @@ pub fn encode(spec: &GptSpec, device_blocks: Option<u64>) -> Result<Vec<(u64, Ve
     backup.extend(header(disk_blocks - 1, 1, backup_entries_at));
 
     Ok(vec![(0, primary), (backup_entries_at * BLOCK_SIZE, backup)])
+}
+
+/// Every partition must end before the backup GPT at the end of the disk
+/// (fwup writes such a table anyway; see [`FormatError::TooLarge`]).
+fn check_fits(spec: &GptSpec, disk_blocks: u64) -> Result<(), FormatError> {
+    let used = spec.partitions.iter().filter(|p| p.block_count > 0 || p.expand);
+    let extents: Vec<(&GptPartitionSpec, u64, u64)> = used
+        .map(|p| {
+            let (first, last) = extent(p, disk_blocks);
+            (p, first, last.wrapping_add(1))
+        })
+        .collect();
+    let last_usable = disk_blocks - FIRST_USABLE;
+    let outside = extents.iter().filter(|(_, _, end)| *end > last_usable + 1);
+    // The first of the largest, if several are as large.
+    let Some((largest, start, end)) = outside.min_by_key(|(_, start, end)| std::cmp::Reverse(end - start)) else {
+        return Ok(());
+    };
+    let layout_blocks = extents.iter().map(|(_, _, end)| end).max().copied().unwrap_or(0) + GPT_BLOCKS;
+    Err(FormatError::TooLarge {
+        table: spec.label(),
+        disk_blocks,
+        layout_blocks,
+        partition: format!("partition \"{}\"", largest.index),
+        start: *start,
+        end: *end,
+    })
 }
 
 /// First and last block of a partition after `expand`.

@@ -215,16 +215,27 @@ fn verify(table: &str, placed: &[Placed]) -> Result<(), FormatError> {
 }
 
 /// With a known device size, every partition and EBR must lie on it.
+/// (fwup writes such a table anyway; see [`FormatError::TooLarge`].)
 fn check_fits(table: &str, placed: &[Placed], device: u64) -> Result<(), FormatError> {
-    for p in placed.iter().filter(|p| p.kind != 0) {
-        if p.end() > device || (p.record > 0 && u64::from(p.record) >= device) {
-            return Err(FormatError::layout(
-                table,
-                format!("partition {} does not fit on the {device}-block device", p.describe()),
-            ));
-        }
-    }
-    Ok(())
+    let used: Vec<&Placed> = placed.iter().filter(|p| p.kind != 0).collect();
+    let outside = |p: &&&Placed| p.end() > device || (p.record > 0 && u64::from(p.record) >= device);
+    // The first of the largest, if several are as large.
+    let Some(largest) = used.iter().filter(outside).min_by_key(|p| std::cmp::Reverse(p.count)) else {
+        return Ok(());
+    };
+    let layout_blocks = used
+        .iter()
+        .map(|p| p.end().max(u64::from(p.record) + 1))
+        .max()
+        .unwrap_or(0);
+    Err(FormatError::TooLarge {
+        table: table.to_string(),
+        disk_blocks: device,
+        layout_blocks,
+        partition: format!("partition \"{}\"", largest.index),
+        start: u64::from(largest.start),
+        end: largest.end(),
+    })
 }
 
 fn mbr_sector(spec: &MbrSpec, placed: &[Placed]) -> Vec<u8> {

@@ -1,9 +1,10 @@
 //! Reading and writing an environment on a medium, with fwup's choice of
 //! copy for redundant environments.
 //!
-//! fwup (and U-Boot) treat the flag byte of each copy as a counter: the copy
-//! with the higher flag (compared as signed bytes, the way fwup does) is
-//! tried first; if it is invalid the other one is used. A write goes to the
+//! fwup (and U-Boot) treat the flag byte of each copy as a counter that
+//! wraps at 256: the copy whose flag is ahead of the other's by 1 to 127
+//! steps is tried first (equal flags: the primary); if it is invalid the
+//! other one is used. A write goes to the
 //! copy that was *not* read, with the flag one higher, so the copy read
 //! stays intact until the new one is complete. `uboot_clearenv` and
 //! `uboot_recover` start afresh: both copies, flag 1.
@@ -106,7 +107,7 @@ fn inspect(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<Found,
     let secondary = read_copy(m, spec, secondary_block)?;
 
     let (flag1, flag2) = (primary[4], secondary[4]);
-    let primary_first = i32::from(flag1 as i8) - i32::from(flag2 as i8) >= 0;
+    let primary_first = primary_is_newer(flag1, flag2);
     let (first, second) = if primary_first {
         ((primary_block, &primary, flag1), (secondary_block, &secondary, flag2))
     } else {
@@ -142,6 +143,14 @@ fn inspect(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec) -> Result<Found,
     }
 }
 
+/// fwup's `uboot_env_read_redundant`: the secondary is newer only when its
+/// flag is 1 to 127 steps ahead of the primary's, counting modulo 256 (so
+/// 128 follows 127 and 0 follows 255 however many writes came before).
+fn primary_is_newer(flag1: u8, flag2: u8) -> bool {
+    let ahead = flag2.wrapping_sub(flag1);
+    ahead == 0 || ahead >= 128
+}
+
 fn store(
     m: &mut (impl Medium + ?Sized),
     spec: &UbootEnvSpec,
@@ -168,4 +177,27 @@ fn read_copy(m: &mut (impl Medium + ?Sized), spec: &UbootEnvSpec, block: u64) ->
     m.read_at(block * BLOCK_SIZE, &mut buf)
         .map_err(FormatError::io(format!("reading {} at block {block}", spec.label())))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::primary_is_newer;
+
+    #[test]
+    fn the_newer_copy_is_found_across_every_wrap_of_the_counter() {
+        // After n writes that alternate copies, the last one written has
+        // flag n + 1 (mod 256) and must be read first.
+        for n in 0u16..600 {
+            let newest = (n as u8).wrapping_add(1);
+            let older = newest.wrapping_sub(1);
+            let (flag1, flag2) = if n % 2 == 0 { (newest, older) } else { (older, newest) };
+            assert_eq!(
+                primary_is_newer(flag1, flag2),
+                n % 2 == 0,
+                "after {n} writes: flags {flag1}/{flag2}"
+            );
+        }
+        assert!(primary_is_newer(7, 7), "equal flags: the primary, as fwup");
+        assert!(primary_is_newer(127, 255) && !primary_is_newer(127, 128));
+    }
 }

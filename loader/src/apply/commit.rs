@@ -1,0 +1,377 @@
+//! The commit: the held writes reach the disk in an order that a power cut
+//! at any write cannot turn into a mix of the old install and the new one.
+//!
+//! Between two syncs a drive may land any subset of the pending writes and
+//! tear a sector, so the order of writes alone promises nothing. What is
+//! promised comes from syncs between steps, and from each step that
+//! switches what boots being atomic on its own. The steps, each ended by a
+//! sync:
+//!
+//! 0. A barrier: the streamed data (the new slot) is durable before
+//!    anything can point at it.
+//! 1. What selects nothing: held data outside the boot structures, and FAT
+//!    data in clusters the old FAT has free (no file of the disk as it is
+//!    uses them). Only sectors whose bytes change are written at all: a
+//!    write that leaves a sector as it was cannot matter, and cannot tear.
+//! 2. The switch of what boots (partition tables, boot code in the first
+//!    MiB, the rest of the FAT volumes the task used):
+//!    - when it is one sector — an upgrade's `grubenv` is one sector of
+//!      file data rewritten in place, whose `boot=` byte GRUB decides by —
+//!      it is written alone, after the environments are locked (below);
+//!    - when it is more (a new partition table, a FAT that `fat_mkfs`
+//!      rewrote, new boot code), fwup's layout offers no single write that
+//!      switches it, so the disk is switched off around it: sector 0 first
+//!      loses its boot signature (a protective MBR also its 0xEE type,
+//!      which UEFI firmware looks for without the signature), then
+//!      everything is written, the U-Boot environments last, and the final
+//!      sector 0 goes alone at the end. A cut in between leaves a disk
+//!      that boots nothing (not a GRUB rescue prompt, not a half-written
+//!      system); a complete install over a working system boots the old
+//!      system until the switch-off lands. Both changed bytes of the
+//!      switch-off decide alone, so a torn switch-off is one or the other;
+//!      the boot signature ends sector 0, so a torn final sector 0 has
+//!      none.
+//! 3. U-Boot environments (`commit_env`) name the active slot: they must
+//!    never name a slot other than the one that boots. While what boots
+//!    switches, each environment that changes is unreadable, and it gets
+//!    its final bytes once the switch is durable.
+//!
+//! The final bytes on the disk are exactly the held bytes: only the order,
+//! the syncs and a few intermediate contents of sector 0 and of the
+//! environments differ from writing the pages in offset order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::ops::Range;
+
+use super::commit_env::EnvChange;
+use super::overlay::PAGE;
+use crate::formats::fat::Fat;
+use crate::formats::uboot_env::UbootEnvSpec;
+use crate::formats::{Medium, BLOCK_SIZE};
+use crate::target::Target;
+
+const SECTOR: usize = BLOCK_SIZE as usize;
+/// Sectors per held page.
+const PER_PAGE: u64 = PAGE / BLOCK_SIZE;
+/// Boot code lives in the first MiB (GRUB's core image, U-Boot SPLs).
+const FIRST_MIB: u64 = 2048;
+/// Largest run written in one call.
+const MAX_RUN: usize = 4 << 20;
+
+/// Where the structures that select what boots are, as the install found
+/// them: the commit reads them to order its writes.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Bytes written by `mbr_write` and `gpt_write` (MBR, EBRs, GPT headers
+    /// and entry arrays).
+    pub tables: Vec<Range<u64>>,
+    pub envs: Vec<UbootEnvSpec>,
+    /// The FAT volumes the task used.
+    pub fats: Vec<Range<u64>>,
+}
+
+/// What one sector of a step holds: its held (final) bytes, or bytes of
+/// an intermediate state.
+pub(super) type Content = Option<Box<[u8; SECTOR]>>;
+/// Writes followed by a sync.
+pub(super) type Step = BTreeMap<u64, Content>;
+
+/// The held pages, sector by sector, against what the disk holds now.
+pub(super) struct Held<'p> {
+    pages: &'p BTreeMap<u64, Box<[u8]>>,
+    /// Device size in sectors; sectors past it are never written.
+    end: Option<u64>,
+}
+
+impl Held<'_> {
+    /// The final bytes of a held sector.
+    pub fn sector(&self, sector: u64) -> Option<&[u8]> {
+        let page = self.pages.get(&(sector / PER_PAGE))?;
+        let at = (sector % PER_PAGE) as usize * SECTOR;
+        Some(&page[at..at + SECTOR])
+    }
+
+    /// The final bytes of `range` (held where held, else as on `disk`).
+    pub fn final_bytes(&self, disk: &mut dyn Medium, range: Range<u64>) -> io::Result<Vec<u8>> {
+        let mut out = vec![0u8; (range.end - range.start) as usize];
+        disk.read_at(range.start, &mut out)?;
+        for sector in range.start / BLOCK_SIZE..range.end.div_ceil(BLOCK_SIZE) {
+            if let Some(data) = self.sector(sector) {
+                let start = (sector * BLOCK_SIZE).max(range.start);
+                let end = ((sector + 1) * BLOCK_SIZE).min(range.end);
+                let from = (start - sector * BLOCK_SIZE) as usize;
+                out[(start - range.start) as usize..(end - range.start) as usize]
+                    .copy_from_slice(&data[from..from + (end - start) as usize]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn in_device(&self, sector: u64) -> bool {
+        self.end.is_none_or(|end| sector < end)
+    }
+}
+
+/// Writes the held pages to `target` in the order the module doc gives,
+/// syncing after each step. Returns the held bytes now on the disk.
+pub(super) fn commit(target: &mut dyn Target, pages: &BTreeMap<u64, Box<[u8]>>, layout: &Layout) -> io::Result<u64> {
+    target.sync()?;
+    let size = target.size();
+    let held = Held {
+        pages,
+        end: size.map(|s| s / BLOCK_SIZE),
+    };
+    let (changed, unchanged) = diff(target, &held)?;
+    let steps = plan(target, &held, layout, &changed, unchanged)?;
+    for step in steps.iter().filter(|s| !s.is_empty()) {
+        write_step(target, &held, step)?;
+        target.sync()?;
+    }
+    let held_bytes = pages.len() as u64 * PAGE;
+    Ok(match size {
+        Some(size) => pages.keys().map(|p| PAGE.min(size.saturating_sub(p * PAGE))).sum(),
+        None => held_bytes,
+    })
+}
+
+/// Held sectors whose bytes differ from the disk's, and (for a target of
+/// unknown size, an empty image file that grows as it is written) the
+/// unchanged ones, which must still be written to give the file its length.
+fn diff(target: &mut dyn Target, held: &Held) -> io::Result<(BTreeSet<u64>, Vec<u64>)> {
+    let mut changed = BTreeSet::new();
+    let mut unchanged = Vec::new();
+    let mut old = vec![0u8; PAGE as usize];
+    for (&page, data) in held.pages {
+        let first = page * PER_PAGE;
+        let sectors: Vec<u64> = (first..first + PER_PAGE).filter(|&s| held.in_device(s)).collect();
+        let Some(&last) = sectors.last() else { continue };
+        let len = ((last + 1 - first) * BLOCK_SIZE) as usize;
+        target.read_at(first * BLOCK_SIZE, &mut old[..len])?;
+        for s in sectors {
+            let at = ((s - first) * BLOCK_SIZE) as usize;
+            if old[at..at + SECTOR] != data[at..at + SECTOR] {
+                changed.insert(s);
+            } else if held.end.is_none() {
+                unchanged.push(s);
+            }
+        }
+    }
+    Ok((changed, unchanged))
+}
+
+/// Orders the changed sectors into steps (see the module doc).
+fn plan(
+    target: &mut dyn Target,
+    held: &Held,
+    layout: &Layout,
+    changed: &BTreeSet<u64>,
+    unchanged: Vec<u64>,
+) -> io::Result<Vec<Step>> {
+    let sectors = |ranges: &[Range<u64>]| -> BTreeSet<u64> {
+        ranges
+            .iter()
+            .flat_map(|r| r.start / BLOCK_SIZE..r.end.div_ceil(BLOCK_SIZE))
+            .filter(|s| changed.contains(s))
+            .collect()
+    };
+    let env_ranges: Vec<Range<u64>> = layout.envs.iter().flat_map(UbootEnvSpec::byte_ranges).collect();
+    let in_env = sectors(&env_ranges);
+    let in_table = sectors(&layout.tables);
+    let mut bulk: BTreeSet<u64> = unchanged.into_iter().collect();
+    let mut switch: BTreeSet<u64> = in_table.clone();
+    for fat in &layout.fats {
+        let in_fat: BTreeSet<u64> = sectors(std::slice::from_ref(fat))
+            .difference(&in_env)
+            .copied()
+            .collect();
+        let (free, used) = split_free(target, fat.start, &in_fat);
+        bulk.extend(free);
+        switch.extend(used);
+    }
+    for &s in changed {
+        if in_env.contains(&s) || switch.contains(&s) || bulk.contains(&s) {
+            continue;
+        }
+        if s < FIRST_MIB {
+            switch.insert(s);
+        } else {
+            bulk.insert(s);
+        }
+    }
+    let mut envs = Vec::new();
+    for spec in &layout.envs {
+        if let Some(change) = EnvChange::read(target, held, spec)? {
+            envs.push(change);
+        }
+    }
+
+    let mut old0 = [0u8; SECTOR];
+    target.read_at(0, &mut old0)?;
+    let final0: [u8; SECTOR] = match held.sector(0) {
+        Some(bytes) => bytes.try_into().unwrap_or(old0),
+        None => old0,
+    };
+    let finals = |set: &BTreeSet<u64>| -> Step { set.iter().map(|&s| (s, None)).collect() };
+    let mut steps = Vec::new();
+
+    if switch.len() > 1 && is_armed(&final0) {
+        // Switched off around a switch that is more than one sector.
+        if is_armed(&old0) {
+            steps.push(Step::from([(0, Some(Box::new(switched_off(&old0))))]));
+        }
+        let mut everything = finals(&bulk);
+        everything.extend(switch.iter().filter(|&&s| s != 0).map(|&s| (s, None)));
+        steps.push(everything);
+        steps.push(finals(&in_env));
+        // Re-armed even when sector 0 keeps its bytes.
+        steps.push(Step::from([(0, Some(Box::new(final0)))]));
+        return Ok(steps);
+    }
+
+    steps.push(finals(&bulk));
+    let sole_env_switch = match (switch.is_empty(), envs.as_slice()) {
+        (true, [only]) => only.switch(),
+        _ => None,
+    };
+    if let Some(env_steps) = sole_env_switch {
+        steps.extend(env_steps);
+        return Ok(steps);
+    }
+    // Environments unreadable while what boots switches (in one sector,
+    // or — a disk without a partition table has nothing to switch off —
+    // in as few steps as fwup's layout allows).
+    let mut unlocks = Vec::new();
+    for env in &envs {
+        let (lock, unlock) = env.lock_and_unlock();
+        steps.extend(lock);
+        unlocks.extend(unlock);
+    }
+    steps.push(finals(&switch));
+    steps.extend(unlocks);
+    Ok(steps)
+}
+
+/// Splits a FAT volume's changed sectors into data in clusters its FAT
+/// (as on the disk now) has free, and the rest. A volume that does not
+/// mount yet has nothing free to write into: all of it is the rest.
+fn split_free(target: &mut dyn Target, offset: u64, sectors: &BTreeSet<u64>) -> (Vec<u64>, Vec<u64>) {
+    let disk: &mut dyn Medium = target;
+    let Ok(mut fat) = Fat::open(disk, offset) else {
+        return (Vec::new(), sectors.iter().copied().collect());
+    };
+    sectors
+        .iter()
+        .partition(|&&s| fat.is_free_data(disk, s * BLOCK_SIZE).unwrap_or(false))
+}
+
+/// A boot signature and at least one used partition entry: something may
+/// boot from this disk.
+fn is_armed(sector0: &[u8; SECTOR]) -> bool {
+    sector0[510..] == [0x55, 0xaa] && (0..4).any(|i| sector0[446 + 16 * i + 4] != 0)
+}
+
+/// Sector 0 that boots nothing, with each changed byte enough on its own
+/// (so a torn write is either this or the old sector): no boot signature,
+/// which BIOSes and Linux need, and no 0xEE type, which UEFI firmware looks
+/// for in a protective MBR whether or not it is signed. An MBR keeps its
+/// entries: clearing only some of them would leave a table pointing
+/// elsewhere.
+fn switched_off(old: &[u8; SECTOR]) -> [u8; SECTOR] {
+    let mut off = *old;
+    for i in 0..4 {
+        if off[446 + 16 * i + 4] == 0xee {
+            off[446 + 16 * i + 4] = 0;
+        }
+    }
+    off[510] = 0;
+    off[511] = 0;
+    off
+}
+
+/// Writes a step's sectors, final ones in coalesced runs.
+fn write_step(target: &mut dyn Target, held: &Held, step: &Step) -> io::Result<()> {
+    let mut run: Vec<u8> = Vec::new();
+    let mut run_start = 0u64;
+    let flush = |target: &mut dyn Target, start: u64, run: &mut Vec<u8>| -> io::Result<()> {
+        if !run.is_empty() {
+            target.write_at(start * BLOCK_SIZE, run)?;
+            run.clear();
+        }
+        Ok(())
+    };
+    for (&sector, content) in step {
+        let bytes: &[u8] = match content {
+            Some(bytes) => &bytes[..],
+            None => held
+                .sector(sector)
+                .ok_or_else(|| io::Error::other(format!("commit: sector {sector} is not held")))?,
+        };
+        let contiguous = run_start + (run.len() / SECTOR) as u64 == sector;
+        if run.is_empty() || !contiguous || run.len() >= MAX_RUN {
+            flush(target, run_start, &mut run)?;
+            run_start = sector;
+        }
+        run.extend_from_slice(bytes);
+    }
+    flush(target, run_start, &mut run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sector0(types: [u8; 4]) -> [u8; SECTOR] {
+        let mut s = [0u8; SECTOR];
+        s[..3].copy_from_slice(&[0xeb, 0x63, 0x90]);
+        for (i, t) in types.iter().enumerate() {
+            s[446 + 16 * i + 4] = *t;
+        }
+        s[510] = 0x55;
+        s[511] = 0xaa;
+        s
+    }
+
+    /// Every prefix of the switch-off written over the old sector: armed
+    /// as before, or not at all (and an MBR keeps its partition entries).
+    fn assert_tear_safe(old: [u8; SECTOR]) {
+        let off = switched_off(&old);
+        assert!(is_armed(&old) && !is_armed(&off));
+        for prefix in 0..=SECTOR {
+            let mut torn = old;
+            torn[..prefix].copy_from_slice(&off[..prefix]);
+            assert!(torn == old || !is_armed(&torn), "torn after {prefix} bytes boots");
+        }
+    }
+
+    #[test]
+    fn an_mbr_is_switched_off_by_its_signature_alone() {
+        let old = sector0([0x0c, 0x83, 0x83, 0x0c]);
+        let off = switched_off(&old);
+        assert_eq!(
+            off[..510],
+            old[..510],
+            "the entries stay: clearing some would point elsewhere"
+        );
+        assert_eq!(off[510..], [0, 0]);
+        assert_tear_safe(old);
+    }
+
+    #[test]
+    fn a_protective_mbr_also_loses_its_gpt_type() {
+        let old = sector0([0xee, 0, 0, 0]);
+        let off = switched_off(&old);
+        assert_eq!(
+            off[446 + 4],
+            0,
+            "UEFI firmware finds a GPT by the 0xEE type, signed or not"
+        );
+        assert_tear_safe(old);
+    }
+
+    #[test]
+    fn a_blank_or_empty_table_is_not_armed() {
+        assert!(!is_armed(&[0u8; SECTOR]));
+        assert!(!is_armed(&sector0([0, 0, 0, 0])));
+    }
+}

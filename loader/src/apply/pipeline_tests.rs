@@ -1,0 +1,123 @@
+//! A stage of the pipeline that panics ends the stream with the panic as
+//! its error; the engine never waits on a queue that cannot fill again.
+
+use std::io::{self, Read};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::{EntryStream, Msg, Wanted};
+use crate::apply::error::WorkerPanicked;
+use crate::apply::{self, events::Silent, ApplyError, ApplyOptions};
+use crate::bundle::zip::ZipWalker;
+use crate::pack::zip_writer::ZipWriter;
+use crate::target::file::ImageFile;
+
+/// An entry name the hasher panics on (test builds only).
+pub(super) const PANIC_IN_HASHER: &str = "data/panic-in-hasher";
+
+/// Gives `bytes`, then panics instead of reading on.
+struct PanicsAfter {
+    bytes: io::Cursor<Vec<u8>>,
+}
+
+impl Read for PanicsAfter {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.bytes.read(buf)? {
+            0 => panic!("injected panic in the bundle source"),
+            n => Ok(n),
+        }
+    }
+}
+
+fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = ZipWriter::new(Vec::new(), 6);
+    for (name, data) in entries {
+        writer.add_stored(name, data).expect("add");
+    }
+    writer.finish().expect("finish")
+}
+
+/// Drains the stream on another thread; the test fails instead of hanging
+/// if the stream never ends.
+fn last_message<R: Read + Send + 'static>(source: R) -> io::Error {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Every entry of these archives is declared: none is skipped unread.
+        let wanted = ["meta.conf", "data/a", PANIC_IN_HASHER, "data/b"]
+            .map(String::from)
+            .into();
+        let mut stream = EntryStream::spawn(ZipWalker::new(source), Wanted::Named(wanted), true).expect("spawn");
+        loop {
+            match stream.next() {
+                Msg::Failed(e) => break tx.send(Ok(e)),
+                Msg::Done => break tx.send(Err("the stream ended cleanly")),
+                Msg::Data(buf) => stream.recycle(buf),
+                _ => {}
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("the stream hung after a stage panicked")
+        .expect("a failure")
+}
+
+fn thread_of(err: &io::Error) -> &'static str {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<WorkerPanicked>())
+        .unwrap_or_else(|| panic!("not a panic: {err}"))
+        .thread
+}
+
+#[test]
+fn a_panic_in_the_reader_ends_the_stream_with_it() {
+    let mut bytes = zip(&[("meta.conf", b"x"), ("data/a", &[7u8; 100_000])]);
+    bytes.truncate(bytes.len() / 2);
+    let err = last_message(PanicsAfter {
+        bytes: io::Cursor::new(bytes),
+    });
+    assert_eq!(thread_of(&err), "bundle reader");
+    assert!(err.to_string().contains("injected panic in the bundle source"), "{err}");
+}
+
+#[test]
+fn a_panic_in_the_hasher_ends_the_stream_with_it() {
+    let bytes = zip(&[
+        ("meta.conf", b"x"),
+        (PANIC_IN_HASHER, &[7u8; 3 << 20]),
+        ("data/b", b"y"),
+    ]);
+    let err = last_message(io::Cursor::new(bytes));
+    assert_eq!(thread_of(&err), "bundle hasher");
+    assert!(err.to_string().contains("injected panic in the hasher"), "{err}");
+}
+
+/// Through the engine: an install error of class `internal`.
+#[test]
+fn a_panicking_source_fails_the_install_as_an_internal_error() {
+    let bundle = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fw/02-x86_64-ab-mbr.fw"
+    ))
+    .expect("corpus bundle");
+    let source = PanicsAfter {
+        bytes: io::Cursor::new(bundle[..bundle.len() - 2000].to_vec()),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("disk.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("image");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut target = ImageFile::open(&image).expect("open");
+        let result = apply::apply(source, &mut target, &ApplyOptions::new("complete"), &mut Silent);
+        let _ = tx.send(result.map(|_| ()));
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the install hung after the reader panicked")
+        .expect_err("the install must fail");
+    assert!(matches!(err, ApplyError::Internal(_)), "{err:?}");
+    assert_eq!(err.class(), "internal");
+    assert!(err.to_string().contains("bundle reader thread panicked"), "{err}");
+}
