@@ -22,7 +22,7 @@ use std::process::Command;
 
 use https_support::server::{Faults, TestServer};
 use https_support::{loader, text, TwoVersions};
-use image_support::{boot_records, ENV};
+use image_support::{what_boots, ENV};
 use serde_json::Value;
 
 /// An A/B layout: slot a at block 4096, b at 12288, a data partition at
@@ -209,7 +209,7 @@ fn two_passes_refuse_a_second_download_that_differs_and_leave_nothing_bootable()
     assert_eq!(mode(&events), "two-pass", "{log}");
     assert_eq!(server.requests().len(), 2, "a verifying pass and an installing one");
     let after = fs::read(&image).unwrap();
-    assert_eq!(boot_records(&after), Vec::<&str>::new(), "{log}");
+    assert_eq!(what_boots(&after), Vec::<&str>::new(), "{log}");
     assert!(
         after[DATA] == before[DATA],
         "the failed pass touched the data partition"

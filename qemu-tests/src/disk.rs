@@ -57,10 +57,25 @@ pub fn active_slot(path: &Path) -> Option<String> {
 /// 512- and 4096-byte blocks), a valid U-Boot environment at the example
 /// system's block 2048. An empty list: nothing bootable on the disk.
 pub fn boot_records(path: &Path) -> Vec<String> {
+    let mut found = what_boots(path);
+    if read_at(path, 0, 512).iter().any(|&b| b != 0) && found.first().is_none_or(|f| !f.starts_with("sector 0")) {
+        found.insert(0, "sector 0 is not blank (boot code or partition table)".to_string());
+    }
+    found
+}
+
+/// What on the disk could still start a boot: sector 0 with a boot
+/// signature (BIOSes need it) or a 0xEE partition type (UEFI firmware looks
+/// for it, signed or not), a GPT header, a valid U-Boot environment at
+/// block 2048. A disk switched off (as the commit and two-pass installs
+/// do) keeps its boot code and partition entries, and nothing listed here.
+pub fn what_boots(path: &Path) -> Vec<String> {
     let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let mut found = Vec::new();
-    if read_at(path, 0, 512).iter().any(|&b| b != 0) {
-        found.push("sector 0 is not blank (boot code, partition table or boot signature)".to_string());
+    let sector0 = read_at(path, 0, 512);
+    let protective = (0..4).any(|i| sector0[446 + 16 * i + 4] == 0xee);
+    if sector0[510..512] == [0x55, 0xaa] || protective {
+        found.push("sector 0 with a boot signature or a 0xEE partition type".to_string());
     }
     for at in [512, 4096, len.saturating_sub(512), len.saturating_sub(4096)] {
         if at >= 512 && at + 8 <= len && read_at(path, at, 8) == b"EFI PART" {

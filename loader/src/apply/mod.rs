@@ -36,6 +36,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 pub use actions::describe as describe_action;
+pub(crate) use commit::switched_off;
 pub use error::{ApplyError, SourceFailure};
 pub use events::{Event, Reporter, Stage};
 pub use install::{

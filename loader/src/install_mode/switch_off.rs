@@ -2,20 +2,27 @@
 //! second download writes a byte where the old system lives, the disk's
 //! boot records stop selecting anything.
 //!
-//! The records (sector 0, GPT headers, the bundle's U-Boot environments)
-//! are zeroed on the disk and synced, so that from then on the disk boots
-//! the old system only if it boots at all, and a failed second pass leaves
-//! it booting nothing rather than unverified data. Their old bytes go to
-//! the install as held writes (`ApplyOptions::preload`): guards and
-//! read-modify-writes see the disk as it was, and the commit writes every
-//! record back, new where the task rewrote it and old where it did not.
+//! Sector 0 is switched off as the commit switches it off around a
+//! multi-sector switch (`apply::switched_off`: no boot signature, no 0xEE
+//! type; the boot code and partition entries stay), so a disk a failed
+//! two-pass install leaves looks like one a commit cut in the middle of its
+//! switch leaves. The GPT headers and the bundle's U-Boot environments are
+//! zeroed (each is guarded by its CRC, so a torn write reads invalid).
+//! Everything is synced before the second pass starts, so from then on
+//! the disk boots the old system only if it boots at all, and a failed
+//! second pass leaves it booting nothing rather than unverified data. The
+//! old bytes go to the install as held writes (`ApplyOptions::preload`):
+//! guards and read-modify-writes see the disk as it was, and the commit
+//! writes every record back, new where the task rewrote it and old where
+//! it did not.
 //!
-//! A power cut while switching off lands any subset of these writes; every
-//! subset leaves the old system's data untouched (the second pass has not
-//! started), so the disk boots the old system or nothing.
+//! A power cut while switching off lands any subset of these writes, and
+//! each of them decides alone (a torn sector 0 is the old one or off);
+//! every subset leaves the old system's data untouched (the second pass
+//! has not started), so the disk boots the old system or nothing.
 
 use super::bootable::{boot_records, describe};
-use crate::apply::ApplyError;
+use crate::apply::{self, ApplyError};
 use crate::bundle::manifest::Manifest;
 use crate::target::Target;
 
@@ -26,7 +33,8 @@ pub struct SwitchedOff {
     pub described: String,
 }
 
-/// Zeroes every boot record on `target` and syncs; returns their old bytes.
+/// Switches off every boot record on `target` (see the module docs) and
+/// syncs; returns their old bytes.
 pub fn switch_off(target: &mut dyn Target, manifest: &Manifest) -> Result<SwitchedOff, ApplyError> {
     let name = target.describe();
     let failed = |source| ApplyError::Target {
@@ -42,7 +50,11 @@ pub fn switch_off(target: &mut dyn Target, manifest: &Manifest) -> Result<Switch
         saved.push((record.range.start, old));
     }
     for (offset, old) in &saved {
-        target.write_at(*offset, &vec![0u8; old.len()]).map_err(failed)?;
+        let off = match <&[u8; 512]>::try_from(old.as_slice()) {
+            Ok(sector0) if *offset == 0 => apply::switched_off(sector0).to_vec(),
+            _ => vec![0u8; old.len()],
+        };
+        target.write_at(*offset, &off).map_err(failed)?;
     }
     target.sync().map_err(failed)?;
     Ok(SwitchedOff {
@@ -60,7 +72,7 @@ mod tests {
     use crate::target::file::ImageFile;
 
     #[test]
-    fn every_record_is_zeroed_on_disk_and_its_old_bytes_kept() {
+    fn every_record_is_switched_off_on_disk_and_its_old_bytes_kept() {
         let conf = "meta-product=\"t\"\nuboot-environment \"env\" {\nblock-offset=16\nblock-count=16\n}\n";
         let manifest = load_meta_conf(conf.as_bytes(), &|_| None).unwrap().manifest;
         let spec = uboot_env::UbootEnvSpec::from_section(&manifest.uboot_envs[0]).unwrap();
@@ -82,7 +94,12 @@ mod tests {
         );
         drop(target);
         let after = std::fs::read(&path).unwrap();
-        assert!(after[..512].iter().all(|&b| b == 0));
+        assert_eq!(after[510..512], [0, 0], "the boot signature is gone");
+        assert_eq!(
+            after[..510],
+            disk[..510],
+            "boot code and entries stay, as the commit leaves them"
+        );
         assert!(after[8192..16384].iter().all(|&b| b == 0));
         assert_eq!(after[200_000], 7);
         assert_eq!(off.saved.len(), 2);

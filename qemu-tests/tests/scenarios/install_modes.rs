@@ -57,7 +57,8 @@ fn refuse_late_corrupt_reinstall_in_memory() {
 /// As above with loader.install_mode=two-pass, and the server inverts the
 /// byte only in its second answer → the first download verifies, the old
 /// boot records are switched off, the second download is refused
-/// (class=corrupt) → nothing bootable on the disk, and booting it brings up
+/// (class=corrupt) → nothing on the disk starts a boot (sector 0 without
+/// its signature, no GPT header or environment), and booting it brings up
 /// no system (never the corrupt bytes).
 #[test]
 fn refuse_two_pass_second_download_corrupt() {
@@ -71,7 +72,7 @@ fn refuse_two_pass_second_download_corrupt() {
     assert!(console.contains("switched off"), "{console}");
     let gets = s.server.seen().iter().filter(|r| r.path == "/ab-v2.fw").count();
     assert_eq!(gets, 2, "a verifying download and an installing one");
-    let found = disk::boot_records(&disk_path);
+    let found = disk::what_boots(&disk_path);
     assert!(found.is_empty(), "the disk still selects something: {found:?}");
 
     let mut vm = s.boot_disk(&[&disk_path]);
