@@ -102,6 +102,15 @@ mod tests {
         );
         assert!(after[8192..16384].iter().all(|&b| b == 0));
         assert_eq!(after[200_000], 7);
+        // A cut that tears the sector-0 write: every prefix of it over the
+        // old sector is the old sector or starts no boot (zeroing the whole
+        // sector could leave the signature behind zeroed boot code).
+        for prefix in 0..=512 {
+            let mut torn = disk[..512].to_vec();
+            torn[..prefix].copy_from_slice(&after[..prefix]);
+            let starts = torn[510..512] == [0x55, 0xaa] || (0..4).any(|i| torn[446 + 16 * i + 4] == 0xee);
+            assert!(torn == disk[..512] || !starts, "torn after {prefix} bytes still starts a boot");
+        }
         assert_eq!(off.saved.len(), 2);
         assert_eq!(off.saved[0], (0, disk[..512].to_vec()));
         assert_eq!(off.saved[1], (8192, disk[8192..16384].to_vec()));
