@@ -334,3 +334,27 @@ fn standard_input_over_a_working_system_is_held_in_memory() {
         "v2 was installed: its environment"
     );
 }
+
+/// Memory mode installs without hashing again (`hashes_proven`: the
+/// bytes were verified in memory and cannot have changed), but the ZIP
+/// CRC-32 still guards the inflate: a flipped byte of compressed data is
+/// refused, and the blank disk is left with nothing that starts a boot.
+#[test]
+fn proven_hashes_still_check_the_zip_crc() {
+    use std::io::Read as _;
+    let fw = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fw");
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
+    let mut opts = loader::apply::ApplyOptions::new("complete");
+    opts.vars.insert("NERVES_SERIAL_NUMBER".into(), "LT-0001".into());
+    opts.hashes_proven = true;
+    let mut target = loader::target::file::ImageFile::open(&image).unwrap();
+    let bundle = fs::File::open(fw.join("05-corrupt-zipbyte.fw")).unwrap();
+    let err = loader::apply::apply(bundle, &mut target, &opts, &mut loader::apply::events::Silent).unwrap_err();
+    assert_eq!(err.class(), "corrupt", "{err}");
+    drop(target);
+    let mut head = vec![0u8; 2 << 20];
+    fs::File::open(&image).unwrap().read_exact(&mut head).unwrap();
+    assert_eq!(what_boots(&head), Vec::<&str>::new());
+}
