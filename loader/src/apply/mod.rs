@@ -6,7 +6,8 @@
 //!    unsigned or badly signed bundle stops here: nothing has been written.
 //! 2. Choose the task by prefix; its `require-*` guards read the disk.
 //! 3. Validate the task (unsafe actions, unsupported features, held-data
-//!    bound) before the first write.
+//!    bound, and the caller's check of the regions it writes) before the
+//!    first write.
 //! 4. Run `on-init`, stream every resource through its handler while
 //!    hashing it, run `on-finish`. Boot-critical writes go to the
 //!    [`overlay::Overlay`]; bulk `raw_write` data goes to the disk.
@@ -27,6 +28,7 @@ mod exec;
 mod install;
 pub mod overlay;
 mod pipeline;
+pub mod plan;
 pub mod restart;
 pub mod select;
 mod sink;
@@ -80,7 +82,13 @@ pub struct ApplyOptions {
     /// (offset, bytes): the old boot records a two-pass install switched
     /// off on the disk, committed back unless the task rewrites them.
     pub preload: Vec<(u64, Vec<u8>)>,
+    /// Sees every region the chosen task may write before the first write
+    /// (see [`plan`]); an error refuses the install with nothing written.
+    pub check_writes: Option<WriteCheck>,
 }
+
+/// A check of a task's planned writes: `Err` names what the task must not touch.
+pub type WriteCheck = std::sync::Arc<dyn Fn(&[plan::PlannedWrite]) -> Result<(), String> + Send + Sync>;
 
 impl ApplyOptions {
     pub fn new(task: &str) -> Self {
@@ -94,6 +102,7 @@ impl ApplyOptions {
             expected_head: None,
             hashes_proven: false,
             preload: Vec::new(),
+            check_writes: None,
         }
     }
 }

@@ -109,7 +109,10 @@ mod tests {
             let mut torn = disk[..512].to_vec();
             torn[..prefix].copy_from_slice(&after[..prefix]);
             let starts = torn[510..512] == [0x55, 0xaa] || (0..4).any(|i| torn[446 + 16 * i + 4] == 0xee);
-            assert!(torn == disk[..512] || !starts, "torn after {prefix} bytes still starts a boot");
+            assert!(
+                torn == disk[..512] || !starts,
+                "torn after {prefix} bytes still starts a boot"
+            );
         }
         assert_eq!(off.saved.len(), 2);
         assert_eq!(off.saved[0], (0, disk[..512].to_vec()));
