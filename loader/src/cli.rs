@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::apply::restart::Restarts;
 use crate::apply::{self, ApplyOptions, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::report::{console, Console, JsonLines};
@@ -58,6 +57,9 @@ enum Command {
         /// Most boot-critical data held in memory until the commit, in bytes.
         #[arg(long, default_value_t = apply::overlay::DEFAULT_HOLD_LIMIT)]
         hold_limit: u64,
+        /// `auto`, or force `memory` or `two-pass` (see the README, "Safety").
+        #[arg(long, default_value = "auto")]
+        install_mode: crate::install_mode::ModeRequest,
         #[arg(long, value_enum, default_value_t = Progress::Auto)]
         progress: Progress,
     },
@@ -301,6 +303,7 @@ fn run(cli: Cli) -> Result<(), String> {
             force,
             reboot,
             hold_limit,
+            install_mode,
             progress,
         } => {
             let mut opts = ApplyOptions::new(&task);
@@ -314,7 +317,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let started = std::time::Instant::now();
             let http = fetch.http(progress);
             let fetch = || source::policy::fetch(&spec, &policy, http.clone()).map_err(|e| e.to_string());
-            let mut fetched = fetch()?;
+            let fetched = fetch()?;
             if let Some(reason) = &fetched.plain_http_reason {
                 reporter.event(&apply::Event::Warning {
                     message: format!("plain http:// allowed because {reason}"),
@@ -322,25 +325,25 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let mut target = crate::hostdisk::ApplyTarget::open(&device, &force.join(","))?;
             opts.check_writes = target.write_check();
-            // A bundle that changes on the server mid-download starts over
-            // from byte 0, a bounded number of times (see apply::restart).
-            let mut restarts = Restarts::default();
-            let mut summary = loop {
-                opts.before_commit = fetched.check.clone();
-                let stats = fetched.source.http_stats.clone();
-                let received = || stats.as_ref().map_or(0, |s| s.snapshot().received);
-                match apply::apply(fetched.source.reader, target.target(), &opts, reporter.as_mut()) {
-                    Ok(mut summary) => {
-                        let refetched = stats.as_ref().map_or(0, |s| s.snapshot().refetched);
-                        restarts.record(&mut summary, refetched);
-                        break summary;
-                    }
-                    Err(e) => restarts
-                        .after_failure(e, received(), reporter.as_mut())
-                        .map_err(|e| e.to_string())?,
-                }
-                fetched = fetch()?;
+            let settings = crate::install_mode::Settings {
+                request: install_mode,
+                budget: crate::install_mode::Budget::system(hold_limit),
+                pin_only: policy.sha256.is_some() && opts.public_keys.is_empty(),
+                origin: match spec {
+                    SourceSpec::Stdin => crate::install_mode::Origin::STDIN,
+                    SourceSpec::File(_) => crate::install_mode::Origin::file(false),
+                    SourceSpec::Url(_) => crate::install_mode::Origin::NETWORK,
+                },
             };
+            let mut reopen = || {
+                fetch()
+                    .map(Into::into)
+                    .map_err(|message| apply::ApplyError::Download { message, restart: None })
+            };
+            let first = fetched.into();
+            let mut summary =
+                crate::install_mode::install(first, &mut reopen, target.target(), &settings, &opts, reporter.as_mut())
+                    .map_err(|e| e.to_string())?;
             summary.elapsed = started.elapsed();
             for note in target.finish() {
                 reporter.event(&apply::Event::Info { message: note });

@@ -11,6 +11,7 @@ pub mod hostdisk;
 pub mod initramfs;
 pub mod inspect;
 pub mod inspect_disk;
+pub mod install_mode;
 #[cfg(feature = "host-tools")]
 pub mod ipxe;
 #[cfg(feature = "host-tools")]

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod image_support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -106,19 +108,68 @@ fn no_bundle_anywhere_says_where_it_looked() {
 }
 
 #[test]
-fn a_corrupt_bundle_is_refused_before_any_disk_is_chosen() {
+fn a_bundle_with_a_damaged_head_is_refused_before_any_disk_is_chosen() {
     let dir = tempfile::tempdir().unwrap();
     let cmdline = format!(
         "loader.bundle={} loader.on_error=halt loader.console=plain",
-        fw("05-corrupt-resource.fw").display()
+        fw("05-truncated-meta.fw").display()
     );
-    // No sysfs at all: the verification must fail first.
+    // No sysfs at all: reading the head must fail first.
     let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
     let log = text(&out);
     assert!(!out.status.success(), "{log}");
     assert!(
-        log.contains("class=corrupt") && log.contains("stage=verifying the bundle"),
+        log.contains("class=corrupt") && log.contains("stage=opening the bundle"),
         "{log}"
+    );
+}
+
+/// An injected bundle is read once on a blank disk: a corrupt one is found
+/// while installing, and leaves nothing bootable. Over an installed disk
+/// the same kind of bundle is verified whole before the first write, and
+/// the disk stays byte for byte as it was.
+#[test]
+fn a_corrupt_injected_bundle_leaves_a_blank_disk_unbootable_and_an_installed_one_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((image, dev)) = blank_loop(dir.path(), 1 << 30) else {
+        return;
+    };
+    let boot = |bundle: &Path| {
+        let cmdline = format!(
+            "loader.bundle={} loader.disk={} loader.on_error=halt loader.console=plain",
+            bundle.display(),
+            dev.0
+        );
+        let out = loader_boot(dir.path(), &cmdline, &[]);
+        (out.status.success(), text(&out))
+    };
+    let (ok, log) = boot(&fw("05-corrupt-resource.fw"));
+    assert!(!ok && log.contains("class=corrupt"), "{log}");
+    assert!(
+        log.contains("install mode: one-pass: the disk holds nothing bootable"),
+        "{log}"
+    );
+    assert!(!log.contains("verifying every resource"), "one pass only: {log}");
+    assert_eq!(
+        image_support::boot_records(&fs::read(&image).unwrap()),
+        Vec::<&str>::new()
+    );
+
+    let (ok, log) = boot(&fw("02-x86_64-ab-mbr.fw"));
+    assert!(ok, "{log}");
+    let before = fs::read(&image).unwrap();
+    let mut corrupt = fs::read(fw("02-x86_64-ab-mbr-v2.fw")).unwrap();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    let corrupt_path = dir.path().join("corrupt-v2.fw");
+    fs::write(&corrupt_path, corrupt).unwrap();
+    let (ok, log) = boot(&corrupt_path);
+    assert!(!ok && log.contains("class=corrupt"), "{log}");
+    assert!(log.contains("install mode: memory"), "{log}");
+    drop(dev);
+    assert!(
+        fs::read(&image).unwrap() == before,
+        "the refused reinstall changed the disk"
     );
 }
 
@@ -157,13 +208,22 @@ impl Drop for Loop {
     }
 }
 
+/// A blank sparse image of `len` bytes in `dir` on a loop device, or `None`
+/// (with a SKIPPED line) where loop devices are not available.
+fn blank_loop(dir: &Path, len: u64) -> Option<(PathBuf, Loop)> {
+    let image = dir.join("disk.img");
+    fs::File::create(&image).unwrap().set_len(len).unwrap();
+    let dev = Loop::attach(&image);
+    if dev.is_none() {
+        eprintln!("SKIPPED: loop devices are not available here (needs root and /dev/loop-control)");
+    }
+    Some((image, dev?))
+}
+
 #[test]
 fn first_install_then_rescue_upgrade_on_a_loop_device() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here (needs root and /dev/loop-control)");
+    let Some((image, dev)) = blank_loop(dir.path(), 1 << 30) else {
         return;
     };
     let first = format!(
@@ -222,10 +282,7 @@ fn serve_once(body: Vec<u8>) -> u16 {
 #[test]
 fn streamed_install_from_a_url_with_a_sha256_pin() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(4 << 20).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here");
+    let Some((image, dev)) = blank_loop(dir.path(), 4 << 20) else {
         return;
     };
     let bundle = fs::read(fw("01-minimal-raw.fw")).unwrap();
@@ -310,13 +367,13 @@ fn status_callback_receives_start_stages_and_the_failure() {
     let dir = tempfile::tempdir().unwrap();
     let cmdline = format!(
         "loader.bundle={} loader.on_error=halt loader.report=http://127.0.0.1:{port}/status",
-        fw("05-corrupt-resource.fw").display()
+        fw("05-truncated-meta.fw").display()
     );
     let out = loader_boot(dir.path(), &cmdline, &["--sys-block", "/nonexistent"]);
     assert!(!out.status.success(), "{}", text(&out));
     let bodies = server.join().unwrap();
     assert!(bodies[0].contains("\"event\":\"start\""), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains("verifying the bundle")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains("opening the bundle")), "{bodies:?}");
     let last = bodies.last().unwrap();
     assert!(
         last.contains("\"result\":\"failed\"") && last.contains("\"class\":\"corrupt\""),
@@ -328,10 +385,7 @@ fn status_callback_receives_start_stages_and_the_failure() {
 #[test]
 fn metadata_service_provides_provisioning_variables() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("disk.img");
-    fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-    let Some(dev) = Loop::attach(&image) else {
-        eprintln!("SKIPPED: loop devices are not available here");
+    let Some((image, dev)) = blank_loop(dir.path(), 1 << 30) else {
         return;
     };
     let port = serve_once(br#"{"NERVES_SERIAL_NUMBER": "LT-0001", "ignored": {"nested": 1}}"#.to_vec());
@@ -346,6 +400,77 @@ fn metadata_service_provides_provisioning_variables() {
     // The serial number from the metadata landed in the U-Boot environment
     // exactly as fwup writes it with NERVES_SERIAL_NUMBER=LT-0001.
     assert_image_matches(&fw("expected/02-complete.img.zst"), &image);
+}
+
+/// `loader.pubkey=` next to keys baked into the initramfs is refused before
+/// anything is read: a key on the command line must never widen the baked
+/// ones (before, a bundle signed by the command-line key was installed).
+/// Without baked keys the same `loader.pubkey=` is enforced.
+#[test]
+fn a_command_line_key_is_refused_when_keys_are_baked_in() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = fw("keys");
+    let signed = dir.path().join("signed-by-other.fw");
+    let out = Command::new(env!("CARGO_BIN_EXE_loader"))
+        .arg("sign")
+        .arg(fw("01-minimal-raw.fw"))
+        .arg("-k")
+        .arg(keys.join("wrong-key.priv"))
+        .arg("-o")
+        .arg(&signed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let other_key = fs::read_to_string(keys.join("wrong-key.pub")).unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(other_key.trim())
+            .unwrap()
+            .len(),
+        32
+    );
+    let baked = dir.path().join("baked");
+    fs::create_dir(&baked).unwrap();
+    fs::copy(keys.join("test-key.pub"), baked.join("owner.pub")).unwrap();
+    let cmdline = format!(
+        "loader.bundle={} loader.pubkey={} loader.on_error=halt loader.console=plain",
+        signed.display(),
+        other_key.trim()
+    );
+    let file = dir.path().join("cmdline");
+    fs::write(&file, &cmdline).unwrap();
+    let boot = |keys_dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_loader"))
+            .arg("boot")
+            .arg("--cmdline")
+            .arg(&file)
+            .args(["--config", "/nonexistent", "--ca-dir", "/nonexistent"])
+            .arg("--keys-dir")
+            .arg(keys_dir)
+            .args(["--sys-block", "/nonexistent"])
+            .output()
+            .unwrap()
+    };
+    let out = boot(&baked);
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("class=config")
+            && log.contains("loader.pubkey= is refused")
+            && log.contains("baked keys are exclusive"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("stage: finding the bundle"),
+        "refused before the bundle: {log}"
+    );
+
+    // Nothing baked: the command-line key is the one enforced.
+    let out = boot(Path::new("/nonexistent"));
+    let log = text(&out);
+    assert!(log.contains("1 public key(s) enforced"), "{log}");
+    assert!(!log.contains("loader.pubkey= is refused"), "{log}");
 }
 
 /// An endpoint that accepts reports and never answers: after the result,

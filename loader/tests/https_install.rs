@@ -13,9 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use https_support::pki::{loopback_cert, server_config, TestCa};
-use https_support::seed;
-use https_support::server::{random_bytes, Faults, Rng, TestServer};
+use https_support::server::{Faults, Rng, TestServer};
+use https_support::{loader, text, TwoVersions};
 use serde_json::Value;
 
 /// Two versions of a bundle with the same layout: the second one's data
@@ -47,61 +46,28 @@ const ROOTFS_LEN: usize = 3 << 20;
 const IMAGE_LEN: u64 = 8 << 20;
 
 struct Setup {
-    dir: tempfile::TempDir,
-    ca: TestCa,
-    ca_file: PathBuf,
-    v1: Vec<u8>,
-    v2: Vec<u8>,
+    versions: TwoVersions,
     rng: Rng,
 }
 
-fn loader(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loader")).args(args).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn pack(dir: &Path, version: &str, seed: u64) -> Vec<u8> {
-    let rootfs = dir.join(format!("rootfs-{version}.img"));
-    fs::write(&rootfs, random_bytes(ROOTFS_LEN, seed)).unwrap();
-    let conf = dir.join(format!("{version}.conf"));
-    let source = CONF
-        .replace("@VERSION@", version)
-        .replace("@PATH@", rootfs.to_str().unwrap());
-    fs::write(&conf, source).unwrap();
-    let fw = dir.join(format!("{version}.fw"));
-    let out = loader(&["pack", conf.to_str().unwrap(), "-o", fw.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    fs::read(fw).unwrap()
+impl std::ops::Deref for Setup {
+    type Target = TwoVersions;
+    fn deref(&self) -> &TwoVersions {
+        &self.versions
+    }
 }
 
 fn setup() -> Setup {
-    let seed = seed();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("loader test CA");
-    let ca_file = dir.path().join("ca.pem");
-    fs::write(&ca_file, ca.pem()).unwrap();
-    let v1 = pack(dir.path(), "1.0.0", seed);
-    let v2 = pack(dir.path(), "2.0.0", seed.rotate_left(7) ^ 0x5555);
+    let versions = TwoVersions::pack(CONF, ROOTFS_LEN, &[]);
     Setup {
-        dir,
-        ca,
-        ca_file,
-        v1,
-        v2,
-        rng: Rng(seed.rotate_left(29) | 1),
+        rng: Rng(versions.seed.rotate_left(29) | 1),
+        versions,
     }
 }
 
 impl Setup {
     fn serve(&self, content: &[u8], faults: Faults) -> TestServer {
-        TestServer::start(
-            content.to_vec(),
-            faults,
-            Some(server_config(loopback_cert(&self.ca), false)),
-        )
+        self.versions.serve(content, faults)
     }
 
     /// A byte offset inside the rootfs data of either bundle.

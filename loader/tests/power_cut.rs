@@ -7,7 +7,8 @@
 //! environment changed by one, two and three `uboot_setenv`s, and for the
 //! example A/B system
 //! (`examples/ab-system/fwup.conf` packed with stand-in GRUB and slot
-//! images: a complete, two upgrades, a complete over the installed disk),
+//! images: a complete, two upgrades, a complete over the installed disk,
+//! and one more as two-pass mode's second pass installs it),
 //! the commit's writes and syncs are recorded, and every cut inside it is
 //! replayed as `power_cut_support` describes: every subset of each sync
 //! interval's changed sectors (a seeded sample of 1024 where there are
@@ -201,6 +202,27 @@ fn example_ab_system_commits_survive_a_cut_anywhere() {
         let report = install_and_cut(bundle, &image, &ApplyOptions::new(task), seed);
         check(&mut results, &mut failures, name, &report);
     }
+    // Two-pass mode's second pass: the old boot records switched off on the
+    // disk first, their old bytes held from the start of the install.
+    let manifest = apply::open_bundle(
+        File::open(&v1).unwrap(),
+        &ApplyOptions::new(""),
+        &mut apply::events::Silent,
+    )
+    .unwrap()
+    .manifest;
+    let mut disk = loader::target::file::ImageFile::open(&image).unwrap();
+    let off = loader::install_mode::switch_off::switch_off(&mut disk, &manifest).unwrap();
+    drop(disk);
+    let mut opts = ApplyOptions::new("complete");
+    opts.preload = off.saved;
+    let report = install_and_cut(&v1, &image, &opts, seed);
+    check(
+        &mut results,
+        &mut failures,
+        "complete 1.0.0 in two passes (switched off)",
+        &report,
+    );
     assert!(
         failures.is_empty(),
         "POWER_CUT_SEED={seed}: the example A/B system can be cut into a mixed state:\n{}",

@@ -52,6 +52,56 @@ pub fn active_slot(path: &Path) -> Option<String> {
         .find_map(|l| l.strip_prefix("nerves_fw_active=").map(str::to_string))
 }
 
+/// What on the disk could boot or select a boot: sector 0 (boot code,
+/// partition table, boot signature), a GPT header (primary or backup, for
+/// 512- and 4096-byte blocks), a valid U-Boot environment at the example
+/// system's block 2048. An empty list: nothing bootable on the disk.
+pub fn boot_records(path: &Path) -> Vec<String> {
+    let mut found = what_boots(path);
+    if read_at(path, 0, 512).iter().any(|&b| b != 0) && found.first().is_none_or(|f| !f.starts_with("sector 0")) {
+        found.insert(0, "sector 0 is not blank (boot code or partition table)".to_string());
+    }
+    found
+}
+
+/// What on the disk could still start a boot: sector 0 with a boot
+/// signature (BIOSes need it) or a 0xEE partition type (UEFI firmware looks
+/// for it, signed or not), a GPT header, a valid U-Boot environment at
+/// block 2048. A disk switched off (as the commit and two-pass installs
+/// do) keeps its boot code and partition entries, and nothing listed here.
+pub fn what_boots(path: &Path) -> Vec<String> {
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut found = Vec::new();
+    let sector0 = read_at(path, 0, 512);
+    let protective = (0..4).any(|i| sector0[446 + 16 * i + 4] == 0xee);
+    if sector0[510..512] == [0x55, 0xaa] || protective {
+        found.push("sector 0 with a boot signature or a 0xEE partition type".to_string());
+    }
+    for at in [512, 4096, len.saturating_sub(512), len.saturating_sub(4096)] {
+        if at >= 512 && at + 8 <= len && read_at(path, at, 8) == b"EFI PART" {
+            found.push(format!("a GPT header at byte {at}"));
+        }
+    }
+    let env = read_at(path, 2048 * 512, 8192);
+    let stored = u32::from_le_bytes([env[0], env[1], env[2], env[3]]);
+    if env.iter().any(|&b| b != 0) && crc32(&env[4..]) == stored {
+        found.push("a U-Boot environment at block 2048".to_string());
+    }
+    found
+}
+
+/// CRC-32 (IEEE), as U-Boot environments carry it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & 0u32.wrapping_sub(crc & 1));
+        }
+    }
+    !crc
+}
+
 /// Whether every byte of the image is zero.
 pub fn all_zero(path: &Path) -> bool {
     let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));

@@ -2,8 +2,10 @@
 //! ROM's iPXE has no TLS), optionally HTTPS for the loader, on ephemeral
 //! ports of 127.0.0.1 (the guest reaches them as 10.0.2.2). It serves files
 //! by URL path with `Range`/`If-Range` like a real server, can cut a
-//! transfer at given offsets (each cut used once), and records every
-//! request and every POSTed body (the loader's status reports).
+//! transfer at given offsets (each cut used once), flip a byte on every
+//! request or only on the k-th (a server whose bytes go bad, or change
+//! between two downloads, validators unchanged), and records every request
+//! and every POSTed body (the loader's status reports).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +37,11 @@ struct File {
     cuts: Vec<u64>,
     /// An offset at which a response goes silent for ten minutes; used once.
     stall: Option<u64>,
+    /// Bytes sent inverted: (offset, on which GET of this file, 1-based;
+    /// every GET when `None`).
+    corrupt: Vec<(u64, Option<usize>)>,
+    /// GETs of this file so far.
+    gets: usize,
 }
 
 #[derive(Default)]
@@ -85,6 +92,8 @@ impl Server {
             bytes: Arc::new(bytes),
             cuts: Vec::new(),
             stall: None,
+            corrupt: Vec::new(),
+            gets: 0,
         };
         self.lock().files.insert(format!("/{name}"), file);
     }
@@ -97,6 +106,17 @@ impl Server {
             .get_mut(&format!("/{name}"))
             .expect("cut_at: file is served");
         file.cuts = offsets.to_vec();
+    }
+
+    /// Sends the byte at `offset` of `/name` inverted, on every GET or only
+    /// on GET number `on_get` (1-based).
+    pub fn corrupt_at(&self, name: &str, offset: u64, on_get: Option<usize>) {
+        let mut state = self.lock();
+        let file = state
+            .files
+            .get_mut(&format!("/{name}"))
+            .expect("corrupt_at: file is served");
+        file.corrupt.push((offset, on_get));
     }
 
     /// Makes the next transfer of `/name` that crosses `offset` stop there
@@ -232,11 +252,18 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, tls: bool) {
         lock().seen.push(seen);
         return;
     }
-    let file = lock()
-        .files
-        .get(&request.path)
-        .map(|f| (Arc::clone(&f.bytes), f.cuts.clone(), f.stall));
-    let Some((bytes, cuts, stall)) = file else {
+    let file = lock().files.get_mut(&request.path).map(|f| {
+        f.gets += 1;
+        let n = f.gets;
+        let flips: Vec<u64> = f
+            .corrupt
+            .iter()
+            .filter(|(_, on)| on.is_none_or(|k| k == n))
+            .map(|(offset, _)| *offset)
+            .collect();
+        (Arc::clone(&f.bytes), f.cuts.clone(), f.stall, flips)
+    });
+    let Some((bytes, cuts, stall, flips)) = file else {
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         lock().seen.push(seen);
         return;
@@ -277,6 +304,20 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, tls: bool) {
     let mut sent = 0u64;
     let pause = stall.map_or(0, |o| o - from);
     for chunk in bytes[from as usize..end as usize].chunks(64 * 1024) {
+        let at = from + sent;
+        let inside: Vec<u64> = flips
+            .iter()
+            .copied()
+            .filter(|&o| o >= at && o < at + chunk.len() as u64)
+            .collect();
+        let flipped = (!inside.is_empty()).then(|| {
+            let mut copy = chunk.to_vec();
+            for o in &inside {
+                copy[(o - at) as usize] ^= 0xff;
+            }
+            copy
+        });
+        let chunk = flipped.as_deref().unwrap_or(chunk);
         if stall.is_some() && sent + chunk.len() as u64 > pause {
             let _ = stream.write_all(&chunk[..(pause - sent) as usize]);
             let _ = stream.flush();

@@ -277,7 +277,7 @@ fn is_armed(sector0: &[u8; SECTOR]) -> bool {
 /// for in a protective MBR whether or not it is signed. An MBR keeps its
 /// entries: clearing only some of them would leave a table pointing
 /// elsewhere.
-fn switched_off(old: &[u8; SECTOR]) -> [u8; SECTOR] {
+pub(crate) fn switched_off(old: &[u8; SECTOR]) -> [u8; SECTOR] {
     let mut off = *old;
     for i in 0..4 {
         if off[446 + 16 * i + 4] == 0xee {

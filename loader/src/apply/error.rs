@@ -52,6 +52,13 @@ pub enum ApplyError {
     /// or the server cannot resume); nothing bootable has been written.
     #[error("{message}")]
     Download { message: String, restart: Option<String> },
+    /// A later pass over the bundle read other bytes than the pass that
+    /// verified it (a server that changes the file between requests).
+    #[error("the bundle changed between two downloads: {0}")]
+    Changed(String),
+    /// No install mode keeps this install safe (see `install_mode`).
+    #[error("{0}")]
+    InstallMode(String),
     /// A thread of the install panicked: a bug, not the bundle's fault.
     #[error("internal error: {0} (a bug in the loader; please report this message)")]
     Internal(String),
@@ -77,6 +84,8 @@ impl ApplyError {
             ApplyError::Refused(_) => "refused",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
+            ApplyError::Changed(_) => "corrupt",
+            ApplyError::InstallMode(_) => "install-mode",
             ApplyError::Internal(_) => "internal",
         }
     }

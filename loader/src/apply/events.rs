@@ -17,6 +17,12 @@ pub enum Stage {
     Finish,
     Commit,
     Done,
+    /// Memory mode: the whole bundle is read into memory first.
+    Download,
+    /// Memory and two-pass modes: every resource is checked before a write.
+    VerifyAll,
+    /// Two-pass mode: the old boot records stop selecting anything.
+    SwitchOff,
 }
 
 impl std::fmt::Display for Stage {
@@ -30,6 +36,9 @@ impl std::fmt::Display for Stage {
             Stage::Finish => "running on-finish",
             Stage::Commit => "committing boot-critical writes",
             Stage::Done => "done",
+            Stage::Download => "reading the whole bundle into memory",
+            Stage::VerifyAll => "verifying every resource before writing",
+            Stage::SwitchOff => "switching off the old boot records",
         };
         f.write_str(s)
     }
@@ -74,6 +83,15 @@ pub enum Event {
         restart: u32,
         limit: u32,
         refetch: u64,
+    },
+    /// How this install reaches the disk (`one-pass`, `memory`,
+    /// `two-pass`) and why; the memory budget that decided between memory
+    /// and two passes (bytes; `available` is MemAvailable when known).
+    InstallMode {
+        mode: String,
+        reason: String,
+        budget: u64,
+        available: Option<u64>,
     },
 }
 

@@ -8,11 +8,11 @@ use super::actions::{describe, Runner};
 use super::error::ApplyError;
 use super::events::{Event, Reporter, Stage};
 use super::overlay::Overlay;
-use super::pipeline::{EntryStream, Msg};
+use super::pipeline::{EntryStream, Msg, Wanted};
 use super::sink::DataSink;
 use super::{select, ApplyOptions, Summary};
 use crate::bundle::manifest::{Manifest, Resource, Task};
-use crate::bundle::open::read_head;
+use crate::bundle::open::{read_head, BundleHead};
 use crate::bundle::zip::ZipWalker;
 use crate::bundle::{meta_conf, signature};
 
@@ -28,11 +28,31 @@ pub struct OpenedBundle<R: Read> {
     pub manifest: Manifest,
     pub uuid: String,
     pub signature: String,
+    /// meta.conf and its signature as read: what a later pass over the
+    /// same bundle must find again, byte for byte.
+    pub head: BundleHead,
     walker: ZipWalker<R>,
 }
 
+impl<R: Read> OpenedBundle<R> {
+    /// Gives back the source, positioned wherever the walker's read-ahead
+    /// left it.
+    pub fn into_source(self) -> R {
+        self.walker.into_inner()
+    }
+}
+
+/// What a checked head says: the manifest, the bundle's UUID and how its
+/// signature was judged.
+pub struct CheckedHead {
+    pub manifest: Manifest,
+    pub uuid: String,
+    pub signature: String,
+}
+
 /// Reads meta.conf and its signature, enforces the keys, parses meta.conf
-/// with `${VAR}` expansion.
+/// with `${VAR}` expansion. With [`ApplyOptions::expected_head`], a head
+/// that differs from it is refused before it is looked at.
 pub fn open_bundle<R: Read>(
     source: R,
     opts: &ApplyOptions,
@@ -41,7 +61,33 @@ pub fn open_bundle<R: Read>(
     reporter.event(&Event::Stage { stage: Stage::Open });
     let mut walker = ZipWalker::with_buffer(source, SOURCE_BUFFER);
     let head = read_head(&mut walker).map_err(|e| ApplyError::reading(&e))?;
+    if let Some(expected) = &opts.expected_head {
+        if head != **expected {
+            return Err(ApplyError::Changed(
+                "its meta.conf (or signature) differs from the one verified in the first pass".into(),
+            ));
+        }
+    }
+    let CheckedHead {
+        manifest,
+        uuid,
+        signature,
+    } = check_head(&head, opts, reporter)?;
+    Ok(OpenedBundle {
+        manifest,
+        uuid,
+        signature,
+        head,
+        walker,
+    })
+}
 
+/// Checks a head's signature against the keys and parses its meta.conf.
+pub fn check_head(
+    head: &BundleHead,
+    opts: &ApplyOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<CheckedHead, ApplyError> {
     reporter.event(&Event::Stage { stage: Stage::Verify });
     let status = signature::verify(&head.meta_conf, head.signature.as_deref(), &opts.public_keys)
         .map_err(|e| ApplyError::Signature(e.to_string()))?;
@@ -66,11 +112,10 @@ pub fn open_bundle<R: Read>(
         uuid: uuid.clone(),
         signature: status.to_string(),
     });
-    Ok(OpenedBundle {
+    Ok(CheckedHead {
         manifest,
         uuid,
         signature: status.to_string(),
-        walker,
     })
 }
 
@@ -85,8 +130,18 @@ pub fn run<R: Read + Send + 'static>(
         uuid,
         signature,
         walker,
+        ..
     } = bundle;
     let mut overlay = Overlay::new(target, opts.hold_limit);
+    // Boot records a two-pass install switched off on the disk: the
+    // install reads them as they were, and the commit writes them back
+    // unless the task rewrote them (see `install_mode::switch_off`).
+    for (offset, bytes) in &opts.preload {
+        crate::formats::Medium::write_at(&mut overlay, *offset, bytes).map_err(|source| ApplyError::Target {
+            target: overlay.target().describe(),
+            source,
+        })?;
+    }
 
     reporter.event(&Event::Stage {
         stage: Stage::SelectTask,
@@ -146,8 +201,9 @@ fn stream_install<R: Read + Send + 'static>(
     runner.run_actions(Stage::Init, &task.on_init)?;
 
     runner.stage(Stage::Resources);
-    let mut stream =
-        EntryStream::spawn(walker, declared_paths(manifest)).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let hash = !runner.opts.hashes_proven;
+    let mut stream = EntryStream::spawn(walker, Wanted::Named(declared_paths(manifest)), hash)
+        .map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut seen: Vec<&str> = Vec::new();
     loop {
         match stream.next() {
@@ -211,6 +267,8 @@ fn stream_resource(
     let data_at = actions.iter().position(|a| a.consumes_data());
     let (before, rest) = actions.split_at(data_at.unwrap_or(actions.len()));
     runner.run_actions(Stage::Resources, before)?;
+    // Only a stream spawned for proven hashes may end an entry without one.
+    let hashes_proven = runner.opts.hashes_proven;
 
     {
         // The data phase: the sink borrows the overlay, progress the reporter.
@@ -251,12 +309,14 @@ fn stream_resource(
                     progress.add(buf.len() as u64);
                     stream.recycle(buf);
                 }
-                Msg::EntryEnd { length, blake2b_256 } if length == got => break blake2b_256,
+                Msg::EntryEnd { length, blake2b_256 } if length == got && (blake2b_256.is_some() || hashes_proven) => {
+                    break blake2b_256
+                }
                 Msg::Failed(e) => return Err(ApplyError::reading(&e)),
                 Msg::EntryEnd { .. } | Msg::Entry(_) | Msg::Skipped(_) | Msg::Done => return Err(out_of_step()),
             }
         };
-        check_resource(resource, got, &digest)?;
+        check_resource(resource, got, digest.as_ref())?;
         if let Some(sink) = sink {
             let label = sink.label().to_string();
             sink.finish().map_err(|source| ApplyError::Action {
@@ -280,48 +340,90 @@ fn stream_resource(
 }
 
 /// Reads every resource and checks its length and hash, writing nothing.
+/// Returns the bytes of entry data read.
 pub fn verify_all<R: Read + Send + 'static>(
     bundle: OpenedBundle<R>,
     reporter: &mut dyn Reporter,
 ) -> Result<u64, ApplyError> {
     let OpenedBundle { manifest, walker, .. } = bundle;
     let total: u64 = manifest.resources.iter().map(Resource::stored_len).sum();
-    let mut stream =
-        EntryStream::spawn(walker, declared_paths(&manifest)).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    let wanted = Wanted::Named(declared_paths(&manifest));
+    let digests = collect_digests(walker, wanted, Some(total), reporter)?;
+    check_digests(&manifest, &digests)?;
+    Ok(digests.iter().map(|d| d.length).sum())
+}
+
+/// One ZIP entry's data as it was read: its length and BLAKE2b-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryDigest {
+    pub path: String,
+    pub length: u64,
+    pub blake2b_256: [u8; 32],
+}
+
+/// Reads the `wanted` entries after the head to the end of the archive,
+/// hashing each, and judges nothing: what the entries should be is
+/// meta.conf's to say ([`check_digests`]). `progress_total` sizes the
+/// progress events (none without it).
+pub fn collect_digests<R: Read + Send + 'static>(
+    walker: ZipWalker<R>,
+    wanted: Wanted,
+    progress_total: Option<u64>,
+    reporter: &mut dyn Reporter,
+) -> Result<Vec<EntryDigest>, ApplyError> {
+    let mut stream = EntryStream::spawn(walker, wanted, true).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut done = 0u64;
-    let mut seen = Vec::new();
+    let mut digests = Vec::new();
     loop {
         match stream.next() {
             Msg::Skipped(_) => {}
             Msg::Entry(path) => {
-                let resource = manifest.resources.iter().find(|r| r.archive_path() == path);
                 let mut got = 0u64;
                 let digest = loop {
                     match stream.next() {
                         Msg::Data(buf) => {
                             got += buf.len() as u64;
                             done += buf.len() as u64;
-                            reporter.event(&Event::Progress { done, total });
+                            if let Some(total) = progress_total {
+                                reporter.event(&Event::Progress { done, total });
+                            }
                             stream.recycle(buf);
                         }
-                        Msg::EntryEnd { length, blake2b_256 } if length == got => break blake2b_256,
+                        Msg::EntryEnd {
+                            length,
+                            blake2b_256: Some(digest),
+                        } if length == got => break digest,
                         Msg::Failed(e) => return Err(ApplyError::reading(&e)),
                         _ => return Err(out_of_step()),
                     }
                 };
-                let Some(resource) = resource else { continue };
-                check_resource(resource, got, &digest)?;
-                seen.push(resource.name.clone());
+                digests.push(EntryDigest {
+                    path,
+                    length: got,
+                    blake2b_256: digest,
+                });
             }
-            Msg::Done => break,
+            Msg::Done => return Ok(digests),
             Msg::Failed(e) => return Err(ApplyError::reading(&e)),
             _ => return Err(out_of_step()),
         }
     }
-    // Every resource a task can use must be present.
+}
+
+/// Every declared resource present in `digests` has meta.conf's length and
+/// hash, and every resource a task uses is present.
+pub fn check_digests(manifest: &Manifest, digests: &[EntryDigest]) -> Result<(), ApplyError> {
+    let mut seen = Vec::new();
+    for entry in digests {
+        let Some(resource) = manifest.resources.iter().find(|r| r.archive_path() == entry.path) else {
+            continue;
+        };
+        check_resource(resource, entry.length, Some(&entry.blake2b_256))?;
+        seen.push(resource.name.as_str());
+    }
     for task in &manifest.tasks {
         for h in &task.on_resource {
-            if !seen.contains(&h.resource) {
+            if !seen.contains(&h.resource.as_str()) {
                 return Err(ApplyError::MissingResource {
                     name: h.resource.clone(),
                     task: task.name.clone(),
@@ -329,7 +431,7 @@ pub fn verify_all<R: Read + Send + 'static>(
             }
         }
     }
-    Ok(done)
+    Ok(())
 }
 
 /// The pipeline delivered messages in an order it never sends them.
@@ -338,7 +440,9 @@ fn out_of_step() -> ApplyError {
 }
 
 /// A resource's data ended: it must have meta.conf's length and BLAKE2b-256.
-fn check_resource(resource: &Resource, got: u64, digest: &[u8; 32]) -> Result<(), ApplyError> {
+/// Without a digest (the hashes were proven by an earlier pass over the same
+/// immutable bytes) only the length is checked here.
+fn check_resource(resource: &Resource, got: u64, digest: Option<&[u8; 32]>) -> Result<(), ApplyError> {
     if got != resource.stored_len() {
         return Err(ApplyError::LengthMismatch {
             name: resource.name.clone(),
@@ -346,7 +450,7 @@ fn check_resource(resource: &Resource, got: u64, digest: &[u8; 32]) -> Result<()
             expected: resource.stored_len(),
         });
     }
-    if *digest != resource.blake2b_256 {
+    if digest.is_some_and(|d| *d != resource.blake2b_256) {
         return Err(ApplyError::HashMismatch {
             name: resource.name.clone(),
         });

@@ -15,7 +15,9 @@
 //!    order that survives a power cut at any write (`commit`).
 //!
 //! Any failure before step 5 runs `on-error`, drops the overlay and leaves a
-//! disk that boots whatever it booted before (or nothing new).
+//! disk that boots whatever it booted before (or nothing new). Whether bulk
+//! data may stream onto the disk before step 5 at all, or the bundle is
+//! verified whole first, is decided per install by `install_mode`.
 
 mod actions;
 mod commit;
@@ -36,9 +38,13 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 pub use actions::describe as describe_action;
+pub(crate) use commit::switched_off;
 pub use error::{ApplyError, SourceFailure};
 pub use events::{Event, Reporter, Stage};
-pub use install::{open_bundle, verify_all, OpenedBundle};
+pub use install::{
+    check_digests, check_head, collect_digests, open_bundle, verify_all, CheckedHead, EntryDigest, OpenedBundle,
+};
+pub use pipeline::Wanted;
 
 use crate::bundle::signature::PublicKey;
 use crate::target::Target;
@@ -64,6 +70,18 @@ pub struct ApplyOptions {
     /// A last check after every resource verified and before the commit
     /// (the whole-bundle SHA-256 pin); an error fails the install.
     pub before_commit: Option<CommitCheck>,
+    /// The head (meta.conf and its signature) an earlier pass verified: a
+    /// bundle whose head differs is refused before its meta.conf is read.
+    pub expected_head: Option<std::sync::Arc<crate::bundle::open::BundleHead>>,
+    /// An earlier pass proved every resource hash on these very bytes, and
+    /// they cannot have changed since (a bundle held in memory): the
+    /// install does not compute BLAKE2b again. The ZIP CRC-32 and the
+    /// lengths are still checked.
+    pub hashes_proven: bool,
+    /// Bytes held from the start of the install as if already written
+    /// (offset, bytes): the old boot records a two-pass install switched
+    /// off on the disk, committed back unless the task rewrites them.
+    pub preload: Vec<(u64, Vec<u8>)>,
     /// Sees every region the chosen task may write before the first write
     /// (see [`plan`]); an error refuses the install with nothing written.
     pub check_writes: Option<WriteCheck>,
@@ -81,6 +99,9 @@ impl ApplyOptions {
             vars: BTreeMap::new(),
             hold_limit: overlay::DEFAULT_HOLD_LIMIT,
             before_commit: None,
+            expected_head: None,
+            hashes_proven: false,
+            preload: Vec::new(),
             check_writes: None,
         }
     }

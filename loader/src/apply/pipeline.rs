@@ -12,6 +12,11 @@
 //! chunk n+2. Buffers travel back from the engine to the reader for reuse,
 //! so memory stays at a few MiB however large the bundle is. A stage that
 //! panics sends the panic on as the install's error.
+//!
+//! A bundle whose resource hashes an earlier pass proved on the very same,
+//! immutable bytes (one held in memory) is streamed without the hasher:
+//! the reader hands its chunks to the engine directly, and the ZIP CRC-32
+//! still guards the inflate (see `ApplyOptions::hashes_proven`).
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -35,10 +40,11 @@ pub enum Msg {
     Skipped(String),
     Data(Vec<u8>),
     /// The current entry ended and its CRC and sizes checked out; its
-    /// uncompressed data had this length and BLAKE2b-256.
+    /// uncompressed data had this length and BLAKE2b-256 (`None` when the
+    /// stream was spawned without hashing).
     EntryEnd {
         length: u64,
-        blake2b_256: [u8; 32],
+        blake2b_256: Option<[u8; 32]>,
     },
     /// The archive ended cleanly.
     Done,
@@ -56,17 +62,44 @@ enum Unhashed {
 }
 
 pub struct EntryStream {
-    rx: Receiver<Msg>,
+    rx: Stages,
     recycle: SyncSender<Vec<u8>>,
     threads: Vec<JoinHandle<()>>,
+    /// Bytes of the current entry so far, when there is no hasher to count.
+    length: u64,
+}
+
+/// Where the engine receives from: the hasher, or the reader itself.
+enum Stages {
+    Hashed(Receiver<Msg>),
+    Unhashed(Receiver<Unhashed>),
+}
+
+/// Which entries the reader inflates.
+pub enum Wanted {
+    /// Those named (archive paths); the others are skipped without
+    /// inflating them.
+    Named(HashSet<String>),
+    /// Every entry (a pass that must not read meta.conf yet, so does not
+    /// know which entries it declares).
+    All,
+}
+
+impl Wanted {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Wanted::Named(names) => names.contains(name),
+            Wanted::All => true,
+        }
+    }
 }
 
 impl EntryStream {
-    /// Reads the entries named in `wanted` (archive paths) and skips the
-    /// others without inflating them.
-    pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>, wanted: HashSet<String>) -> io::Result<Self> {
+    /// Reads the entries `wanted` names and skips the others without
+    /// inflating them; without `hash`, no hasher thread and no BLAKE2b-256
+    /// in [`Msg::EntryEnd`].
+    pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>, wanted: Wanted, hash: bool) -> io::Result<Self> {
         let (read_tx, read_rx) = sync_channel(DEPTH);
-        let (hash_tx, hash_rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(2 * DEPTH + 3);
         let reader = std::thread::Builder::new()
             .name("bundle-reader".into())
@@ -76,6 +109,15 @@ impl EntryStream {
                     let _ = failed.send(Unhashed::Failed(panicked("bundle reader", &*panic)));
                 }
             })?;
+        if !hash {
+            return Ok(EntryStream {
+                rx: Stages::Unhashed(read_rx),
+                recycle,
+                threads: vec![reader],
+                length: 0,
+            });
+        }
+        let (hash_tx, hash_rx) = sync_channel(DEPTH);
         let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
             let failed = hash_tx.clone();
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
@@ -83,9 +125,10 @@ impl EntryStream {
             }
         });
         let mut stream = EntryStream {
-            rx: hash_rx,
+            rx: Stages::Hashed(hash_rx),
             recycle,
             threads: vec![reader],
+            length: 0,
         };
         // On failure, dropping `stream` stops and joins the reader.
         stream.threads.push(hasher?);
@@ -93,9 +136,28 @@ impl EntryStream {
     }
 
     pub fn next(&mut self) -> Msg {
-        self.rx
-            .recv()
-            .unwrap_or_else(|_| Msg::Failed(io::Error::other("the bundle reader stopped unexpectedly")))
+        let stopped = || Msg::Failed(io::Error::other("the bundle reader stopped unexpectedly"));
+        match &self.rx {
+            Stages::Hashed(rx) => rx.recv().unwrap_or_else(|_| stopped()),
+            Stages::Unhashed(rx) => match rx.recv() {
+                Ok(Unhashed::Entry(name)) => {
+                    self.length = 0;
+                    Msg::Entry(name)
+                }
+                Ok(Unhashed::Data(buf)) => {
+                    self.length += buf.len() as u64;
+                    Msg::Data(buf)
+                }
+                Ok(Unhashed::EntryEnd) => Msg::EntryEnd {
+                    length: self.length,
+                    blake2b_256: None,
+                },
+                Ok(Unhashed::Skipped(name)) => Msg::Skipped(name),
+                Ok(Unhashed::Done) => Msg::Done,
+                Ok(Unhashed::Failed(e)) => Msg::Failed(e),
+                Err(_) => stopped(),
+            },
+        }
     }
 
     /// Hands a consumed buffer back to the reader.
@@ -110,7 +172,7 @@ impl Drop for EntryStream {
         // is gone, and each stage drops its own on the way out) and wait,
         // so no thread outlives the install that started it.
         let (_, dead_rx) = sync_channel(0);
-        let rx = std::mem::replace(&mut self.rx, dead_rx);
+        let rx = std::mem::replace(&mut self.rx, Stages::Hashed(dead_rx));
         drop(rx);
         for handle in self.threads.drain(..).rev() {
             let _ = handle.join();
@@ -120,7 +182,7 @@ impl Drop for EntryStream {
 
 fn read_entries<R: Read>(
     mut walker: ZipWalker<R>,
-    wanted: &HashSet<String>,
+    wanted: &Wanted,
     tx: SyncSender<Unhashed>,
     spare: Receiver<Vec<u8>>,
 ) {
@@ -204,7 +266,7 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
             }
             Unhashed::EntryEnd => Msg::EntryEnd {
                 length,
-                blake2b_256: std::mem::take(&mut hasher).finalize(),
+                blake2b_256: Some(std::mem::take(&mut hasher).finalize()),
             },
             Unhashed::Skipped(name) => Msg::Skipped(name),
             Unhashed::Done => Msg::Done,

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{EntryStream, Msg};
+use super::{EntryStream, Msg, Wanted};
 use crate::apply::error::WorkerPanicked;
 use crate::apply::{self, events::Silent, ApplyError, ApplyOptions};
 use crate::bundle::zip::ZipWalker;
@@ -46,7 +46,7 @@ fn last_message<R: Read + Send + 'static>(source: R) -> io::Error {
         let wanted = ["meta.conf", "data/a", PANIC_IN_HASHER, "data/b"]
             .map(String::from)
             .into();
-        let mut stream = EntryStream::spawn(ZipWalker::new(source), wanted).expect("spawn");
+        let mut stream = EntryStream::spawn(ZipWalker::new(source), Wanted::Named(wanted), true).expect("spawn");
         loop {
             match stream.next() {
                 Msg::Failed(e) => break tx.send(Ok(e)),

@@ -70,7 +70,7 @@ pub struct Config {
     pub force: Force,
     /// `loader.task=`: `auto` (default), `complete`, `upgrade` or a prefix.
     pub task: TaskRequest,
-    /// `loader.pubkey=` (repeatable): Ed25519 keys, added to the baked-in ones.
+    /// `loader.pubkey=` (repeatable): Ed25519 keys, refused when keys are baked in.
     pub pubkeys: Vec<[u8; 32]>,
     /// `loader.env.NAME=VALUE`: provisioning variables for `${NAME}`.
     pub env: BTreeMap<String, String>,
@@ -116,6 +116,8 @@ pub struct Config {
     pub dry_run: bool,
     /// `loader.allow_downgrade=1`: an upgrade may install an older version.
     pub allow_downgrade: bool,
+    /// `loader.install_mode=`: `auto`, `memory` or `two-pass`.
+    pub install_mode: crate::install_mode::ModeRequest,
     /// `loader.iface=` (repeatable): static interfaces matched by MAC
     /// address (see [`crate::net::static_iface`]); when given, no DHCP.
     pub ifaces: Vec<StaticInterface>,
@@ -186,6 +188,7 @@ impl Default for Config {
             net: NetSettings::default(),
             dry_run: false,
             allow_downgrade: false,
+            install_mode: Default::default(),
             ifaces: Vec::new(),
             dns: Vec::new(),
         }
@@ -335,6 +338,7 @@ impl Config {
             "loader.insecure" => self.insecure = parse::boolean(value).map_err(invalid)?,
             "loader.report" => self.report = Some(parse::url(value).map_err(invalid)?),
             "loader.metadata" => self.metadata = Some(parse::url(value).map_err(invalid)?),
+            "loader.install_mode" => self.install_mode = value.parse().map_err(invalid)?,
             "loader.dry_run" => self.dry_run = parse::boolean(value).map_err(invalid)?,
             "loader.allow_downgrade" => self.allow_downgrade = parse::boolean(value).map_err(invalid)?,
             "loader.net.carrier_timeout" => self.net.carrier_timeout = Some(parse::duration(value).map_err(invalid)?),
@@ -381,6 +385,7 @@ impl Config {
             "loader.insecure" => self.insecure = d.insecure,
             "loader.report" => self.report = d.report,
             "loader.metadata" => self.metadata = d.metadata,
+            "loader.install_mode" => self.install_mode = d.install_mode,
             "loader.dry_run" => self.dry_run = d.dry_run,
             "loader.allow_downgrade" => self.allow_downgrade = d.allow_downgrade,
             "loader.net.carrier_timeout" => self.net.carrier_timeout = None,

@@ -5,7 +5,7 @@
 //! `loader.env.NAME` is kept exactly.
 
 /// Keys taking one value; a later value replaces an earlier one.
-pub(crate) const SCALAR_KEYS: [&str; 27] = [
+pub(crate) const SCALAR_KEYS: [&str; 28] = [
     "loader.url",
     "loader.bundle",
     "loader.disk",
@@ -33,6 +33,7 @@ pub(crate) const SCALAR_KEYS: [&str; 27] = [
     "loader.report_timeout",
     "loader.proxy",
     "loader.log",
+    "loader.install_mode",
 ];
 
 /// Keys that accumulate: every value counts.

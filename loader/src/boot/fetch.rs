@@ -60,6 +60,22 @@ pub(super) fn fetch_url(
     keys_enforced: bool,
     out: &mut BootReporter,
 ) -> Result<crate::source::policy::Fetched, Failure> {
+    let fetched = refetch_url(url, config, paths, keys_enforced)?;
+    if let Some(reason) = &fetched.plain_http_reason {
+        out.say(&format!("plain http:// allowed because {reason}"));
+    }
+    out.say(&format!("downloading {}", fetched.source.description));
+    Ok(fetched)
+}
+
+/// [`fetch_url`] without its console lines: the second download of a
+/// bundle (two-pass mode, restarts).
+pub(super) fn refetch_url(
+    url: &str,
+    config: &Config,
+    paths: &BootPaths,
+    keys_enforced: bool,
+) -> Result<crate::source::policy::Fetched, Failure> {
     use crate::source::{policy, HttpOptions, SourceSpec};
     let policy = policy::FetchPolicy {
         keys_enforced,
@@ -77,19 +93,14 @@ pub(super) fn fetch_url(
         proxy: proxy(config),
         ..HttpOptions::default()
     };
-    let fetched = policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
+    policy::fetch(&SourceSpec::Url(url.to_string()), &policy, http).map_err(|e| {
         fail(
             "fetching the bundle",
             "network",
             e,
             "check loader.url, loader.ca, loader.proxy and the clock",
         )
-    })?;
-    if let Some(reason) = &fetched.plain_http_reason {
-        out.say(&format!("plain http:// allowed because {reason}"));
-    }
-    out.say(&format!("downloading {}", fetched.source.description));
-    Ok(fetched)
+    })
 }
 
 /// `loader.metadata=URL`: provisioning variables from a metadata service

@@ -19,14 +19,30 @@ pub(super) fn open(path: &Path) -> Result<File, Failure> {
     })
 }
 
-pub(super) fn open_boxed(path: &Path) -> Result<Box<dyn std::io::Read + Send>, Failure> {
-    Ok(Box::new(open(path)?))
-}
-
-/// Keys baked into the initramfs plus `loader.pubkey=`.
+/// The keys an attempt enforces: those baked into the initramfs, or, when
+/// none are baked, `loader.pubkey=`.
+///
+/// Baked keys are exclusive. Whoever can edit the kernel command line (the
+/// iPXE script) could otherwise add a key of their own and have their
+/// bundle accepted beside the owner's, so `loader.pubkey=` next to baked
+/// keys is refused instead of being added to them.
 pub(super) fn load_keys(config: &Config, paths: &BootPaths) -> Result<Vec<PublicKey>, Failure> {
+    let baked = baked_files(&paths.keys_dir, "pub");
+    if !baked.is_empty() && !config.pubkeys.is_empty() {
+        return Err(fail(
+            "loading keys",
+            "config",
+            format!(
+                "loader.pubkey= is refused: the initramfs has {} baked key(s) in {}, and baked keys are exclusive \
+                 (a key on the kernel command line never widens them)",
+                baked.len(),
+                paths.keys_dir.display()
+            ),
+            "remove loader.pubkey, or build the initramfs with that key (loader initramfs --public-key)",
+        ));
+    }
     let mut keys = Vec::new();
-    for file in baked_files(&paths.keys_dir, "pub") {
+    for file in baked {
         keys.push(PublicKey::from_file(&file).map_err(|e| {
             fail(
                 "loading keys",

@@ -5,6 +5,7 @@
 //! Each piece is a library with tests; the wiring lives in the caller.
 
 mod bundle_facts;
+mod bundle_source;
 pub mod cmdline;
 pub mod config;
 mod config_keys;

@@ -6,26 +6,26 @@
 //! lengths, the `mbr`/`gpt`/`uboot-environment` sections), so printing the
 //! plan reads nothing but the guards the task choice already read.
 
-use std::io::Read;
 use std::ops::Range;
 
 use super::config::Config;
 use super::reporter::BootReporter;
 use super::run::{describe_task, fail, Failure, Outcome};
 use super::task_choice::{KeptPartition, TaskChoice, TaskKind};
-use crate::apply::{self, describe_action, ApplyOptions, OpenedBundle};
+use crate::apply::{self, describe_action, ApplyOptions};
 use crate::boot::disks::format_size;
 use crate::bundle::manifest::{Action, Manifest, Task};
 use crate::formats::{gpt, uboot_env, BLOCK_SIZE};
+use crate::install_mode::Look;
 use crate::target::Target;
 
 /// After the task choice: `Some` when the attempt ends here without
 /// writing (the bundle already active; `loader.dry_run=1`, which prints
 /// the plan first).
-pub(super) fn stop_before_writing<R: Read>(
+pub(super) fn stop_before_writing(
     config: &Config,
     choice: &TaskChoice,
-    bundle: &OpenedBundle<R>,
+    bundle: &Look,
     device: &mut dyn Target,
     opts: &ApplyOptions,
     out: &mut BootReporter,
@@ -54,7 +54,7 @@ pub(super) fn stop_before_writing<R: Read>(
         out.say("plan: nothing to write (this bundle is already the active install)");
         return Ok(Some(Outcome::DryRun));
     }
-    let task = apply::select::choose_task(&bundle.manifest, &choice.task, device, opts.allow_unsafe)
+    let task = apply::select::choose_task(bundle.manifest(), &choice.task, device, opts.allow_unsafe)
         .map_err(|e| fail("planning", e.class(), e, "check loader.task and what the disk holds"))?;
     out.say(&format!(
         "plan: task {} onto {} ({})",
@@ -62,25 +62,25 @@ pub(super) fn stop_before_writing<R: Read>(
         device.describe(),
         choice.reason
     ));
-    for line in plan_lines(&bundle.manifest, task, choice.keep.as_ref(), device.size()) {
+    for line in plan_lines(bundle.manifest(), task, choice.keep.as_ref(), device.size()) {
         out.say(&format!("plan: {line}"));
     }
     Ok(Some(Outcome::DryRun))
 }
 
 /// The summary of an attempt that wrote nothing.
-pub(super) fn unwritten_summary<R: Read>(bundle: &OpenedBundle<R>, choice: &TaskChoice) -> apply::Summary {
-    let meta = &bundle.manifest.meta;
+pub(super) fn unwritten_summary(bundle: &Look, choice: &TaskChoice) -> apply::Summary {
+    let meta = &bundle.manifest().meta;
     apply::Summary {
         product: meta.product.clone().unwrap_or_default(),
         version: meta.version.clone().unwrap_or_default(),
-        uuid: bundle.uuid.clone(),
+        uuid: bundle.uuid().to_string(),
         task: if choice.task.is_empty() {
             "none".into()
         } else {
             choice.task.clone()
         },
-        signature: bundle.signature.clone(),
+        signature: bundle.signature().to_string(),
         resource_bytes: 0,
         committed_bytes: 0,
         restarts: 0,

@@ -70,9 +70,11 @@ impl Reporter for BootReporter {
         if let Some(cb) = self.callback.as_mut() {
             match event {
                 Event::Progress { done, total } => cb.progress(*done, *total),
-                Event::Bundle { .. } | Event::Task { .. } | Event::Warning { .. } | Event::Restart { .. } => {
-                    cb.send("info", serde_json::to_value(event).unwrap_or_default())
-                }
+                Event::Bundle { .. }
+                | Event::Task { .. }
+                | Event::Warning { .. }
+                | Event::Restart { .. }
+                | Event::InstallMode { .. } => cb.send("info", serde_json::to_value(event).unwrap_or_default()),
                 _ => {}
             }
         }

@@ -8,15 +8,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::bundle_source::open_bundle_source;
 use super::config::{Config, OnError, TaskRequest};
 use super::disks::{self, DiscoverOptions, SelectRequest, WaitPolicy};
-use super::fetch::{bring_up_network, fetch_metadata, fetch_url};
-use super::inputs::{find_bundle, load_keys, open, open_boxed};
+use super::fetch::{bring_up_network, fetch_metadata};
+use super::inputs::load_keys;
 pub use super::reporter::BootReporter;
 use super::task_choice;
 use crate::apply::restart::Restarts;
 use crate::apply::{self, ApplyOptions};
 use crate::formats::BLOCK_SIZE;
+use crate::install_mode;
 use crate::report::console;
 use crate::source::StatsHandle;
 use crate::target::blockdev::BlockDevice;
@@ -140,8 +142,8 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
     // A bundle that changes on the server mid-download starts the pass
     // over from byte 0, a bounded number of times (see apply::restart).
     let mut restarts = Restarts::default();
-    let (mut summary, dev, refetched) = loop {
-        match install_pass(config, paths, &mut opts, out) {
+    let (summary, dev) = loop {
+        match install_pass(config, paths, &mut opts, &mut restarts, out) {
             Ok(done) => break done,
             Err(Stop::Failed(failure)) => return Err(failure),
             Err(Stop::NothingWritten(done)) => return Ok(*done),
@@ -150,7 +152,6 @@ pub fn attempt(config: &Config, paths: &BootPaths, out: &mut BootReporter) -> Re
                 .map_err(|e| apply_failure(stage, e))?,
         }
     };
-    restarts.record(&mut summary, refetched);
     out.say(&format!(
         "installed {} {} ({}) with task {} onto {dev} in {:.1} s; {} of resources, signature: {}{}",
         summary.product,
@@ -201,44 +202,31 @@ fn engine_stop(stage: &'static str, error: apply::ApplyError, stats: Option<&Sta
     }
 }
 
-/// One pass: bundle → disk → task → install. Returns the summary, the
-/// disk, and the bytes this pass's resumes downloaded twice.
+/// One attempt from the bundle to the installed disk: bundle → disk →
+/// task → install mode → install. Returns the summary and the disk.
 fn install_pass(
     config: &Config,
     paths: &BootPaths,
     opts: &mut ApplyOptions,
+    restarts: &mut Restarts,
     out: &mut BootReporter,
-) -> Result<(apply::Summary, String, u64), Stop> {
-    let mut stats = None;
-    let bundle = match &config.url {
-        // Streamed: never stored, so it cannot be checked before writing;
-        // the engine's held writes keep the disk unbootable until every
-        // resource (and the SHA-256 pin) has verified.
-        Some(url) => {
-            out.stage("fetching the bundle");
-            let fetched = fetch_url(url, config, paths, !opts.public_keys.is_empty(), out)?;
-            opts.before_commit = fetched.check.clone();
-            stats = fetched.source.http_stats.clone();
-            apply::open_bundle(fetched.source.reader, opts, out)
-                .map_err(|e| engine_stop("fetching the bundle", e, stats.as_ref()))?
-        }
-        None => {
-            out.stage("finding the bundle");
-            let bundle = find_bundle(config, paths)?;
-            out.say(&format!("bundle: {}", bundle.display()));
-            // The whole bundle is checked before the first write: an
-            // initramfs that failed to unpack can leave a full-size file
-            // with the wrong bytes.
-            out.stage("verifying the bundle");
-            let opened =
-                apply::open_bundle(open(&bundle)?, opts, out).map_err(|e| apply_failure("verifying the bundle", e))?;
-            apply::verify_all(opened, out).map_err(|e| apply_failure("verifying the bundle", e))?;
-            out.say("bundle verified: signature and every resource hash");
-            apply::open_bundle(open_boxed(&bundle)?, opts, &mut apply::events::Silent)
-                .map_err(|e| apply_failure("reading the bundle", e))?
-        }
+) -> Result<(apply::Summary, String), Stop> {
+    let (source, origin, mut reopen) = open_bundle_source(config, paths, !opts.public_keys.is_empty(), out)?;
+    let stats = source.stats.clone();
+    let settings = install_mode::Settings {
+        request: config.install_mode,
+        budget: install_mode::Budget::system(opts.hold_limit),
+        pin_only: config.url.is_some() && config.sha256.is_some() && opts.public_keys.is_empty(),
+        origin,
     };
-    let manifest = &bundle.manifest;
+    // Nothing is written until the install mode is chosen: an injected
+    // bundle on a blank disk is then installed in one pass (its held boot
+    // writes keep a bad one from booting), over a working system it is
+    // verified whole first.
+    out.stage("opening the bundle");
+    let look = install_mode::first_look(source, &settings, opts, out)
+        .map_err(|e| engine_stop("opening the bundle", e, stats.as_ref()))?;
+    let manifest = look.manifest();
 
     out.stage("choosing the disk");
     let min_size = layout_size(manifest);
@@ -259,12 +247,12 @@ fn install_pass(
         allow_downgrade: config.allow_downgrade,
     };
     let size = device.size();
-    let (choice, facts) = task_choice::choose_task_on(&config.task, policy, manifest, &bundle.uuid, &mut device, size)
+    let (choice, facts) = task_choice::choose_task_on(&config.task, policy, manifest, look.uuid(), &mut device, size)
         .map_err(|e| fail("choosing the task", "task", e, "see what the disk holds: loader disks"))?;
     out.say(&format!("disk holds: {}", facts.contents.summary()));
     out.say(&format!("task: {} ({})", choice.label(), choice.reason));
-    if let Some(outcome) = super::plan::stop_before_writing(config, &choice, &bundle, &mut device, opts, out)? {
-        let summary = super::plan::unwritten_summary(&bundle, &choice);
+    if let Some(outcome) = super::plan::stop_before_writing(config, &choice, &look, &mut device, opts, out)? {
+        let summary = super::plan::unwritten_summary(&look, &choice);
         return Err(Stop::NothingWritten(Box::new(Installed {
             summary,
             disk: dev,
@@ -272,14 +260,19 @@ fn install_pass(
         })));
     }
 
-    out.stage("installing");
+    out.stage("choosing the install mode");
     opts.task = choice.task.clone();
+    let installing = Installing {
+        settings: &settings,
+        reopen: &mut reopen,
+        restarts,
+        stats: stats.as_ref(),
+    };
     let summary = match &choice.keep {
         // loader.task=repair: the data partition is shielded (target::shield).
         Some(keep) => {
             let mut shielded = crate::target::shield::Shield::new(&mut device, keep.range.clone());
-            let mut summary = apply::apply_opened(bundle, &mut shielded, opts, out)
-                .map_err(|e| engine_stop("installing", e, stats.as_ref()))?;
+            let mut summary = installing.run(look, &mut shielded, opts, out)?;
             out.say(&format!(
                 "repair: partition {} kept; {} of writes into it were dropped",
                 keep.number,
@@ -288,8 +281,7 @@ fn install_pass(
             summary.task = format!("{} (repair, partition {} kept)", summary.task, keep.number);
             summary
         }
-        None => apply::apply_opened(bundle, &mut device, opts, out)
-            .map_err(|e| engine_stop("installing", e, stats.as_ref()))?,
+        None => installing.run(look, &mut device, opts, out)?,
     };
 
     out.stage("re-reading the partition table");
@@ -298,8 +290,42 @@ fn install_pass(
             "warning: the kernel did not re-read the partition table of {dev}: {e}"
         ));
     }
-    let refetched = stats.map_or(0, |s| s.snapshot().refetched);
-    Ok((summary, dev, refetched))
+    Ok((summary, dev))
+}
+
+/// What the install mode's choice and passes need besides the bundle and
+/// the target.
+struct Installing<'a, 'r> {
+    settings: &'a install_mode::Settings,
+    reopen: &'a mut install_mode::Reopen<'r>,
+    restarts: &'a mut Restarts,
+    stats: Option<&'a StatsHandle>,
+}
+
+impl Installing<'_, '_> {
+    /// Chooses the install mode for `look` on `target` and installs.
+    fn run(
+        self,
+        look: install_mode::Look,
+        target: &mut dyn Target,
+        opts: &ApplyOptions,
+        out: &mut BootReporter,
+    ) -> Result<apply::Summary, Stop> {
+        let plan = install_mode::plan(&look, target, &opts.task, opts.allow_unsafe, self.settings, out)
+            .map_err(|e| Stop::Failed(apply_failure("choosing the install mode", e)))?;
+        out.stage("installing");
+        install_mode::finish(
+            look,
+            &plan,
+            target,
+            self.settings,
+            opts,
+            self.reopen,
+            self.restarts,
+            out,
+        )
+        .map_err(|e| engine_stop("installing", e, self.stats))
+    }
 }
 
 fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {

@@ -10,6 +10,7 @@ use super::zip::{ZipError, ZipWalker};
 /// meta.conf is configuration text; anything bigger is not a real bundle.
 const MAX_META_CONF: u64 = 4 * 1024 * 1024;
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleHead {
     pub meta_conf: Vec<u8>,
     pub signature: Option<Vec<u8>>,

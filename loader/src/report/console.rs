@@ -207,6 +207,20 @@ impl Reporter for Console {
                     human(*refetch)
                 ))
             }
+            Event::InstallMode {
+                mode,
+                reason,
+                budget,
+                available,
+            } => {
+                let available = available.map_or("MemAvailable unknown".to_string(), |a| {
+                    format!("{} available", human(a))
+                });
+                self.line(&format!(
+                    "install mode: {mode}: {reason} (memory budget {}, {available})",
+                    human(*budget)
+                ));
+            }
         }
     }
 }

@@ -61,6 +61,90 @@ pub fn read_all(mut reader: impl Read) -> (Vec<u8>, Option<std::io::Error>) {
     }
 }
 
+/// Runs the `loader` binary.
+pub fn loader(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_loader"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Everything a run printed, stdout then stderr.
+pub fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// `loader pack` of the fwup.conf `conf`, its `@VERSION@` set to `version`,
+/// `@PATH@` to a file of `rootfs_len` random bytes from `seed`, and each
+/// other `(pattern, text)` replaced: the bundle's bytes.
+pub fn pack(
+    dir: &std::path::Path,
+    conf: &str,
+    version: &str,
+    seed: u64,
+    rootfs_len: usize,
+    replace: &[(&str, &str)],
+) -> Vec<u8> {
+    let rootfs = dir.join(format!("rootfs-{version}.img"));
+    std::fs::write(&rootfs, random_bytes(rootfs_len, seed)).unwrap();
+    let path = dir.join(format!("{version}.conf"));
+    let mut source = conf
+        .replace("@VERSION@", version)
+        .replace("@PATH@", rootfs.to_str().unwrap());
+    for (pattern, text) in replace {
+        source = source.replace(pattern, text);
+    }
+    std::fs::write(&path, source).unwrap();
+    let fw = dir.join(format!("{version}.fw"));
+    let out = loader(&["pack", path.to_str().unwrap(), "-o", fw.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::read(fw).unwrap()
+}
+
+/// Two versions of a bundle packed from one fwup.conf (root filesystems of
+/// random bytes from this run's seed), with a throw-away CA and its PEM file.
+pub struct TwoVersions {
+    pub dir: tempfile::TempDir,
+    pub ca: TestCa,
+    pub ca_file: std::path::PathBuf,
+    pub v1: Vec<u8>,
+    pub v2: Vec<u8>,
+    pub seed: u64,
+}
+
+impl TwoVersions {
+    pub fn pack(conf: &str, rootfs_len: usize, replace: &[(&str, &str)]) -> TwoVersions {
+        let seed = seed();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("loader test CA");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let v1 = pack(dir.path(), conf, "1.0.0", seed, rootfs_len, replace);
+        let v2 = pack(
+            dir.path(),
+            conf,
+            "2.0.0",
+            seed.rotate_left(7) ^ 0x5555,
+            rootfs_len,
+            replace,
+        );
+        TwoVersions {
+            dir,
+            ca,
+            ca_file,
+            v1,
+            v2,
+            seed,
+        }
+    }
+
+    /// Serves `content` over TLS with a certificate from the CA.
+    pub fn serve(&self, content: &[u8], faults: Faults) -> TestServer {
+        let tls = server_config(loopback_cert(&self.ca), false);
+        TestServer::start(content.to_vec(), faults, Some(tls))
+    }
+}
+
 pub const LEN: usize = 8 << 20;
 
 /// A CA, an 8 MiB file and a random generator seeded for this run.

@@ -1,8 +1,9 @@
 //! A small fault-injecting HTTP/1.1 file server on 127.0.0.1, over TLS
 //! (rustls) or plain TCP. It serves one file at any path, honours
 //! `Range`/`If-Range` like a real server, and can cut connections at given
-//! byte offsets, answer error statuses first, stall, swap the file, ignore
-//! ranges or omit validators. It records every request and every body byte
+//! byte offsets, answer error statuses first, stall, swap the file, flip
+//! bytes (on every request or only a given one), ignore ranges or omit
+//! validators. It records every request and every body byte
 //! it sent, so tests can count what was fetched twice from its side too.
 
 use std::collections::VecDeque;
@@ -53,6 +54,10 @@ pub struct Faults {
     pub trickle_always: bool,
     /// Answer with a redirect to this URL.
     pub redirect_to: Option<String>,
+    /// Bytes sent inverted: (file offset, the request number it happens on,
+    /// 1-based; every request when `None`). Validators stay the same: a
+    /// server whose bytes go bad, or change only on a later request.
+    pub corrupt: Vec<(u64, Option<usize>)>,
 }
 
 /// One request as the server saw it.
@@ -318,9 +323,15 @@ fn plan(state: &Mutex<State>, range: Option<String>, if_range: Option<String>) -
     } else if let Some(i) = faults.cuts.iter().position(|&c| c > start && c < len) {
         stop_at = Some(faults.cuts.remove(i));
     }
+    let mut body = body[start as usize..].to_vec();
+    for &(offset, on) in &faults.corrupt {
+        if on.is_none_or(|n| n == number) && offset >= start && offset < len {
+            body[(offset - start) as usize] ^= 0xff;
+        }
+    }
     Plan {
         head,
-        body: body[start as usize..].to_vec(),
+        body,
         start,
         stop_at,
         stall,

@@ -13,6 +13,7 @@
 
 mod disk_rules;
 mod install;
+mod install_modes;
 mod iso;
 mod power_cut;
 mod refusals;
@@ -63,6 +64,19 @@ pub fn disk_with_v1(s: &Scenario, name: &str) -> std::path::PathBuf {
     std::fs::write(&marker, "kept across the reinstall\n").unwrap();
     disk::fat_put(&path, 4, &marker, "marker");
     path
+}
+
+/// After a refused reinstall: the disk is byte for byte the copy `before`,
+/// and booting it brings up slot a, 1.0.0.
+pub fn expect_unchanged_v1(s: &mut Scenario, before: &Path, disk_path: &Path) {
+    assert_eq!(
+        disk::first_difference(before, disk_path),
+        None,
+        "the refused reinstall changed the disk"
+    );
+    let mut vm = s.boot_disk(&[disk_path]);
+    expect_system(&mut vm, "a", "1.0.0");
+    s.record_timings(&vm);
 }
 
 /// `src` with the byte in its middle inverted, served as `name`.
