@@ -220,10 +220,7 @@ fn transfer_events(progress: Progress) -> Option<source::EventSink> {
     match progress {
         Progress::None => None,
         Progress::Json => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
-            println!(
-                "{}",
-                serde_json::json!({ "event": "download", "message": e.to_string() })
-            );
+            println!("{}", crate::report::json::download_line(e));
         })),
         _ => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
             eprintln!("loader: download: {e}")
@@ -328,8 +325,7 @@ fn run(cli: Cli) -> Result<(), String> {
             summary.elapsed = started.elapsed();
             drop(reporter);
             if matches!(progress, Progress::Json) {
-                let line = serde_json::json!({"event": "finished", "summary": summary});
-                println!("{line}");
+                println!("{}", crate::report::json::finished_line(&summary));
             } else if !matches!(progress, Progress::None) {
                 eprintln!(
                     "installed {} {} (task {}) onto {} in {:.2} s{}",

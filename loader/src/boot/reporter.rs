@@ -65,13 +65,25 @@ impl Reporter for BootReporter {
             match event {
                 Event::Progress { done, total } => cb.progress(*done, *total),
                 Event::Bundle { .. } | Event::Task { .. } | Event::Warning { .. } | Event::Restart { .. } => {
-                    cb.send("info", serde_json::to_value(event).unwrap_or_default())
+                    cb.send("info", info_report(event))
                 }
                 _ => {}
             }
         }
         self.inner.event(event);
     }
+}
+
+/// An engine event as the status callback's `info` report: the event's
+/// fields, with its kind as `kind` (`event` is the report's own kind).
+fn info_report(event: &Event) -> serde_json::Value {
+    let mut fields = serde_json::to_value(event).unwrap_or_default();
+    if let Some(map) = fields.as_object_mut() {
+        if let Some(kind) = map.remove("event") {
+            map.insert("kind".into(), kind);
+        }
+    }
+    fields
 }
 
 /// Plain engine lines ("stage: writing resources") written as the boot
@@ -109,8 +121,22 @@ impl<W: Write> Write for LoaderLines<W> {
 }
 
 #[cfg(test)]
+#[path = "reporter_docs_tests.rs"]
+mod docs_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_info_report_names_the_engine_event_it_carries() {
+        let report = info_report(&Event::Task {
+            task: "upgrade.b".into(),
+        });
+        assert_eq!(report["kind"], "task");
+        assert_eq!(report["task"], "upgrade.b");
+        assert!(report.get("event").is_none(), "{report}");
+    }
 
     #[test]
     fn every_line_starts_with_loader_even_when_written_in_pieces() {
