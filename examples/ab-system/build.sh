@@ -23,6 +23,7 @@
 #   grub.cfg         ./grub.cfg (slot from grubenv: boot=0 -> A, boot=1 -> B)
 #   grubenv_*        grub-editenv blocks, as nerves_system_x86_64 makes them
 #   rootfs.squashfs  /boot/bzImage (the loader kernel), /sbin/init (slot-init),
+#                    /usr/bin/loader (the static loader, for updates in place),
 #                    /etc/os-release (VERSION_ID), empty /proc /sys /dev /data
 #
 # Environment:
@@ -101,6 +102,21 @@ build_slot_init() {
     printf '%s\n' "$target_dir/$musl_target/release/slot-init"
 }
 
+# The static loader, built as scripts/build-initramfs builds it (same flags,
+# so the two share cargo's build directory); slot-init runs it for
+# POST /update.
+build_loader() {
+    log "loader: cargo build --release --target $musl_target (for updates in place)"
+    local target_dir
+    target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    (cd "$repo" &&
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$repo=/loader --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
+            cargo build --quiet --release --locked --target "$musl_target" -p loader --bin loader --no-default-features >&2)
+    strip -o "$target_dir/$musl_target/release/loader.stripped" "$target_dir/$musl_target/release/loader"
+    printf '%s\n' "$target_dir/$musl_target/release/loader.stripped"
+}
+
 pack() { # pack CONFIG OUT.fw, with the environment naming the inputs
     if [[ -n ${LOADER:-} ]]; then
         "$LOADER" pack "$1" -o "$2" >&2
@@ -111,9 +127,9 @@ pack() { # pack CONFIG OUT.fw, with the environment naming the inputs
 
 package_version() { dpkg-query -W -f='${Version}' "$1"; }
 
-cache_key() { # cache_key KERNEL SLOT_INIT
+cache_key() { # cache_key KERNEL SLOT_INIT LOADER_BINARY
     {
-        sha256sum "$1" "$2" "$conf" "$here/grub.cfg" "${BASH_SOURCE[0]}" | cut -d' ' -f1
+        sha256sum "$1" "$2" "$3" "$conf" "$here/grub.cfg" "${BASH_SOURCE[0]}" | cut -d' ' -f1
         printf '%s\n' "$layout"
         printf '%s\n' "$(package_version grub-pc-bin)" "$(package_version grub-efi-amd64-bin)"
         printf '%s\n' "$(package_version squashfs-tools)"
@@ -148,13 +164,14 @@ make_boot_files() { # make_boot_files DIR
     done
 }
 
-make_rootfs() { # make_rootfs OUT.squashfs VERSION KERNEL SLOT_INIT
+make_rootfs() { # make_rootfs OUT.squashfs VERSION KERNEL SLOT_INIT LOADER_BINARY
     local out=$1 version=$2 tree
     tree=$(dirname "$out")/tree-$version
     rm -rf "$tree"
-    mkdir -p "$tree"/{boot,sbin,etc,proc,sys,dev,data,tmp}
+    mkdir -p "$tree"/{boot,sbin,etc,proc,sys,dev,data,tmp,usr/bin}
     install -m 0644 "$3" "$tree/boot/bzImage"
     install -m 0755 "$4" "$tree/sbin/init"
+    install -m 0755 "$5" "$tree/usr/bin/loader"
     cat >"$tree/etc/os-release" <<EOF
 NAME="Loader example A/B system"
 ID=loader-example
@@ -163,7 +180,7 @@ VERSION_ID=$version
 PRETTY_NAME="Loader example A/B system $version"
 EOF
     chmod 0644 "$tree/etc/os-release"
-    chmod 0755 "$tree" "$tree"/{boot,sbin,etc,proc,sys,dev,data,tmp}
+    chmod 0755 "$tree" "$tree"/{boot,sbin,etc,proc,sys,dev,data,tmp,usr,usr/bin}
     # mksquashfs refuses SOURCE_DATE_EPOCH together with explicit times.
     env -u SOURCE_DATE_EPOCH mksquashfs "$tree" "$out" -noappend -quiet -no-progress -comp xz -all-root -no-xattrs \
         -all-time "$SOURCE_DATE_EPOCH" -mkfs-time "$SOURCE_DATE_EPOCH" >&2
@@ -174,10 +191,11 @@ trap '[[ -z $work ]] || rm -rf "$work"' EXIT
 
 main() {
     install_missing_packages
-    local kernel slot_init key result
+    local kernel slot_init loader_bin key result
     kernel=$(find_kernel)
     slot_init=$(build_slot_init)
-    key=$(cache_key "$kernel" "$slot_init")
+    loader_bin=$(build_loader)
+    key=$(cache_key "$kernel" "$slot_init" "$loader_bin")
     result=$cache_root/$key
     if [[ -f $result/ab-v1.fw && -f $result/ab-v2.fw ]]; then
         log "cached in $result"
@@ -195,7 +213,7 @@ main() {
         [[ $label == v1 ]] && version=$v1 || version=$v2
         mkdir -p "$work/$label"
         cp "$work/common"/* "$work/$label/"
-        make_rootfs "$work/$label/rootfs.squashfs" "$version" "$kernel" "$slot_init"
+        make_rootfs "$work/$label/rootfs.squashfs" "$version" "$kernel" "$slot_init" "$loader_bin"
         log "packing ab-$label.fw (version $version)"
         NERVES_FW_VERSION=$version EXAMPLE_BUILD_DIR=$work/$label \
             pack "$conf" "$work/ab-$label.fw"

@@ -12,8 +12,6 @@ use crate::apply::{self, ApplyOptions, Reporter};
 use crate::bundle::signature::PublicKey;
 use crate::report::{console, Console, JsonLines};
 use crate::source::{self, policy::FetchPolicy, HttpOptions, SourceSpec};
-use crate::target::file::ImageFile;
-use crate::target::Target;
 
 #[derive(Parser)]
 #[command(
@@ -34,9 +32,11 @@ enum Command {
         bundle: String,
         #[command(flatten)]
         fetch: FetchArgs,
-        /// Block device or image file to install onto (an image file is created if missing).
+        /// Block device or image file to install onto (an image file is created if missing),
+        /// or `auto`: the disk this system booted from, updated in place (writes into
+        /// mounted partitions and the partition table are refused before the first write).
         #[arg(long, short = 'd')]
-        device: PathBuf,
+        device: String,
         /// Task name prefix: `complete` wipes, `upgrade` switches slots.
         #[arg(long, short = 't', default_value = "complete")]
         task: String,
@@ -45,15 +45,22 @@ enum Command {
         /// Allow the bundle to run host commands and write host paths.
         #[arg(long = "unsafe")]
         allow_unsafe: bool,
-        /// Install onto a block device even if some of its partitions are mounted.
+        /// Lift a disk safety rule, as loader.force= does: `mounted` (partitions in use;
+        /// writes into them are still refused), `boot-disk`, `removable`, or `all`.
+        #[arg(long, value_name = "RULE[,RULE]")]
+        force: Vec<String>,
+        /// Reboot once the install succeeded (sync, then restart at once).
         #[arg(long)]
-        allow_mounted: bool,
+        reboot: bool,
         /// Most boot-critical data held in memory until the commit, in bytes.
         #[arg(long, default_value_t = apply::overlay::DEFAULT_HOLD_LIMIT)]
         hold_limit: u64,
         #[arg(long, value_enum, default_value_t = Progress::Auto)]
         progress: Progress,
     },
+    /// Replace this running Linux with the loader (kexec) and install a bundle over it:
+    /// for clouds without iPXE. Everything is checked before the jump.
+    Takeover(crate::takeover::TakeoverArgs),
     /// Show what a bundle contains.
     Inspect {
         /// Bundle path, `-` for stdin, or an https:// URL.
@@ -99,6 +106,9 @@ enum Command {
     /// Print the iPXE chain script that boots the loader.
     #[cfg(feature = "host-tools")]
     Ipxe(crate::ipxe_cli::IpxeArgs),
+    /// Build a rescue ISO (BIOS and UEFI, CD or USB stick) that boots the loader.
+    #[cfg(feature = "host-tools")]
+    Iso(crate::iso::cli::IsoArgs),
     /// Check a bundle completely (signature, every resource) without writing anything.
     Verify {
         /// Bundle path, `-` for stdin, or an https:// URL.
@@ -126,7 +136,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct FetchArgs {
+pub(crate) struct FetchArgs {
     /// Extra CA certificate (PEM file) trusted for https:// bundles; repeatable.
     #[arg(long = "ca", value_name = "PEM_FILE")]
     ca: Vec<PathBuf>,
@@ -143,7 +153,7 @@ struct FetchArgs {
 }
 
 impl FetchArgs {
-    fn policy(&self, keys_enforced: bool) -> Result<FetchPolicy, String> {
+    pub(crate) fn policy(&self, keys_enforced: bool) -> Result<FetchPolicy, String> {
         let mut ca = Vec::new();
         for path in &self.ca {
             let pem = std::fs::read(path).map_err(|e| format!("--ca {}: {e}", path.display()))?;
@@ -180,7 +190,7 @@ impl FetchArgs {
 }
 
 #[derive(clap::Args)]
-struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Public key (fwup `.pub` file or base64); repeatable. With any key, unsigned or
     /// badly signed bundles are refused.
     #[arg(long = "public-key", short = 'p', value_name = "FILE_OR_BASE64")]
@@ -188,7 +198,7 @@ struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn load(&self) -> Result<Vec<PublicKey>, String> {
+    pub(crate) fn load(&self) -> Result<Vec<PublicKey>, String> {
         self.public_keys
             .iter()
             .map(|k| PublicKey::from_file_or_base64(k).map_err(|e| format!("public key `{k}`: {e}")))
@@ -281,7 +291,8 @@ fn run(cli: Cli) -> Result<(), String> {
             task,
             keys,
             allow_unsafe,
-            allow_mounted,
+            force,
+            reboot,
             hold_limit,
             progress,
         } => {
@@ -302,7 +313,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     message: format!("plain http:// allowed because {reason}"),
                 });
             }
-            let mut target = open_target(&device, allow_mounted)?;
+            let mut target = crate::hostdisk::ApplyTarget::open(&device, &force.join(","))?;
+            opts.check_writes = target.write_check();
             // A bundle that changes on the server mid-download starts over
             // from byte 0, a bounded number of times (see apply::restart).
             let mut restarts = Restarts::default();
@@ -310,7 +322,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 opts.before_commit = fetched.check.clone();
                 let stats = fetched.source.http_stats.clone();
                 let received = || stats.as_ref().map_or(0, |s| s.snapshot().received);
-                match apply::apply(fetched.source.reader, target.as_mut(), &opts, reporter.as_mut()) {
+                match apply::apply(fetched.source.reader, target.target(), &opts, reporter.as_mut()) {
                     Ok(mut summary) => {
                         let refetched = stats.as_ref().map_or(0, |s| s.snapshot().refetched);
                         restarts.record(&mut summary, refetched);
@@ -323,6 +335,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 fetched = fetch()?;
             };
             summary.elapsed = started.elapsed();
+            for note in target.finish() {
+                reporter.event(&apply::Event::Info { message: note });
+            }
             drop(reporter);
             if matches!(progress, Progress::Json) {
                 println!("{}", crate::report::json::finished_line(&summary));
@@ -332,13 +347,19 @@ fn run(cli: Cli) -> Result<(), String> {
                     summary.product,
                     summary.version,
                     summary.task,
-                    device.display(),
+                    device,
                     summary.elapsed.as_secs_f64(),
                     console::describe_restarts(&summary)
                 );
             }
+            if reboot {
+                let never =
+                    crate::boot::pid1::finish(crate::boot::config::OnSuccess::Reboot).map_err(|e| e.to_string())?;
+                match never {}
+            }
             Ok(())
         }
+        Command::Takeover(args) => crate::takeover::run(args),
         Command::Inspect { bundle, fetch, json } => {
             let fetched = fetch.open(&bundle, false, Progress::Plain)?;
             match fetched.check {
@@ -380,6 +401,8 @@ fn run(cli: Cli) -> Result<(), String> {
         #[cfg(feature = "host-tools")]
         Command::Ipxe(args) => crate::ipxe_cli::run(args),
         #[cfg(feature = "host-tools")]
+        Command::Iso(args) => crate::iso::cli::run(args),
+        #[cfg(feature = "host-tools")]
         Command::Keygen(args) => crate::pack::cli::keygen(args),
         #[cfg(feature = "host-tools")]
         Command::Sign(args) => crate::pack::cli::sign(args),
@@ -387,23 +410,5 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Completions(args) => crate::manual::completions(args),
         #[cfg(feature = "host-tools")]
         Command::Manpages(args) => crate::manual::manpages(args),
-    }
-}
-
-fn open_target(device: &std::path::Path, allow_mounted: bool) -> Result<Box<dyn Target>, String> {
-    use std::os::unix::fs::FileTypeExt;
-    let is_block = std::fs::metadata(device)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false);
-    if is_block {
-        let _ = allow_mounted;
-        Err(format!(
-            "{}: installing onto block devices arrives with the boot-flow merge",
-            device.display()
-        ))
-    } else {
-        ImageFile::open(device)
-            .map(|f| Box::new(f) as Box<dyn Target>)
-            .map_err(|e| format!("opening {}: {e}", device.display()))
     }
 }

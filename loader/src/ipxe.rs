@@ -132,9 +132,47 @@ pub fn kernel_cmdline(options: &ChainOptions) -> Result<String, IpxeError> {
         // at all. Newer iPXE hands initrds over itself and the stub then
         // ignores these words; BIOS boots ignore them too.
         for initrd in [&options.initramfs, url] {
-            params.push(param("initrd", image_name(initrd))?);
+            params.push(param("initrd", image_name(initrd))?.ipxe_word());
         }
     }
+    params.extend(loader_params(options)?.iter().map(KernelParam::ipxe_word));
+    let cmdline = params.join(" ");
+    // iPXE's UEFI image loader passes "<image name> <cmdline>" to the kernel.
+    let len = options.kernel.len() + 1 + cmdline.len();
+    if len > CMDLINE_MAX {
+        return Err(IpxeError::CmdlineTooLong { len });
+    }
+    Ok(cmdline)
+}
+
+/// One checked kernel parameter, `name` or `name=value`, the value as the
+/// kernel should see it (unquoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelParam {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+impl KernelParam {
+    /// The parameter as a word of an iPXE `kernel` line: `name="a b"` when
+    /// the value has inner spaces (iPXE passes the quotes on, the kernel
+    /// removes them).
+    pub fn ipxe_word(&self) -> String {
+        match &self.value {
+            None => self.name.clone(),
+            Some(value) if value.contains(' ') => format!("{}=\"{value}\"", self.name),
+            Some(value) => format!("{}={value}", self.name),
+        }
+    }
+}
+
+/// The loader's parameters in command-line order: consoles, `loader.*`
+/// options (`loader.url=` first when the loader fetches the bundle), then
+/// the extra parameters; each checked so that every boot loader the
+/// project writes for (iPXE, GRUB) passes it on unchanged. Shared by the
+/// chain script and the rescue ISO, so an option works in both or in neither.
+pub fn loader_params(options: &ChainOptions) -> Result<Vec<KernelParam>, IpxeError> {
+    let mut params = Vec::new();
     for console in &options.consoles {
         params.push(param("console", console)?);
     }
@@ -160,16 +198,13 @@ pub fn kernel_cmdline(options: &ChainOptions) -> Result<String, IpxeError> {
     for extra in &options.extra_params {
         match extra.split_once('=') {
             Some((name, value)) => params.push(param(name, value)?),
-            None => params.push(checked_name(extra)?.to_owned()),
+            None => params.push(KernelParam {
+                name: checked_name(extra)?.to_owned(),
+                value: None,
+            }),
         }
     }
-    let cmdline = params.join(" ");
-    // iPXE's UEFI image loader passes "<image name> <cmdline>" to the kernel.
-    let len = options.kernel.len() + 1 + cmdline.len();
-    if len > CMDLINE_MAX {
-        return Err(IpxeError::CmdlineTooLong { len });
-    }
-    Ok(cmdline)
+    Ok(params)
 }
 
 /// iPXE's name for an image fetched from `url`: its last path part.
@@ -178,8 +213,10 @@ fn image_name(url: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// `name=value`, quoted when the value has inner spaces.
-fn param(name: &str, value: &str) -> Result<String, IpxeError> {
+/// `name=value`, checked to reach the kernel unchanged through iPXE and
+/// GRUB (which re-quotes a word with spaces and backslash-escapes quotes
+/// and backslashes, which the kernel would keep).
+fn param(name: &str, value: &str) -> Result<KernelParam, IpxeError> {
     let name = checked_name(name)?;
     let bad = |reason| IpxeError::BadValue {
         name: name.to_owned(),
@@ -192,11 +229,18 @@ fn param(name: &str, value: &str) -> Result<String, IpxeError> {
     if value.contains('"') {
         return Err(bad("the kernel cannot unquote a `\"` inside a value"));
     }
+    if value.contains(['\\', '\'']) {
+        return Err(bad("GRUB would pass `\\` and `'` on with a backslash the kernel keeps"));
+    }
     if value.contains("${") {
         return Err(bad("iPXE would expand `${…}` as one of its settings"));
     }
+    let checked = KernelParam {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+    };
     if !value.contains(' ') {
-        return Ok(format!("{name}={value}"));
+        return Ok(checked);
     }
     if value.starts_with(' ') || value.ends_with(' ') || value.contains("  ") {
         return Err(bad("iPXE collapses leading, trailing and repeated spaces"));
@@ -209,7 +253,7 @@ fn param(name: &str, value: &str) -> Result<String, IpxeError> {
             "iPXE reads a word starting with `#`, or `||`, `&&`, `;`, as script syntax",
         ));
     }
-    Ok(format!("{name}=\"{value}\""))
+    Ok(checked)
 }
 
 fn checked_name(name: &str) -> Result<&str, IpxeError> {

@@ -20,6 +20,13 @@ pub struct IpxeArgs {
     /// The loader streams the bundle from this URL itself (loader.url=; no iPXE HTTPS needed).
     #[arg(long, group = "delivery")]
     fetch_bundle: Option<String>,
+    #[command(flatten)]
+    kernel_args: KernelArgs,
+}
+
+/// The kernel command line flags `loader ipxe` and `loader iso` share.
+#[derive(clap::Args)]
+pub struct KernelArgs {
     /// console= values in order; the last becomes /dev/console. Default: ttyS0,115200 then tty0.
     #[arg(long = "console")]
     consoles: Vec<String>,
@@ -29,6 +36,24 @@ pub struct IpxeArgs {
     /// A raw kernel parameter (e.g. ip=dhcp). Repeatable.
     #[arg(long = "cmdline", value_name = "PARAM")]
     cmdline: Vec<String>,
+}
+
+impl KernelArgs {
+    /// Sets the consoles, `loader.*` options and extra parameters of `opts`.
+    pub fn apply_to(self, opts: &mut ChainOptions) -> Result<(), String> {
+        if !self.consoles.is_empty() {
+            opts.consoles = self.consoles;
+        }
+        for option in &self.options {
+            let (name, value) = option
+                .split_once('=')
+                .ok_or_else(|| format!("--option {option}: expected NAME=VALUE"))?;
+            opts.loader_options
+                .push((name.trim_start_matches("loader.").to_string(), value.to_string()));
+        }
+        opts.extra_params = self.cmdline;
+        Ok(())
+    }
 }
 
 pub fn run(args: IpxeArgs) -> Result<(), String> {
@@ -44,17 +69,7 @@ pub fn run(args: IpxeArgs) -> Result<(), String> {
         (_, _, Some(u)) => BundleDelivery::LoaderFetches(u),
         _ => BundleDelivery::None,
     };
-    if !args.consoles.is_empty() {
-        opts.consoles = args.consoles;
-    }
-    for option in &args.options {
-        let (name, value) = option
-            .split_once('=')
-            .ok_or_else(|| format!("--option {option}: expected NAME=VALUE"))?;
-        opts.loader_options
-            .push((name.trim_start_matches("loader.").to_string(), value.to_string()));
-    }
-    opts.extra_params = args.cmdline;
+    args.kernel_args.apply_to(&mut opts)?;
     print!("{}", chain_script(&opts).map_err(|e| e.to_string())?);
     Ok(())
 }

@@ -6,7 +6,7 @@ pub mod boot;
 pub mod bundle;
 pub mod cli;
 pub mod formats;
-#[cfg(feature = "host-tools")]
+pub mod hostdisk;
 pub mod initramfs;
 pub mod inspect;
 pub mod inspect_disk;
@@ -15,11 +15,14 @@ pub mod ipxe;
 #[cfg(feature = "host-tools")]
 pub mod ipxe_cli;
 #[cfg(feature = "host-tools")]
+pub mod iso;
+#[cfg(feature = "host-tools")]
 pub mod manual;
 pub mod net;
 #[cfg(feature = "host-tools")]
 pub mod pack;
 pub mod report;
 pub mod source;
+pub mod takeover;
 pub mod target;
 pub mod toolbox;

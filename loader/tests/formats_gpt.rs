@@ -93,6 +93,27 @@ fn gpt_reader_rejects_a_corrupt_entry_array() {
     assert!(err.to_string().contains("entry array CRC32 mismatch"), "{err}");
 }
 
+/// Found by the property tests: an entry ending at block 2^64 - 1
+/// overflowed the block count (a panic in debug builds, a count of 0 in
+/// release ones).
+#[test]
+fn gpt_block_counts_of_extreme_entries_do_not_overflow() {
+    let entry = |first, last| gpt::GptPartitionEntry {
+        number: 1,
+        type_guid: gpt::Guid([1; 16]),
+        guid: gpt::Guid([2; 16]),
+        name: String::new(),
+        flags: 0,
+        first_lba: first,
+        last_lba: last,
+    };
+    assert_eq!(entry(0, u64::MAX).block_count(), u64::MAX);
+    assert_eq!(entry(1, u64::MAX).block_count(), u64::MAX);
+    assert_eq!(entry(34, 33).block_count(), 0, "fwup's empty partition");
+    assert_eq!(entry(u64::MAX, 0).block_count(), 0);
+    assert_eq!(entry(34, 2081).block_count(), 2048);
+}
+
 #[test]
 fn bad_gpt_guid_is_refused_naming_the_partition() {
     let s = edited("03-x86_64-ab-gpt", "gpt", "gpt", |s| {

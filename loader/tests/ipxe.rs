@@ -122,6 +122,19 @@ fn values_ipxe_would_change_are_refused() {
     }
 }
 
+/// The same options go onto the rescue ISO's GRUB line, and GRUB passes
+/// `\\` and `'` on with a backslash the kernel keeps: refused for both, so
+/// an option works in the chain script and on the ISO or in neither.
+#[test]
+fn values_grub_would_change_are_refused_too() {
+    for value in ["it's", r"C:\path"] {
+        let mut opts = options(BundleDelivery::None);
+        opts.loader_options.push(("env.X".to_owned(), value.to_owned()));
+        let err = chain_script(&opts).unwrap_err();
+        assert!(err.to_string().contains("GRUB"), "{value:?}: {err}");
+    }
+}
+
 #[test]
 fn bad_names_and_urls_are_refused() {
     let mut opts = options(BundleDelivery::None);

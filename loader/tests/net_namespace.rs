@@ -8,13 +8,10 @@
 
 mod net_support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use loader::net::{bring_up, parse_ip_param, Method, NetError, NetEvent, NetOptions};
-use net_support::Lab;
+use net_support::{echo_server, ping, Lab};
 
 fn options(lab: &Lab) -> NetOptions {
     NetOptions {
@@ -30,30 +27,6 @@ fn options(lab: &Lab) -> NetOptions {
 
 fn resolv(lab: &Lab) -> String {
     std::fs::read_to_string(lab.dir.path().join("resolv.conf")).unwrap_or_default()
-}
-
-/// Serves one TCP connection at `addr` in the server namespace, answering
-/// "pong"; returns a handle to join.
-fn echo_server(lab: &Lab, addr: &'static str) -> std::thread::JoinHandle<()> {
-    let ns = PathBuf::from("/run/netns").join(&lab.server_ns);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let file = std::fs::File::open(ns).unwrap();
-        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let listener = TcpListener::bind(addr).unwrap();
-        ready_tx.send(()).unwrap();
-        let (mut stream, _) = listener.accept().unwrap();
-        stream.write_all(b"pong").unwrap();
-    });
-    ready_rx.recv().unwrap();
-    handle
-}
-
-fn ping(addr: &str) -> String {
-    let mut stream = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5)).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 #[test]

@@ -20,6 +20,10 @@ pub struct Artifacts {
     pub bundle_v2: PathBuf,
     /// A host build of `loader` with the host tools.
     pub host_loader: PathBuf,
+    /// The static loader (`x86_64-unknown-linux-musl`, stripped) that
+    /// `scripts/build-initramfs` made: what a provider image downloads to
+    /// run `loader takeover`.
+    pub static_loader: PathBuf,
     /// Where derived artifacts (initramfs variants, keys) go.
     pub dir: PathBuf,
     variants: Mutex<HashMap<String, PathBuf>>,
@@ -59,12 +63,19 @@ fn build() -> Artifacts {
     );
     let host_loader = repo.join("target/debug/loader");
     let (bundle_v1, bundle_v2) = example_bundles(&kernel, &host_loader, "mbr");
+    let static_loader = repo.join("target/x86_64-unknown-linux-musl/release/loader.stripped");
+    assert!(
+        static_loader.is_file(),
+        "scripts/build-initramfs made no {}",
+        static_loader.display()
+    );
     Artifacts {
         kernel,
         initramfs,
         bundle_v1,
         bundle_v2,
         host_loader,
+        static_loader,
         dir,
         variants: Mutex::new(HashMap::new()),
     }

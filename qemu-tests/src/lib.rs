@@ -13,6 +13,8 @@
 pub mod artifacts;
 pub mod cut;
 pub mod disk;
+pub mod netns;
+pub mod provider;
 pub mod reference;
 pub mod scenario;
 pub mod server;

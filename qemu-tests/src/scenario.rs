@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::artifacts::{artifacts, repo, Artifacts};
+use crate::artifacts::{artifacts, path_str, repo, Artifacts};
 use crate::pki::{server_config, TestCa};
 use crate::server::{Server, HOST_FROM_GUEST};
 use crate::timing::{self, Timings};
@@ -74,17 +74,19 @@ impl Scenario {
         self.dir.join(name)
     }
 
-    /// Serves, as `initramfs-ca`, an initramfs with this scenario's CA baked
-    /// in (`loader initramfs --ca-cert`): the loader then trusts the
-    /// server's HTTPS certificate.
+    /// Serves, as `initramfs-ca`, the initramfs of [`Scenario::ca_initramfs`].
     pub fn serve_ca_initramfs(&self) {
+        self.server.add_file("initramfs-ca", &self.ca_initramfs());
+    }
+
+    /// An initramfs with this scenario's CA baked in (`loader initramfs
+    /// --ca-cert`): the loader then trusts the server's HTTPS certificate.
+    pub fn ca_initramfs(&self) -> PathBuf {
         let ca = self.path("ca.pem");
         std::fs::write(&ca, self.ca.pem()).expect("write ca.pem");
         let ca = ca.to_str().expect("test paths are UTF-8");
-        let initramfs = self
-            .artifacts
-            .initramfs_with(&format!("ca-{}", self.name), &["--ca-cert", ca]);
-        self.server.add_file("initramfs-ca", &initramfs);
+        self.artifacts
+            .initramfs_with(&format!("ca-{}", self.name), &["--ca-cert", ca])
     }
 
     /// The iPXE chain script, as `loader ipxe` prints it for operators: the
@@ -111,14 +113,26 @@ impl Scenario {
             .map(|a| a.to_string())
             .collect();
         command.extend(delivery.iter().cloned());
-        for word in BASE_ARGS.split_whitespace().chain(args.split_whitespace()) {
-            match word.strip_prefix("console=") {
-                Some(console) => command.extend(["--console".to_string(), console.to_string()]),
-                None => command.extend(["--cmdline".to_string(), word.to_string()]),
-            }
-        }
+        command.extend(kernel_flags(args));
         let command: Vec<&str> = command.iter().map(String::as_str).collect();
         self.artifacts.loader(&command)
+    }
+
+    /// A rescue ISO made by `loader iso` as `name` in the scenario
+    /// directory: the kernel, `initramfs`, the bundle `delivery` options
+    /// (`--bundle FILE`, `--fetch-bundle URL`) and `BASE_ARGS` plus `args`
+    /// on the kernel line.
+    pub fn iso(&self, name: &str, initramfs: &Path, delivery: &[&str], args: &str) -> PathBuf {
+        let out = self.path(name);
+        let mut command: Vec<String> = ["iso", "--kernel"].iter().map(|a| a.to_string()).collect();
+        command.push(path_str(&self.artifacts.kernel).to_string());
+        command.extend(["--initramfs".to_string(), path_str(initramfs).to_string()]);
+        command.extend(delivery.iter().map(|d| d.to_string()));
+        command.extend(kernel_flags(args));
+        command.extend(["-o".to_string(), path_str(&out).to_string()]);
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        self.artifacts.loader(&command);
+        out
     }
 
     /// Boots a VM from the network with `script` as boot.ipxe.
@@ -149,6 +163,18 @@ impl Scenario {
     pub fn record_timings(&mut self, vm: &Vm) {
         self.timings.push((self.boots, Timings::read(vm, &timing::LOADER)));
     }
+}
+
+/// `BASE_ARGS` and `args` as the flags `loader ipxe` and `loader iso` take.
+fn kernel_flags(args: &str) -> Vec<String> {
+    let mut flags = Vec::new();
+    for word in BASE_ARGS.split_whitespace().chain(args.split_whitespace()) {
+        match word.strip_prefix("console=") {
+            Some(console) => flags.extend(["--console".to_string(), console.to_string()]),
+            None => flags.extend(["--cmdline".to_string(), word.to_string()]),
+        }
+    }
+    flags
 }
 
 /// Waits for `needle` or fails the scenario with the console's last lines.

@@ -47,18 +47,29 @@ struct State {
 pub struct Server {
     pub http_port: u16,
     pub https_port: Option<u16>,
+    /// The address the guest reaches the server at: 10.0.2.2 under user
+    /// networking, an address in the test's network namespace otherwise.
+    pub guest_host: String,
     state: Arc<Mutex<State>>,
 }
 
 impl Server {
     /// Starts the HTTP listener, and an HTTPS one when `tls` is given.
     pub fn start(tls: Option<Arc<ServerConfig>>) -> Server {
+        let bind = || TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Server::start_on(HOST_FROM_GUEST, bind(), tls.map(|config| (bind(), config)))
+    }
+
+    /// Serves on listeners the caller bound (inside a network namespace),
+    /// reached by the guest at `guest_host`.
+    pub fn start_on(guest_host: &str, http: TcpListener, https: Option<(TcpListener, Arc<ServerConfig>)>) -> Server {
         let state = Arc::new(Mutex::new(State::default()));
-        let http_port = listen(Arc::clone(&state), None);
-        let https_port = tls.map(|config| listen(Arc::clone(&state), Some(config)));
+        let http_port = listen(http, Arc::clone(&state), None);
+        let https_port = https.map(|(listener, config)| listen(listener, Arc::clone(&state), Some(config)));
         Server {
             http_port,
             https_port,
+            guest_host: guest_host.to_string(),
             state,
         }
     }
@@ -101,13 +112,13 @@ impl Server {
 
     /// `http://10.0.2.2:PORT/name`: the URL of a served file for the guest.
     pub fn guest_url(&self, name: &str) -> String {
-        format!("http://{HOST_FROM_GUEST}:{}/{name}", self.http_port)
+        format!("http://{}:{}/{name}", self.guest_host, self.http_port)
     }
 
     /// The HTTPS URL of a served file for the guest.
     pub fn guest_https_url(&self, name: &str) -> String {
         let port = self.https_port.expect("the server was started with TLS");
-        format!("https://{HOST_FROM_GUEST}:{port}/{name}")
+        format!("https://{}:{port}/{name}", self.guest_host)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -130,8 +141,7 @@ impl Server {
     }
 }
 
-fn listen(state: Arc<Mutex<State>>, tls: Option<Arc<ServerConfig>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+fn listen(listener: TcpListener, state: Arc<Mutex<State>>, tls: Option<Arc<ServerConfig>>) -> u16 {
     let port = listener.local_addr().expect("local_addr").port();
     thread::spawn(move || {
         for tcp in listener.incoming().flatten() {

@@ -24,6 +24,9 @@ pub struct VmConfig {
     /// Under UEFI: the NIC before the disk in the boot order, for reinstalls
     /// (OVMF would otherwise boot the installed disk and never reach iPXE).
     pub network_first: bool,
+    /// A boot medium attached first in the boot order, for every boot of
+    /// the machine (as an ISO left attached or a stick left plugged in).
+    pub medium: Option<Medium>,
     pub memory_mib: u32,
     /// Virtual CPUs (`-smp`); QEMU's default is one.
     pub cpus: u32,
@@ -33,6 +36,28 @@ pub struct VmConfig {
     /// QEMU's machine type (`-machine`); its default (`pc`, i440FX) when
     /// unset.
     pub machine: Option<String>,
+    /// The NIC on a tap device in a network namespace (QEMU runs inside
+    /// it) instead of user networking: a network without DHCP.
+    pub tap: Option<TapNic>,
+    /// A serial number for the first disk (`virtio-blk-pci,serial=`).
+    pub disk_serial: Option<String>,
+}
+
+/// Removable boot media.
+#[derive(Clone, Debug)]
+pub enum Medium {
+    /// An ISO image in an IDE CD-ROM drive (read-only).
+    Cdrom(PathBuf),
+    /// A raw image as a USB stick on an xHCI controller.
+    UsbStick(PathBuf),
+}
+
+/// A NIC on an existing tap device.
+#[derive(Clone, Debug)]
+pub struct TapNic {
+    pub netns: String,
+    pub ifname: String,
+    pub mac: String,
 }
 
 impl VmConfig {
@@ -42,11 +67,19 @@ impl VmConfig {
             boot_url: None,
             uefi: None,
             network_first: false,
+            medium: None,
             memory_mib: 512,
             cpus: 1,
             nvme: false,
             machine: None,
+            tap: None,
+            disk_serial: None,
         }
+    }
+
+    pub fn memory(mut self, mib: u32) -> VmConfig {
+        self.memory_mib = mib;
+        self
     }
 
     pub fn network_boot(mut self, url: String) -> VmConfig {
@@ -66,6 +99,12 @@ impl VmConfig {
 
     pub fn machine(mut self, machine: &str) -> VmConfig {
         self.machine = Some(machine.to_string());
+        self
+    }
+
+    /// `medium` attached and first in the boot order.
+    pub fn medium(mut self, medium: Medium) -> VmConfig {
+        self.medium = Some(medium);
         self
     }
 
@@ -93,7 +132,7 @@ struct Console {
 pub struct Vm {
     child: Child,
     console: Arc<(Mutex<Console>, Condvar)>,
-    /// Host port forwarded to the guest's port 80.
+    /// Host port forwarded to the guest's port 80 (user networking only).
     pub http_port: u16,
     pub log: PathBuf,
 }
@@ -103,7 +142,17 @@ impl Vm {
     pub fn start(config: &VmConfig, log: &Path) -> Vm {
         let http_port = free_port();
         let mut netdev = format!("user,id=n,hostfwd=tcp:127.0.0.1:{http_port}-:80");
-        let mut cmd = Command::new("qemu-system-x86_64");
+        let mut nic_options = String::new();
+        let mut cmd = match &config.tap {
+            Some(tap) => {
+                netdev = format!("tap,id=n,ifname={},script=no,downscript=no", tap.ifname);
+                nic_options = format!(",mac={}", tap.mac);
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &tap.netns, "qemu-system-x86_64"]);
+                cmd
+            }
+            None => Command::new("qemu-system-x86_64"),
+        };
         cmd.args([
             "-accel",
             "tcg",
@@ -124,7 +173,8 @@ impl Vm {
         // SeaBIOS takes `-boot once=n,order=c` (network first, the disk after
         // the loader's reboot). OVMF ignores that and follows bootindex: the
         // first disk, then the NIC, so a blank disk falls through to iPXE and
-        // an installed one boots.
+        // an installed one boots. A boot medium gets bootindex 0, which both
+        // firmwares try before anything else.
         let (mut disk_index, mut nic_index) = (None, None);
         match &config.uefi {
             None => {
@@ -149,19 +199,37 @@ impl Vm {
             let bootindex = disk_index
                 .filter(|_| i == 0)
                 .map_or(String::new(), |n| format!(",bootindex={n}"));
-            let device = if config.nvme {
-                format!("nvme,drive=disk{i},serial=loader-test-{i}{bootindex}")
-            } else {
-                format!("virtio-blk-pci,drive=disk{i}{bootindex}")
+            // NVMe controllers need a serial; the first disk's may be given.
+            let serial = match config.disk_serial.as_ref().filter(|_| i == 0) {
+                Some(serial) => format!(",serial={serial}"),
+                None if config.nvme => format!(",serial=loader-test-{i}"),
+                None => String::new(),
             };
+            let model = if config.nvme { "nvme" } else { "virtio-blk-pci" };
+            let device = format!("{model},drive=disk{i}{serial}{bootindex}");
             cmd.args(["-drive", &drive, "-device", &device]);
+        }
+        match &config.medium {
+            None => {}
+            Some(Medium::Cdrom(iso)) => {
+                let drive = format!(
+                    "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+                    iso.display()
+                );
+                cmd.args(["-drive", &drive, "-device", "ide-cd,drive=cd0,bootindex=0"]);
+            }
+            Some(Medium::UsbStick(image)) => {
+                let drive = format!("file={},format=raw,if=none,id=stick0", image.display());
+                cmd.args(["-device", "qemu-xhci,id=xhci", "-drive", &drive]);
+                cmd.args(["-device", "usb-storage,bus=xhci.0,drive=stick0,bootindex=0"]);
+            }
         }
         let bootindex = nic_index.map_or(String::new(), |n| format!(",bootindex={n}"));
         cmd.args([
             "-netdev",
             &netdev,
             "-device",
-            &format!("virtio-net-pci,netdev=n{bootindex}"),
+            &format!("virtio-net-pci,netdev=n{bootindex}{nic_options}"),
         ]);
         cmd.args(["-device", "virtio-rng-pci"]);
         let t0 = Instant::now();
@@ -234,6 +302,28 @@ impl Vm {
     pub fn power_cut(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// POST `body` to `path` on the guest's port 80 with extra header lines;
+    /// returns the status line and the body.
+    pub fn http_post(&self, path: &str, headers: &[&str], body: &str) -> Result<(String, String), String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let mut request = format!(
+            "POST {path} HTTP/1.0\r\nHost: guest\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for header in headers {
+            request.push_str(&format!("{header}\r\n"));
+        }
+        request.push_str(&format!("\r\n{body}"));
+        stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+        let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+        Ok((head.lines().next().unwrap_or_default().to_string(), body.to_string()))
     }
 
     /// GET `path` from the guest's port 80, retrying while it comes up.

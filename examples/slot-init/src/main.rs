@@ -12,7 +12,8 @@
 //! 4. mount the data partition (partition 4 of the root disk) on `/data`,
 //!    look for `/data/marker`, count this boot ([`data`]);
 //! 5. listen on TCP port 80, print the marker line, serve the status page
-//!    forever ([`http`], [`status`]).
+//!    forever ([`http`], [`status`]), and `POST /update`, which runs the
+//!    loader to update this system in place ([`update`]).
 //!
 //! Networking is the kernel's (`ip=dhcp`). As PID 1 it never exits: an exit
 //! would panic the kernel. Failures are printed and the rest goes on.
@@ -25,6 +26,7 @@ mod http;
 mod identity;
 mod network;
 mod status;
+mod update;
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
@@ -67,7 +69,17 @@ fn run() {
     }
     let listener = listen(&consoles);
     consoles.line(&status.up_line());
-    http::serve(listener, || status.to_json(data::marker_present(Path::new(DATA_DIR))));
+    let files = update::UpdateFiles::at(Path::new(DATA_DIR));
+    http::serve(
+        listener,
+        || status.to_json(data::marker_present(Path::new(DATA_DIR))),
+        |head, body| {
+            let say =
+                |line: String| Consoles::open(Path::new(SYSFS), Path::new(DEV)).line(&format!("{LINE_PREFIX} {line}"));
+            let answer = update::handle(head, body, &files, say);
+            (answer.status, answer.message)
+        },
+    );
 }
 
 /// Steps 3 and 4: who we are and what the data partition holds.

@@ -36,6 +36,9 @@ pub enum ApplyError {
         action: String,
         source: BoxError,
     },
+    /// The caller's check of the task's planned writes refused it.
+    #[error("{0}")]
+    Refused(String),
     #[error("the install would hold back too much data: {0}")]
     HoldLimit(String),
     /// A partition table of the task reaches past the end of the target
@@ -71,6 +74,7 @@ impl ApplyError {
             ApplyError::Action { .. } => "action",
             ApplyError::HoldLimit(_) => "hold-limit",
             ApplyError::TooSmall(_) => "too-small",
+            ApplyError::Refused(_) => "refused",
             ApplyError::Target { .. } => "io",
             ApplyError::Download { .. } => "network",
             ApplyError::Internal(_) => "internal",

@@ -98,6 +98,11 @@ pub fn run<R: Read + Send + 'static>(
     select::validate_task(&manifest, task, opts)?;
     let disk_blocks = overlay.target().size().map(|bytes| bytes / crate::formats::BLOCK_SIZE);
     select::check_tables_fit(&manifest, task, disk_blocks)?;
+    if let Some(check) = &opts.check_writes {
+        let size = overlay.target().size();
+        let planned = super::plan::plan_writes(&manifest, task, &mut overlay, size);
+        check(&planned).map_err(ApplyError::Refused)?;
+    }
 
     let mut runner = Runner::new(&manifest, task, overlay, opts, reporter);
     runner.protect_known_regions();

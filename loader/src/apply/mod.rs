@@ -6,7 +6,8 @@
 //!    unsigned or badly signed bundle stops here: nothing has been written.
 //! 2. Choose the task by prefix; its `require-*` guards read the disk.
 //! 3. Validate the task (unsafe actions, unsupported features, held-data
-//!    bound) before the first write.
+//!    bound, and the caller's check of the regions it writes) before the
+//!    first write.
 //! 4. Run `on-init`, stream every resource through its handler while
 //!    hashing it, run `on-finish`. Boot-critical writes go to the
 //!    [`overlay::Overlay`]; bulk `raw_write` data goes to the disk.
@@ -25,6 +26,7 @@ mod exec;
 mod install;
 pub mod overlay;
 mod pipeline;
+pub mod plan;
 pub mod restart;
 pub mod select;
 mod sink;
@@ -62,7 +64,13 @@ pub struct ApplyOptions {
     /// A last check after every resource verified and before the commit
     /// (the whole-bundle SHA-256 pin); an error fails the install.
     pub before_commit: Option<CommitCheck>,
+    /// Sees every region the chosen task may write before the first write
+    /// (see [`plan`]); an error refuses the install with nothing written.
+    pub check_writes: Option<WriteCheck>,
 }
+
+/// A check of a task's planned writes: `Err` names what the task must not touch.
+pub type WriteCheck = std::sync::Arc<dyn Fn(&[plan::PlannedWrite]) -> Result<(), String> + Send + Sync>;
 
 impl ApplyOptions {
     pub fn new(task: &str) -> Self {
@@ -73,6 +81,7 @@ impl ApplyOptions {
             vars: BTreeMap::new(),
             hold_limit: overlay::DEFAULT_HOLD_LIMIT,
             before_commit: None,
+            check_writes: None,
         }
     }
 }

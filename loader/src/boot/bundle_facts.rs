@@ -20,6 +20,9 @@ pub struct BundleFacts {
     /// the Nerves variable `a.nerves_fw_application_part0_devpath` that
     /// the `complete` task sets (`/dev/rootdisk0p4` → 4).
     pub data_partition: Option<u32>,
+    /// Where the bundle's table puts the data partition: (first block,
+    /// blocks, expands to the end of the disk).
+    pub data_partition_place: Option<(u64, u64, bool)>,
 }
 
 impl BundleFacts {
@@ -34,6 +37,8 @@ impl BundleFacts {
             tasks: manifest.tasks.iter().map(|t| t.name.clone()).collect(),
             has_partition_table: !manifest.mbrs.is_empty() || !manifest.gpts.is_empty(),
             data_partition: data_partition(manifest),
+            data_partition_place: data_partition(manifest)
+                .and_then(|n| crate::inspect_disk::bundle_partition(manifest, n)),
         }
     }
 

@@ -28,12 +28,16 @@
 //! wins per variable name). An empty value (`loader.disk=`) resets a key
 //! to its default, so the command line can undo a file default.
 //!
+//! Drop-in files `/etc/loader.conf.d/*.conf` are read after the file, in
+//! name order, with the same rules (a later file wins).
+//!
 //! Unknown `loader.*` keys are warnings with a suggestion for near misses,
 //! never silently ignored; invalid values are errors naming the key, the
 //! value and where it came from.
 
 use std::collections::BTreeMap;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +48,7 @@ pub use super::config_source::{ConfigFile, ConfigWarning, Origin};
 use super::config_values as parse;
 pub use super::config_values::{ConsoleMode, OnError, OnSuccess, TaskRequest};
 use super::disks::{DiskSelector, Force};
+use crate::net::StaticInterface;
 use crate::source::metadata::MetadataKind;
 
 /// Where the default configuration file lives in the initramfs.
@@ -107,6 +112,11 @@ pub struct Config {
     pub dry_run: bool,
     /// `loader.allow_downgrade=1`: an upgrade may install an older version.
     pub allow_downgrade: bool,
+    /// `loader.iface=` (repeatable): static interfaces matched by MAC
+    /// address (see [`crate::net::static_iface`]); when given, no DHCP.
+    pub ifaces: Vec<StaticInterface>,
+    /// `loader.dns=` (repeatable, comma-separated): name servers for them.
+    pub dns: Vec<IpAddr>,
 }
 
 /// `loader.net.*`; unset values keep `net::NetOptions`' defaults.
@@ -171,6 +181,8 @@ impl Default for Config {
             net: NetSettings::default(),
             dry_run: false,
             allow_downgrade: false,
+            ifaces: Vec::new(),
+            dns: Vec::new(),
         }
     }
 }
@@ -202,33 +214,45 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Reads `config_path` (absent is fine: no defaults) and the kernel
-    /// command line at `cmdline_path` (`/proc/cmdline`).
+    /// Reads `config_path` (absent is fine: no defaults), then its drop-ins
+    /// `CONFIG_PATH.d/*.conf` in name order (what `loader takeover` adds to
+    /// an initramfs), and the kernel command line at `cmdline_path`
+    /// (`/proc/cmdline`).
     pub fn load(config_path: &Path, cmdline_path: &Path) -> Result<Loaded, ConfigError> {
-        let file_text = match std::fs::read_to_string(config_path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: config_path.into(),
-                    source,
-                })
+        let mut texts: Vec<(String, String)> = Vec::new();
+        let mut drop_ins = super::inputs::baked_files(&PathBuf::from(format!("{}.d", config_path.display())), "conf");
+        drop_ins.insert(0, config_path.to_path_buf());
+        for path in drop_ins {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => texts.push((path.display().to_string(), text)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ConfigError::Read { path, source }),
             }
-        };
+        }
         let cmdline_text = std::fs::read_to_string(cmdline_path).map_err(|source| ConfigError::Read {
             path: cmdline_path.into(),
             source,
         })?;
-        let path = config_path.display().to_string();
-        let file = file_text.as_deref().map(|text| ConfigFile { path: &path, text });
-        Config::from_sources(file, &cmdline::parse(&cmdline_text))
+        let files: Vec<ConfigFile<'_>> = texts.iter().map(|(path, text)| ConfigFile { path, text }).collect();
+        Config::from_files(&files, &cmdline::parse(&cmdline_text))
     }
 
     /// Builds the configuration from the file's text (if any) and the
     /// parsed command line: file first, command line over it.
     pub fn from_sources(file: Option<ConfigFile<'_>>, cmdline: &Cmdline) -> Result<Loaded, ConfigError> {
+        Config::from_files(file.as_slice(), cmdline)
+    }
+
+    /// [`Config::from_sources`] with several files, read in order (a later
+    /// file's value replaces an earlier one's, as the command line does).
+    pub fn from_files(files: &[ConfigFile<'_>], cmdline: &Cmdline) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
-        let mut settings = file.map(file_settings).unwrap_or_default();
+        let mut settings = Vec::new();
+        for file in files {
+            let start = settings.len();
+            settings.extend(file_settings(*file));
+            warnings.extend(repeats(&settings[start..]));
+        }
         let from_file = settings.len();
         settings.extend(cmdline.params.iter().map(|p| Setting {
             origin: Origin::Cmdline,
@@ -238,8 +262,6 @@ impl Config {
         if let Some(dropped) = &cmdline.dropped {
             warnings.push(ConfigWarning::Dropped(dropped.clone()));
         }
-
-        warnings.extend(repeats(&settings[..from_file]));
         warnings.extend(repeats(&settings[from_file..]));
 
         let mut config = Config::default();
@@ -319,6 +341,15 @@ impl Config {
             "loader.metadata_kind" => self.metadata_kind = Some(MetadataKind::parse(value).map_err(invalid)?),
             "loader.metadata_insecure" => self.metadata_insecure = parse::boolean(value).map_err(invalid)?,
             "loader.proxy" => self.proxy = Some(parse::url(value).map_err(invalid)?),
+            "loader.iface" => self.ifaces.push(value.parse().map_err(invalid)?),
+            "loader.dns" => {
+                for server in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let address = server
+                        .parse()
+                        .map_err(|_| invalid(format!("`{server}` is not an IP address")))?;
+                    self.dns.push(address);
+                }
+            }
             other => return Err(invalid(format!("{other} is known but not handled"))),
         }
         Ok(())
@@ -355,6 +386,8 @@ impl Config {
             "loader.metadata_kind" => self.metadata_kind = d.metadata_kind,
             "loader.metadata_insecure" => self.metadata_insecure = d.metadata_insecure,
             "loader.proxy" => self.proxy = d.proxy,
+            "loader.iface" => self.ifaces = d.ifaces,
+            "loader.dns" => self.dns = d.dns,
             _ => {}
         }
     }

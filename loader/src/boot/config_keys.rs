@@ -35,7 +35,7 @@ pub(crate) const SCALAR_KEYS: [&str; 26] = [
 ];
 
 /// Keys that accumulate: every value counts.
-pub(crate) const LIST_KEYS: [&str; 2] = ["loader.pubkey", "loader.ca"];
+pub(crate) const LIST_KEYS: [&str; 4] = ["loader.pubkey", "loader.ca", "loader.iface", "loader.dns"];
 
 /// The family `loader.env.NAME`.
 pub(crate) const ENV_PREFIX: &str = "loader.env.";

@@ -256,3 +256,55 @@ fn load_reads_both_files_and_tolerates_a_missing_config_file() {
         .to_string();
     assert!(err.starts_with("reading ") && err.contains("nope"), "{err}");
 }
+
+#[test]
+fn drop_ins_are_read_after_the_file_and_before_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("loader.conf");
+    std::fs::write(&conf, "loader.task=auto\nloader.disk=/dev/vda\nloader.env.A=file\n").unwrap();
+    std::fs::create_dir(dir.path().join("loader.conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("loader.conf.d/50-takeover.conf"),
+        "loader.task=complete\nloader.env.B=takeover\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("loader.conf.d/10-first.conf"), "loader.env.B=first\n").unwrap();
+    std::fs::write(dir.path().join("loader.conf.d/notes.txt"), "loader.task=ignored\n").unwrap();
+    let cmdline = dir.path().join("cmdline");
+    std::fs::write(&cmdline, "console=ttyS0 loader.disk=/dev/sda\n").unwrap();
+    let loaded = Config::load(&conf, &cmdline).unwrap();
+    let c = loaded.config;
+    assert_eq!(
+        c.task,
+        TaskRequest::Prefix("complete".into()),
+        "a drop-in wins over the file"
+    );
+    assert_eq!(
+        c.disk,
+        Some(DiskSelector::Path("/dev/sda".into())),
+        "the command line wins"
+    );
+    assert_eq!(c.env["A"], "file");
+    assert_eq!(c.env["B"], "takeover", "later drop-ins win");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn static_interfaces_and_name_servers() {
+    let file = "loader.iface=mac=52:54:00:12:34:56,addr=192.0.2.10/32,route=0.0.0.0/0@192.0.2.1\n\
+                loader.iface=mac=52:54:00:12:34:57,mtu=9000,addr=2001:db8::7/64\n\
+                loader.dns=192.0.2.53, 2001:db8::53\nloader.dns=198.51.100.53\n";
+    let c = config(Some(file), "");
+    assert_eq!(c.ifaces.len(), 2);
+    assert_eq!(c.ifaces[1].mtu, Some(9000));
+    let dns: Vec<String> = c.dns.iter().map(ToString::to_string).collect();
+    assert_eq!(dns, ["192.0.2.53", "2001:db8::53", "198.51.100.53"]);
+    let err = error(Some("loader.iface=addr=192.0.2.10/32\n"), "");
+    assert!(err.contains("loader.iface=addr=192.0.2.10/32: no mac="), "{err}");
+    let err = error(None, "loader.dns=192.0.2.300");
+    assert!(err.contains("`192.0.2.300` is not an IP address"), "{err}");
+    assert!(
+        config(Some(file), "loader.iface=").ifaces.is_empty(),
+        "an empty value resets the list"
+    );
+}

@@ -11,7 +11,11 @@ use super::trust;
 /// else DHCP on every wired interface.
 pub(super) fn bring_up_network(config: &Config, out: &mut BootReporter) -> Result<(), Failure> {
     out.stage("bringing up the network");
-    let mut options = crate::net::NetOptions::default();
+    let mut options = crate::net::NetOptions {
+        interfaces: config.ifaces.clone(),
+        dns: config.dns.clone(),
+        ..crate::net::NetOptions::default()
+    };
     config.net.apply_to(&mut options);
     if let Some(ip) = config.ip.last() {
         options.ip = Some(

@@ -313,7 +313,7 @@ fn apply_failure(stage: &'static str, e: apply::ApplyError) -> Failure {
 }
 
 /// Bytes the bundle's partition layout needs, for refusing too-small disks.
-fn layout_size(manifest: &crate::bundle::manifest::Manifest) -> u64 {
+pub(crate) fn layout_size(manifest: &crate::bundle::manifest::Manifest) -> u64 {
     use crate::formats::{gpt, mbr};
     let mut blocks = 0u64;
     for s in &manifest.mbrs {
@@ -350,6 +350,7 @@ fn choose_disk(
     let options = DiscoverOptions {
         include_virtual,
         loader_exe: std::fs::read_link("/proc/self/exe").ok(),
+        dev_dir: Some(PathBuf::from("/dev")),
     };
     let request = SelectRequest {
         selector,

@@ -17,6 +17,14 @@
 //!   `loader.task=complete` wipes; where the bundle's layout is intact,
 //!   `loader.task=repair` reinstalls keeping the data partition.
 //!
+//! - An install of this product whose environment is there but whose
+//!   partition table is not, with nothing else on the disk: the state the
+//!   ordered commit (`apply::commit`) leaves when cut between the
+//!   environments and the final sector 0. The disk boots nothing; `auto`
+//!   and `repair` finish it with `complete`, keeping the data partition
+//!   where the bundle's table puts it (the commit had written it already).
+//!   Never "already active": that would reboot into nothing, forever.
+//!
 //! An explicit `upgrade…` prefix follows the same identity rules (same
 //! bundle: nothing written; another product or an older version: refused).
 //! An explicit `complete` (or any other prefix) is the operator's word and
@@ -141,7 +149,21 @@ pub fn choose_task(
         keep: None,
     };
     let install = disk.contents.install.as_ref();
+    let cut = install.is_some_and(|found| cut_before_table(found, bundle, disk));
     match request {
+        TaskRequest::Repair | TaskRequest::Auto if cut => finish_cut(bundle, disk).and_then(|c| {
+            require("complete")?;
+            Ok(c)
+        }),
+        TaskRequest::Prefix(prefix) if prefix.starts_with("upgrade") && cut => Err(refused(
+            disk,
+            format!(
+                "an install of {} was cut before its partition table was written, so the disk boots nothing and \
+                 an upgrade cannot finish it",
+                bundle.describe()
+            ),
+            "set loader.task=auto or loader.task=repair to finish it keeping the data partition".into(),
+        )),
         TaskRequest::Repair => repair(policy, bundle, disk).and_then(|c| {
             require("complete")?;
             Ok(c)
@@ -297,6 +319,51 @@ fn repair(policy: Policy, bundle: &BundleFacts, disk: &DiskFacts) -> Result<Task
         reason: format!(
             "the partition layout is the bundle's: reinstalling with task complete, keeping partition {number} \
              (application data, {}) untouched",
+            crate::boot::disks::format_size(keep.range.end - keep.range.start)
+        ),
+        keep: Some(keep),
+    })
+}
+
+/// The environment names an install of this product, but the disk has no
+/// partition table and no signature on the whole disk (see the module doc).
+fn cut_before_table(found: &Installed, bundle: &BundleFacts, disk: &DiskFacts) -> bool {
+    bundle.has_partition_table
+        && disk.layout == LayoutComparison::NoTable
+        && disk.contents.whole_disk.is_none()
+        && same_kind(found, bundle)
+}
+
+/// Finishes a cut install: `complete`, keeping the data partition where
+/// the bundle's table puts it (its declared size: an expanding partition's
+/// growth is never written by `complete`); plain `complete` when the bundle
+/// names no data partition.
+fn finish_cut(bundle: &BundleFacts, disk: &DiskFacts) -> Result<TaskChoice, TaskChoiceError> {
+    let holds = disk.contents.summary();
+    let place = bundle.data_partition.zip(bundle.data_partition_place);
+    let Some((number, (first_block, blocks, _))) = place.filter(|(_, (_, blocks, _))| *blocks > 0) else {
+        return Ok(TaskChoice {
+            task: "complete".into(),
+            kind: TaskKind::Complete,
+            reason: format!(
+                "disk holds {holds}: an install of {} was cut before its partition table was written; finishing it \
+                 with task complete",
+                bundle.describe()
+            ),
+            keep: None,
+        });
+    };
+    let keep = KeptPartition {
+        number,
+        range: first_block * crate::formats::BLOCK_SIZE..(first_block + blocks) * crate::formats::BLOCK_SIZE,
+    };
+    Ok(TaskChoice {
+        task: "complete".into(),
+        kind: TaskKind::Repair,
+        reason: format!(
+            "disk holds {holds}: an install of {} was cut before its partition table was written; finishing it with \
+             task complete, keeping partition {number} (application data, {}) where the bundle puts it",
+            bundle.describe(),
             crate::boot::disks::format_size(keep.range.end - keep.range.start)
         ),
         keep: Some(keep),

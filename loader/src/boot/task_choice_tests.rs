@@ -27,6 +27,7 @@ fn bundle_v2() -> BundleFacts {
         .to_vec(),
         has_partition_table: true,
         data_partition: Some(4),
+        data_partition_place: Some((1083904, 524288, false)),
     }
 }
 
@@ -199,6 +200,61 @@ fn the_bundle_already_active_writes_nothing() {
     let complete = TaskRequest::Prefix("complete".into());
     let choice = choose_task(&complete, Policy::default(), &bundle_v2(), &disk).expect("complete");
     assert_eq!(choice.kind, TaskKind::Requested, "an explicit complete reinstalls");
+}
+
+/// What a first install cut between its environment and its final
+/// sector 0 leaves (see `apply::commit`): the environment, no table.
+fn cut_before_table(uuid: &str) -> DiskFacts {
+    let mut env = env_after_complete("a");
+    env.insert("a.nerves_fw_uuid".into(), uuid.into());
+    facts(valid(env), LayoutComparison::NoTable)
+}
+
+#[test]
+fn an_install_cut_before_its_table_is_finished_not_called_active() {
+    for uuid in [UUID_V2, UUID_V1] {
+        for request in [TaskRequest::Auto, TaskRequest::Repair] {
+            let choice = choose_task(&request, Policy::default(), &bundle_v2(), &cut_before_table(uuid))
+                .unwrap_or_else(|e| panic!("{request:?} over a cut install of {uuid}: {e}"));
+            assert_eq!(
+                (choice.task.as_str(), choice.kind),
+                ("complete", TaskKind::Repair),
+                "{uuid}"
+            );
+            let keep = choice.keep.expect("kept partition");
+            assert_eq!(keep.number, 4);
+            assert_eq!(keep.range, 1083904 * 512..(1083904 + 524288) * 512);
+            assert!(
+                choice.reason.contains("cut before its partition table"),
+                "{}",
+                choice.reason
+            );
+        }
+    }
+    let mut no_data = bundle_v2();
+    no_data.data_partition = None;
+    let choice = decide_with(&no_data, &cut_before_table(UUID_V2)).expect("complete");
+    assert_eq!((choice.task.as_str(), choice.kind), ("complete", TaskKind::Complete));
+    let upgrade = TaskRequest::Prefix("upgrade".into());
+    let err = choose_task(&upgrade, Policy::default(), &bundle_v2(), &cut_before_table(UUID_V1)).expect_err("refused");
+    assert!(err.to_string().contains("loader.task=auto"), "{err}");
+}
+
+#[test]
+fn a_cut_install_of_another_product_or_beside_a_filesystem_is_refused() {
+    let mut other = env_after_complete("a");
+    other.insert("a.nerves_fw_product".into(), "Something Else".into());
+    assert!(decide(&facts(valid(other), LayoutComparison::NoTable)).is_err());
+    let mut beside_ext4 = cut_before_table(UUID_V1);
+    beside_ext4.contents.whole_disk = Some(Signature {
+        kind: crate::inspect_disk::FsKind::Ext4,
+        label: None,
+    });
+    assert!(decide(&beside_ext4).is_err());
+}
+
+fn decide_with(bundle: &BundleFacts, disk: &DiskFacts) -> Result<TaskChoice, TaskChoiceError> {
+    choose_task(&TaskRequest::Auto, Policy::default(), bundle, disk)
 }
 
 #[test]

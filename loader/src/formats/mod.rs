@@ -12,6 +12,7 @@ pub mod error;
 pub mod gpt;
 pub mod mbr;
 pub mod uboot_env;
+pub mod utc;
 
 pub use error::FormatError;
 

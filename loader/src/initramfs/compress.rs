@@ -26,6 +26,7 @@
 use std::io::Write;
 
 use flate2::GzBuilder;
+#[cfg(feature = "host-tools")]
 use lzma_rust2::{CheckType, XzOptions, XzWriter};
 
 use super::InitramfsError;
@@ -67,6 +68,7 @@ impl std::str::FromStr for Compression {
 }
 
 /// Smallest dictionary the xz format can name; anything below is rounded up.
+#[cfg(feature = "host-tools")]
 const MIN_DICT_SIZE: u32 = 4096;
 
 /// Compresses a whole archive.
@@ -85,6 +87,13 @@ pub fn compress(archive: &[u8], compression: Compression) -> Result<Vec<u8>, Ini
             let name_and_nul = if missing >= 2 { missing } else { missing + 4 };
             gzip(archive, Some(&b"cpio"[..name_and_nul - 1]))
         }
+        // The initramfs /init (built without host tools) only ever builds
+        // uncompressed archives (`loader takeover`); xz is a host tool.
+        #[cfg(not(feature = "host-tools"))]
+        Compression::Xz => Err(InitramfsError::Compress(std::io::Error::other(
+            "xz compression is only in builds with the host tools",
+        ))),
+        #[cfg(feature = "host-tools")]
         Compression::Xz => {
             let mut options = XzOptions::with_preset(9);
             options.set_check_sum_type(CheckType::Crc32);
@@ -110,7 +119,7 @@ fn gzip(archive: &[u8], name: Option<&[u8]>) -> Result<Vec<u8>, InitramfsError> 
     encoder.finish().map_err(InitramfsError::Compress)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "host-tools"))]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

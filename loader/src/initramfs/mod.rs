@@ -20,6 +20,7 @@
 //! `/root/install.fw`, stored uncompressed, to be loaded as an extra initrd
 //! by boot loaders that cannot name files themselves (UEFI iPXE builds).
 
+#[cfg(feature = "host-tools")]
 pub mod cli;
 mod compress;
 mod cpio;

@@ -80,6 +80,14 @@ pub fn compare_layout(manifest: &Manifest, table: &TableKind, found: &[Partition
     LayoutComparison::Matches
 }
 
+/// Where the bundle's table puts partition `number` (Linux numbering), in
+/// blocks: `(first block, block count, expands to the end of the disk)`.
+pub fn bundle_partition(manifest: &Manifest, number: u32) -> Option<(u64, u64, bool)> {
+    let (_, wanted) = bundle_layout(manifest).ok()??;
+    let want = wanted.into_iter().find(|w| w.number == number)?;
+    Some((want.first_block, want.blocks, want.expand))
+}
+
 type Layout = (TableKind, Vec<Wanted>);
 
 fn bundle_layout(manifest: &Manifest) -> Result<Option<Layout>, crate::formats::FormatError> {

@@ -22,7 +22,7 @@ mod tests;
 use std::fmt;
 
 pub use install::{probe_env, read_env, read_grubenv, EnvState, Installed, COMMON_ENV_LOCATIONS};
-pub use layout::{compare_layout, LayoutComparison};
+pub use layout::{bundle_partition, compare_layout, LayoutComparison};
 pub use signatures::{identify, identify_head, FsKind, Signature};
 pub use table::{read_table, PartitionSlot, TableKind};
 

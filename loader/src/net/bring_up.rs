@@ -29,6 +29,9 @@ struct Ipv4Result {
 /// Brings the network up as `options` say. See the module documentation.
 pub fn bring_up(options: &NetOptions, on_event: &(dyn Fn(&NetEvent) + Sync)) -> Result<NetSummary, NetError> {
     let mut nl = Netlink::open().map_err(netlink("open a socket"))?;
+    if !options.interfaces.is_empty() {
+        return super::static_iface::configure(&mut nl, options, on_event);
+    }
     let links = nl.links().map_err(netlink("list links"))?;
     let only = match &options.ip {
         Some(IpParam::Dhcp { iface }) => iface.as_deref(),

@@ -19,6 +19,8 @@ pub enum NetError {
     NoInterfaces { present: String },
     #[error("ip= names interface {name}, which does not exist (found: {present})")]
     UnknownInterface { name: String, present: String },
+    #[error("loader.iface names MAC address {mac}, which no interface has (found: {present})")]
+    NoSuchMac { mac: String, present: String },
     #[error("no network link came up within {}s on {ifaces}: check the cable or the virtual NIC", .waited.as_secs())]
     NoCarrier { ifaces: String, waited: Duration },
     #[error("no DHCP lease: {}", .failures.join("; "))]

@@ -222,6 +222,7 @@ mod tests {
             prefix_len: 64,
             global,
             tentative,
+            temporary: false,
         }
     }
 

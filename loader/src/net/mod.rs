@@ -1,4 +1,6 @@
-//! Network bring-up in the initramfs, without external programs: use what
+//! Network bring-up in the initramfs, without external programs: a static
+//! configuration matched by MAC address (`loader.iface=`, what `loader
+//! takeover` carries over from the system it replaces), else what
 //! the kernel already configured (`ip=` handled by `CONFIG_IP_PNP`), else a
 //! static `ip=` configuration or DHCPv4 on every wired interface in
 //! parallel, plus IPv6 SLAAC with DNS servers from router advertisements;
@@ -19,6 +21,8 @@ mod rdnss;
 mod resolv;
 mod route;
 mod rtnl_codec;
+pub mod snapshot;
+pub mod static_iface;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -30,11 +34,12 @@ pub use error::NetError;
 pub use ip_param::{parse_ip_param, IpParam, IpParamError, StaticIpv4};
 pub use ipv6::enable_slaac;
 pub use lease::Lease;
-pub use netlink::{Link, LinkAddress, Netlink};
+pub use netlink::{Link, LinkAddress, Netlink, RouteEntry};
 pub use pnp::{parse_pnp, KernelAutoconfig};
 pub use rdnss::{parse_nd_user_option, parse_rdnss_option, Rdnss};
 pub use resolv::{chosen_servers, render_resolv_conf, write_resolv_conf, Nameserver};
 pub use route::{plan_routes, prefix_from_mask, Route};
+pub use static_iface::StaticInterface;
 
 /// How to bring the network up.
 #[derive(Debug, Clone)]
@@ -42,6 +47,11 @@ pub struct NetOptions {
     /// The kernel command line's `ip=`, parsed; `None` means DHCP on every
     /// wired interface.
     pub ip: Option<IpParam>,
+    /// `loader.iface=`: static interfaces found by MAC address; when any is
+    /// given, they are the whole configuration (no DHCP, no `ip=`).
+    pub interfaces: Vec<StaticInterface>,
+    /// `loader.dns=`: the name servers for the static interfaces.
+    pub dns: Vec<IpAddr>,
     /// How long a link may take to report a carrier after being set up.
     pub carrier_timeout: Duration,
     /// How long DHCP may take on one interface (after its carrier).
@@ -63,6 +73,8 @@ impl Default for NetOptions {
     fn default() -> Self {
         NetOptions {
             ip: None,
+            interfaces: Vec::new(),
+            dns: Vec::new(),
             carrier_timeout: Duration::from_secs(15),
             dhcp_timeout: Duration::from_secs(30),
             dhcp_timing: DhcpTiming::default(),

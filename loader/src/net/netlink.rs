@@ -43,6 +43,27 @@ pub struct LinkAddress {
     pub global: bool,
     /// Still doing duplicate address detection, or failed it.
     pub tentative: bool,
+    /// A temporary (privacy) or deprecated IPv6 address.
+    pub temporary: bool,
+}
+
+/// A route from the kernel's tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The network (`0.0.0.0` or `::` with prefix 0 for a default route).
+    pub destination: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: Option<IpAddr>,
+    /// The output interface's index.
+    pub oif: Option<u32>,
+    /// Routing table (254 = main).
+    pub table: u32,
+    /// Who added it (2 = the kernel, for an address's own prefix).
+    pub protocol: u8,
+    pub scope: u8,
+    /// Route type (1 = unicast).
+    pub kind: u8,
+    pub metric: Option<u32>,
 }
 
 /// A route-netlink connection of the calling thread's network namespace.
@@ -87,6 +108,21 @@ impl Netlink {
         Ok(addresses)
     }
 
+    /// Every route of every table, IPv4 and IPv6.
+    pub fn routes(&mut self) -> io::Result<Vec<RouteEntry>> {
+        let seq = self.next_sequence();
+        let request = MessageBuilder::new(codec::RTM_GETROUTE, codec::NLM_F_REQUEST | codec::NLM_F_DUMP, seq)
+            .route_header_dump()
+            .finish();
+        let mut routes = Vec::new();
+        self.exchange(&request, seq, |kind, payload| {
+            if kind == codec::RTM_NEWROUTE {
+                routes.extend(codec::parse_route(payload));
+            }
+        })?;
+        Ok(routes)
+    }
+
     /// Sets the link administratively up, and its MTU when given.
     pub fn set_link(&mut self, index: u32, up: bool, mtu: Option<u32>) -> io::Result<()> {
         let seq = self.next_sequence();
@@ -112,6 +148,48 @@ impl Netlink {
             }
         }
         self.exchange(&request.finish(), seq, |_, _| {})
+    }
+
+    /// Adds (or refreshes) an address that is usable at once: no duplicate
+    /// address detection for IPv6 (an address carried over from the
+    /// system this one replaces, on the same link).
+    pub fn add_address_nodad(&mut self, index: u32, address: IpAddr, prefix_len: u8) -> io::Result<()> {
+        let seq = self.next_sequence();
+        let flags = codec::NLM_F_REQUEST | codec::NLM_F_ACK | codec::NLM_F_CREATE | codec::NLM_F_REPLACE;
+        let mut request = MessageBuilder::new(codec::RTM_NEWADDR, flags, seq)
+            .address_header(Some(address), prefix_len, index)
+            .local_address(address)
+            .address_flags(codec::IFA_F_NODAD);
+        if let IpAddr::V4(v4) = address {
+            if prefix_len < 31 {
+                request = request.broadcast(Ipv4Addr::from(u32::from(v4) | !u32::from(mask(prefix_len))));
+            }
+        }
+        self.exchange(&request.finish(), seq, |_, _| {})
+    }
+
+    /// Adds (or replaces) an IPv4 or IPv6 route through interface `index`:
+    /// on-link without a gateway.
+    pub fn add_route_ip(
+        &mut self,
+        index: u32,
+        destination: IpAddr,
+        prefix_len: u8,
+        gateway: Option<IpAddr>,
+        metric: u32,
+    ) -> io::Result<()> {
+        let seq = self.next_sequence();
+        let flags = codec::NLM_F_REQUEST | codec::NLM_F_ACK | codec::NLM_F_CREATE | codec::NLM_F_REPLACE;
+        let scope = if gateway.is_some() { 0 } else { codec::RT_SCOPE_LINK };
+        let mut request =
+            MessageBuilder::new(codec::RTM_NEWROUTE, flags, seq).route_header_for(destination, prefix_len, scope);
+        if prefix_len > 0 {
+            request = request.route_destination_ip(destination);
+        }
+        if let Some(gateway) = gateway {
+            request = request.route_gateway_ip(gateway);
+        }
+        self.exchange(&request.route_device(index, metric).finish(), seq, |_, _| {})
     }
 
     /// Adds (or replaces) an IPv4 route through interface `index`.

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::netlink::{Link, LinkAddress};
+use super::netlink::{Link, LinkAddress, RouteEntry};
 
 pub(crate) const NLMSG_ERROR: u16 = 2;
 pub(crate) const NLMSG_DONE: u16 = 3;
@@ -16,6 +16,7 @@ pub(crate) const RTM_SETLINK: u16 = 19;
 pub(crate) const RTM_NEWADDR: u16 = 20;
 pub(crate) const RTM_GETADDR: u16 = 22;
 pub(crate) const RTM_NEWROUTE: u16 = 24;
+pub(crate) const RTM_GETROUTE: u16 = 26;
 
 pub(crate) const NLM_F_REQUEST: u16 = 0x1;
 pub(crate) const NLM_F_ACK: u16 = 0x4;
@@ -35,7 +36,10 @@ const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
 const IFA_FLAGS: u16 = 8;
+const IFA_F_TEMPORARY: u32 = 0x01;
+pub(crate) const IFA_F_NODAD: u32 = 0x02;
 const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_DEPRECATED: u32 = 0x20;
 const IFA_F_TENTATIVE: u32 = 0x40;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 pub(crate) const RT_SCOPE_LINK: u8 = 253;
@@ -46,6 +50,10 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+pub(crate) const RT_TABLE_MAIN_ID: u32 = RT_TABLE_MAIN as u32;
+pub(crate) const RTPROT_KERNEL: u8 = 2;
+pub(crate) const RTN_UNICAST_KIND: u8 = RTN_UNICAST;
 
 const HEADER_LEN: usize = 16;
 
@@ -84,18 +92,26 @@ impl MessageBuilder {
     }
 
     /// `struct rtmsg` for an IPv4 unicast route in the main table.
-    pub(crate) fn route_header(mut self, prefix_len: u8, scope: u8) -> Self {
-        self.buf.extend_from_slice(&[
-            AF_INET,
-            prefix_len,
-            0,
-            0,
-            RT_TABLE_MAIN,
-            RTPROT_BOOT,
-            scope,
-            RTN_UNICAST,
-        ]);
+    pub(crate) fn route_header(self, prefix_len: u8, scope: u8) -> Self {
+        self.route_header_in(AF_INET, prefix_len, scope)
+    }
+
+    /// `struct rtmsg` for a unicast route of `family`'s kind of `address`
+    /// in the main table.
+    pub(crate) fn route_header_for(self, address: IpAddr, prefix_len: u8, scope: u8) -> Self {
+        self.route_header_in(family_of(address), prefix_len, scope)
+    }
+
+    fn route_header_in(mut self, family: u8, prefix_len: u8, scope: u8) -> Self {
+        self.buf
+            .extend_from_slice(&[family, prefix_len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST]);
         self.buf.extend_from_slice(&0u32.to_ne_bytes());
+        self
+    }
+
+    /// `struct rtmsg` of a dump request: every family, every table.
+    pub(crate) fn route_header_dump(mut self) -> Self {
+        self.buf.extend_from_slice(&[0; 12]);
         self
     }
 
@@ -120,6 +136,20 @@ impl MessageBuilder {
 
     pub(crate) fn broadcast(self, address: Ipv4Addr) -> Self {
         self.attribute(IFA_BROADCAST, &address.octets())
+    }
+
+    /// `IFA_FLAGS` (e.g. `IFA_F_NODAD`: usable at once, no duplicate
+    /// address detection for an address carried over from a running system).
+    pub(crate) fn address_flags(self, flags: u32) -> Self {
+        self.attribute(IFA_FLAGS, &flags.to_ne_bytes())
+    }
+
+    pub(crate) fn route_destination_ip(self, destination: IpAddr) -> Self {
+        self.attribute(RTA_DST, &ip_bytes(destination))
+    }
+
+    pub(crate) fn route_gateway_ip(self, gateway: IpAddr) -> Self {
+        self.attribute(RTA_GATEWAY, &ip_bytes(gateway))
     }
 
     pub(crate) fn route_destination(self, destination: Ipv4Addr) -> Self {
@@ -276,7 +306,48 @@ pub(crate) fn parse_address(payload: &[u8]) -> Option<LinkAddress> {
         prefix_len: payload[1],
         global: payload[3] == RT_SCOPE_UNIVERSE,
         tentative: flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) != 0,
+        temporary: flags & (IFA_F_TEMPORARY | IFA_F_DEPRECATED) != 0,
     })
+}
+
+/// Decodes an `RTM_NEWROUTE` payload (IPv4 or IPv6).
+pub(crate) fn parse_route(payload: &[u8]) -> Option<RouteEntry> {
+    if payload.len() < 12 {
+        return None;
+    }
+    let family = payload[0];
+    let unspecified = match family {
+        AF_INET => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AF_INET6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let mut route = RouteEntry {
+        destination: unspecified,
+        prefix_len: payload[1],
+        gateway: None,
+        oif: None,
+        table: u32::from(payload[4]),
+        protocol: payload[5],
+        scope: payload[6],
+        kind: payload[7],
+        metric: None,
+    };
+    for (kind, value) in attributes(&payload[12..]) {
+        let ip = match (family, value.len()) {
+            (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(value[0], value[1], value[2], value[3]))),
+            (AF_INET6, 16) => <[u8; 16]>::try_from(value).ok().map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+            _ => None,
+        };
+        match kind {
+            RTA_DST => route.destination = ip?,
+            RTA_GATEWAY => route.gateway = ip,
+            RTA_OIF if value.len() == 4 => route.oif = Some(u32_at(value, 0)),
+            RTA_PRIORITY if value.len() == 4 => route.metric = Some(u32_at(value, 0)),
+            RTA_TABLE if value.len() == 4 => route.table = u32_at(value, 0),
+            _ => {}
+        }
+    }
+    Some(route)
 }
 
 #[cfg(test)]

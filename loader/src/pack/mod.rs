@@ -18,6 +18,8 @@ mod calls;
 pub mod cli;
 pub mod expr;
 mod print;
+#[cfg(test)]
+mod print_props;
 mod read;
 mod resources;
 mod schema;

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+pub use super::sys::PartitionOp;
 use super::writeback::Writeback;
 use super::{sys, Target};
 use crate::boot::disks::{parse_mountinfo, DevNum};
@@ -228,6 +229,12 @@ impl BlockDevice {
             path: self.path.clone(),
             attempts: policy.attempts.max(1),
         })
+    }
+
+    /// Changes one partition in the kernel's view of the disk (`BLKPG`),
+    /// which works while other partitions are in use, unlike a re-read.
+    pub fn change_partition(&mut self, op: PartitionOp) -> Result<(), Errno> {
+        sys::partition_op(self.file.as_fd(), op)
     }
 
     fn check_range(&self, offset: u64, len: usize, kind: io::ErrorKind, verb: &str) -> io::Result<()> {

@@ -6,7 +6,9 @@
 //! Request numbers are from `<linux/fs.h>`: `BLKGETSIZE64 = _IOR(0x12, 114,
 //! size_t)` (the kernel writes a u64 whatever `size_t` is), `BLKSSZGET =
 //! _IO(0x12, 104)` (writes an int), `BLKDISCARD = _IO(0x12, 119)` (reads
-//! two u64: start and length in bytes), `BLKRRPART = _IO(0x12, 95)`.
+//! two u64: start and length in bytes), `BLKRRPART = _IO(0x12, 95)`,
+//! `BLKPG = _IO(0x12, 105)` (reads a `struct blkpg_ioctl_arg` from
+//! `<linux/blkpg.h>` whose `data` points at a `struct blkpg_partition`).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -21,6 +23,67 @@ mod raw {
     nix::ioctl_read_bad!(blk_sszget, nix::request_code_none!(0x12, 104), nix::libc::c_int);
     nix::ioctl_write_ptr_bad!(blk_discard, nix::request_code_none!(0x12, 119), [u64; 2]);
     nix::ioctl_none!(blk_rrpart, 0x12, 95);
+    nix::ioctl_write_ptr_bad!(blk_pg, nix::request_code_none!(0x12, 105), super::BlkpgArg);
+}
+
+/// `struct blkpg_ioctl_arg`.
+#[repr(C)]
+struct BlkpgArg {
+    op: nix::libc::c_int,
+    flags: nix::libc::c_int,
+    datalen: nix::libc::c_int,
+    data: *mut BlkpgPartition,
+}
+
+/// `struct blkpg_partition`: start and length in bytes.
+#[repr(C)]
+struct BlkpgPartition {
+    start: i64,
+    length: i64,
+    pno: nix::libc::c_int,
+    devname: [u8; 64],
+    volname: [u8; 64],
+}
+
+const BLKPG_ADD_PARTITION: nix::libc::c_int = 1;
+const BLKPG_DEL_PARTITION: nix::libc::c_int = 2;
+
+/// A partition change for [`partition_op`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionOp {
+    /// Add partition `number` at `start` bytes, `length` bytes long.
+    Add { number: u32, start: u64, length: u64 },
+    /// Remove partition `number` from the kernel's view (`EBUSY` while open).
+    Delete { number: u32 },
+}
+
+/// Changes one partition in the kernel's view of the disk without
+/// re-reading the whole table (`BLKPG`), which works while other
+/// partitions of the disk are in use.
+pub fn partition_op(fd: BorrowedFd<'_>, op: PartitionOp) -> Result<(), Errno> {
+    let too_big = |n: u64| i64::try_from(n).map_err(|_| Errno::EINVAL);
+    let (code, number, start, length) = match op {
+        PartitionOp::Add { number, start, length } => (BLKPG_ADD_PARTITION, number, too_big(start)?, too_big(length)?),
+        PartitionOp::Delete { number } => (BLKPG_DEL_PARTITION, number, 0, 0),
+    };
+    let mut partition = BlkpgPartition {
+        start,
+        length,
+        pno: nix::libc::c_int::try_from(number).map_err(|_| Errno::EINVAL)?,
+        devname: [0; 64],
+        volname: [0; 64],
+    };
+    let arg = BlkpgArg {
+        op: code,
+        flags: 0,
+        datalen: std::mem::size_of::<BlkpgPartition>() as nix::libc::c_int,
+        data: &mut partition,
+    };
+    // SAFETY: `fd` is live for the borrow; BLKPG reads `arg` and, through
+    // `arg.data`, `datalen` bytes of `partition`: both are locals that
+    // outlive the call, laid out as <linux/blkpg.h> declares them (repr(C)).
+    unsafe { raw::blk_pg(fd.as_raw_fd(), &arg) }?;
+    Ok(())
 }
 
 /// The device size in bytes (`BLKGETSIZE64`).
@@ -87,5 +150,9 @@ mod tests {
         assert_eq!(logical_sector_size(file.as_fd()), Err(Errno::ENOTTY));
         assert_eq!(discard(file.as_fd(), 0, 512), Err(Errno::ENOTTY));
         assert_eq!(reread_partition_table(file.as_fd()), Err(Errno::ENOTTY));
+        assert_eq!(
+            partition_op(file.as_fd(), PartitionOp::Delete { number: 1 }),
+            Err(Errno::ENOTTY)
+        );
     }
 }

@@ -41,6 +41,7 @@ pub fn run(args: DisksArgs) -> Result<(), String> {
         let options = DiscoverOptions {
             include_virtual: args.all,
             loader_exe: std::fs::read_link("/proc/self/exe").ok(),
+            dev_dir: Some(PathBuf::from("/dev")),
         };
         let found = disks::discover(&args.sys_block, &mounts, &options).map_err(|e| e.to_string())?;
         found.into_iter().map(|d| row_for(d.dev_path(), Some(d))).collect()
@@ -51,6 +52,7 @@ pub fn run(args: DisksArgs) -> Result<(), String> {
             &DiscoverOptions {
                 include_virtual: true,
                 loader_exe: None,
+                dev_dir: None,
             },
         )
         .unwrap_or_default();

@@ -7,9 +7,12 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -191,4 +194,29 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// Serves one TCP connection at `addr` in the server namespace, answering
+/// "pong"; returns a handle to join.
+pub fn echo_server(lab: &Lab, addr: &'static str) -> std::thread::JoinHandle<()> {
+    let ns = PathBuf::from("/run/netns").join(&lab.server_ns);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let file = File::open(ns).unwrap();
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = TcpListener::bind(addr).unwrap();
+        ready_tx.send(()).unwrap();
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.write_all(b"pong").unwrap();
+    });
+    ready_rx.recv().unwrap();
+    handle
+}
+
+/// Connects to `addr` and returns what it says.
+pub fn ping(addr: &str) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5)).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
 }

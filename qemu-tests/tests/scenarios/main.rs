@@ -13,10 +13,13 @@
 
 mod disk_rules;
 mod install;
+mod iso;
 mod power_cut;
 mod refusals;
 mod reinstall;
+mod takeover;
 mod uefi;
+mod update;
 
 use std::path::Path;
 
@@ -68,4 +71,15 @@ pub fn serve_corrupted(s: &Scenario, src: &Path, name: &str) {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     s.server.add_bytes(name, bytes);
+}
+
+/// `bundle` signed with a fresh key pair named `name`, both in the
+/// scenario's directory: (the signed bundle `NAME.fw`, the public key).
+pub fn signed(s: &Scenario, bundle: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (private, public) = s.artifacts.keygen(&s.dir, name);
+    let signed = s.path(&format!("{name}.fw"));
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    s.artifacts
+        .loader(&["sign", "--key", &path(&private), "-o", &path(&signed), &path(bundle)]);
+    (signed, public)
 }

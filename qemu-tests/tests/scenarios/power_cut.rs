@@ -256,10 +256,9 @@ fn power_cut_first_install_commit_states() {
     }
     let disk_path = s.path("unswitched.img");
     s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
-    let script = s.chain(
-        "initramfs",
-        "loader.disk=/dev/vda loader.task=complete",
-        &["ab-v1.fw /root/install.fw"],
-    );
+    // The same bundle again, task auto: its environment is on the disk, so
+    // "already active" would reboot into nothing forever; the loader must
+    // see the missing table and finish the install.
+    let script = s.chain("initramfs", "loader.disk=/dev/vda", &["ab-v1.fw /root/install.fw"]);
     retry_completes(&mut s, &disk_path, &script, "a", "1.0.0");
 }

@@ -35,6 +35,10 @@ pub struct DiscoverOptions {
     /// RAM (a device with major 0), so under iPXE there is usually no boot
     /// disk; on a running host it is the system disk.
     pub loader_exe: Option<PathBuf>,
+    /// Where the device nodes are (`/dev`). When set, each disk's first
+    /// sectors are read to recognise boot media by content (an ISO 9660
+    /// file system); unset, nothing is read (tests of sysfs alone).
+    pub dev_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +76,14 @@ pub fn discover(
         .iter()
         .filter(|name| !is_never_a_target(sys_block, name))
         .filter(|name| options.include_virtual || !is_virtual_name(name))
-        .map(|name| read_disk(sys_block, name, mounts, boot.contains(name.as_str())))
+        .map(|name| {
+            let mut disk = read_disk(sys_block, name, mounts, boot.contains(name.as_str()));
+            disk.iso9660 = options
+                .dev_dir
+                .as_ref()
+                .is_some_and(|dev| super::medium::holds_iso9660(&dev.join(name)));
+            disk
+        })
         .collect();
     Ok(disks)
 }
@@ -121,6 +132,7 @@ fn read_disk(sys_block: &Path, name: &str, mounts: &[MountEntry], boot: bool) ->
         mount_points: mount_points_of(dev, mounts),
         holders: list_dir(&dir.join("holders")),
         boot,
+        iso9660: false,
     }
 }
 

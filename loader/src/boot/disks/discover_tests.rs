@@ -141,6 +141,7 @@ fn boot_disks(sys: &FakeSysfs, mountinfo: &str, exe: &str) -> Vec<String> {
     let options = DiscoverOptions {
         include_virtual: false,
         loader_exe: Some(exe.into()),
+        dev_dir: None,
     };
     let disks = discover(&sys.sys_block(), &mounts, &options).expect("discover");
     disks.into_iter().filter(|d| d.boot).map(|d| d.name).collect()

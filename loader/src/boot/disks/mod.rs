@@ -7,6 +7,7 @@
 //! every candidate with the reason it was or was not eligible.
 
 mod discover;
+mod medium;
 mod mounts;
 mod probe;
 mod select;
@@ -119,6 +120,9 @@ pub struct Disk {
     /// Whether the loader itself was started from this disk (see
     /// [`DiscoverOptions::loader_exe`] for the rule).
     pub boot: bool,
+    /// Holds an ISO 9660 file system: a CD image or a stick written from
+    /// one, such as the rescue ISO (see [`DiscoverOptions::dev_dir`]).
+    pub iso9660: bool,
 }
 
 impl Disk {

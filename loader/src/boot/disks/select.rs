@@ -1,7 +1,8 @@
 //! Choosing the install target among discovered disks.
 //!
 //! The rules, in the order an operator reads them in a refusal:
-//! never a read-only disk or one too small for the bundle; never removable
+//! never a read-only disk, a boot medium (an ISO 9660 image), or one too
+//! small for the bundle; never removable
 //! media (the removable flag, or any USB disk), a disk with mounted or otherwise used partitions (LVM, RAID,
 //! swap via a holder), or the disk the loader started from, unless
 //! `loader.force=` names that rule. Without `loader.disk=` exactly one
@@ -55,8 +56,12 @@ impl Force {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     ReadOnly,
+    /// Holds an ISO 9660 file system (a boot medium); no force lifts it.
+    Iso9660,
     Empty,
-    TooSmall { needed: u64 },
+    TooSmall {
+        needed: u64,
+    },
     Removable,
     Mounted(Vec<String>),
     InUse(Vec<String>),
@@ -67,6 +72,9 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::ReadOnly => f.write_str("read-only"),
+            Refusal::Iso9660 => f.write_str(
+                "holds an ISO 9660 file system (a CD image or a stick written from one, such as the rescue ISO): never a target",
+            ),
             Refusal::Empty => f.write_str("no medium (0 bytes)"),
             Refusal::TooSmall { needed } => {
                 write!(f, "too small (the bundle needs {})", format_size(*needed))
@@ -86,6 +94,9 @@ pub fn eligibility(disk: &Disk, min_size: u64, force: Force) -> Vec<Refusal> {
     let mut refusals = Vec::new();
     if disk.read_only {
         refusals.push(Refusal::ReadOnly);
+    }
+    if disk.iso9660 {
+        refusals.push(Refusal::Iso9660);
     }
     if disk.size == 0 {
         refusals.push(Refusal::Empty);

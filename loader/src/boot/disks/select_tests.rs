@@ -24,6 +24,7 @@ pub(crate) fn disk(name: &str, size: u64) -> Disk {
         mount_points: Vec::new(),
         holders: Vec::new(),
         boot: false,
+        iso9660: false,
     }
 }
 
@@ -33,6 +34,7 @@ fn disks_of(sys: &FakeSysfs, mountinfo: &str, exe: Option<&str>) -> Vec<Disk> {
     let options = DiscoverOptions {
         include_virtual: false,
         loader_exe: exe.map(Into::into),
+        dev_dir: None,
     };
     discover(&sys.sys_block(), &mounts, &options).expect("discover")
 }

@@ -24,8 +24,14 @@ pub struct GptPartitionEntry {
 }
 
 impl GptPartitionEntry {
+    /// Blocks from `first_lba` to `last_lba` inclusive: 0 when the entry
+    /// ends before it starts, `u64::MAX` when the count does not fit (a
+    /// damaged or hostile entry ending at block 2^64 - 1 must not overflow:
+    /// found by the property tests).
     pub fn block_count(&self) -> u64 {
-        (self.last_lba + 1).saturating_sub(self.first_lba)
+        self.last_lba
+            .checked_sub(self.first_lba)
+            .map_or(0, |span| span.saturating_add(1))
     }
 }
 
