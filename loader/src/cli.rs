@@ -22,6 +22,9 @@ use crate::source::{self, policy::FetchPolicy, HttpOptions, SourceSpec};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Diagnostics on stderr: -v debug, -vv trace (RUST_LOG overrides).
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -244,6 +247,7 @@ fn process_vars() -> BTreeMap<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    crate::diag::init_host(cli.verbose);
     if let Command::Plan(args) = cli.command {
         return crate::toolbox::plan::run(args);
     }

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod boot;
 pub mod bundle;
 pub mod cli;
+pub mod diag;
 pub mod formats;
 pub mod hostdisk;
 pub mod initramfs;

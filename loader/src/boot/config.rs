@@ -48,6 +48,7 @@ pub use super::config_source::{ConfigFile, ConfigWarning, Origin};
 use super::config_values as parse;
 pub use super::config_values::{ConsoleMode, OnError, OnSuccess, TaskRequest};
 use super::disks::{DiskSelector, Force};
+use crate::diag::LogLevel;
 use crate::net::StaticInterface;
 use crate::source::metadata::MetadataKind;
 
@@ -104,6 +105,9 @@ pub struct Config {
     /// `loader.proxy=`: every HTTP(S) request through this proxy
     /// (`HTTPS_PROXY`/`NO_PROXY` in the environment apply otherwise).
     pub proxy: Option<String>,
+    /// `loader.log=`: diagnostics on the console and in the kernel log
+    /// (`info`, `debug`, `trace`; warnings only by default).
+    pub log: LogLevel,
     /// The kernel's `ip=` values, in order, for the network setup.
     pub ip: Vec<String>,
     /// `loader.net.*`: the network bring-up's timeouts.
@@ -177,6 +181,7 @@ impl Default for Config {
             metadata_kind: None,
             metadata_insecure: false,
             proxy: None,
+            log: LogLevel::Warn,
             ip: Vec::new(),
             net: NetSettings::default(),
             dry_run: false,
@@ -341,6 +346,7 @@ impl Config {
             "loader.metadata_kind" => self.metadata_kind = Some(MetadataKind::parse(value).map_err(invalid)?),
             "loader.metadata_insecure" => self.metadata_insecure = parse::boolean(value).map_err(invalid)?,
             "loader.proxy" => self.proxy = Some(parse::url(value).map_err(invalid)?),
+            "loader.log" => self.log = LogLevel::parse(value).map_err(invalid)?,
             "loader.iface" => self.ifaces.push(value.parse().map_err(invalid)?),
             "loader.dns" => {
                 for server in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -386,6 +392,7 @@ impl Config {
             "loader.metadata_kind" => self.metadata_kind = d.metadata_kind,
             "loader.metadata_insecure" => self.metadata_insecure = d.metadata_insecure,
             "loader.proxy" => self.proxy = d.proxy,
+            "loader.log" => self.log = d.log,
             "loader.iface" => self.ifaces = d.ifaces,
             "loader.dns" => self.dns = d.dns,
             _ => {}

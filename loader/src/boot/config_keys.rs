@@ -5,7 +5,7 @@
 //! `loader.env.NAME` is kept exactly.
 
 /// Keys taking one value; a later value replaces an earlier one.
-pub(crate) const SCALAR_KEYS: [&str; 26] = [
+pub(crate) const SCALAR_KEYS: [&str; 27] = [
     "loader.url",
     "loader.bundle",
     "loader.disk",
@@ -32,6 +32,7 @@ pub(crate) const SCALAR_KEYS: [&str; 26] = [
     "loader.metadata_insecure",
     "loader.report_timeout",
     "loader.proxy",
+    "loader.log",
 ];
 
 /// Keys that accumulate: every value counts.

@@ -258,6 +258,23 @@ fn load_reads_both_files_and_tolerates_a_missing_config_file() {
 }
 
 #[test]
+fn loader_log_sets_the_diagnostics_level_and_refuses_other_words() {
+    use crate::diag::LogLevel;
+    assert_eq!(config(None, "quiet").log, LogLevel::Warn, "warnings only by default");
+    assert_eq!(config(None, "loader.log=debug").log, LogLevel::Debug);
+    assert_eq!(
+        config(Some("loader.log=trace\n"), "loader.log=").log,
+        LogLevel::Warn,
+        "an empty value resets the file's default"
+    );
+    let err = Config::from_sources(None, &cmdline::parse("loader.log=verbose")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "kernel command line: loader.log=verbose: expected info, debug or trace (or warn, the default)"
+    );
+}
+
+#[test]
 fn drop_ins_are_read_after_the_file_and_before_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("loader.conf");

@@ -94,7 +94,7 @@ fn early_boot() -> BootLog {
 fn attempts(
     mode: &BootMode,
     paths: &BootPaths,
-    log: &BootLog,
+    log: &Arc<BootLog>,
     first_failed: u32,
     restart: &dyn Fn(u32) -> ExitCode,
 ) -> ExitCode {
@@ -118,7 +118,7 @@ pub fn run_host_with(paths: &BootPaths, loaded: super::config::Loaded) -> ExitCo
         pid1: false,
         power_actions: false,
     };
-    let log = BootLog::new(Some(Box::new(std::io::stdout())), None);
+    let log = Arc::new(BootLog::new(Some(Box::new(std::io::stdout())), None));
     // Not PID 1: a panic is never retried by re-executing.
     attempts_with(&mode, paths, &log, loaded, 0, &|_| ExitCode::FAILURE)
 }
@@ -126,7 +126,7 @@ pub fn run_host_with(paths: &BootPaths, loaded: super::config::Loaded) -> ExitCo
 fn attempts_with(
     mode: &BootMode,
     paths: &BootPaths,
-    log: &BootLog,
+    log: &Arc<BootLog>,
     loaded: super::config::Loaded,
     first_failed: u32,
     restart: &dyn Fn(u32) -> ExitCode,
@@ -135,6 +135,7 @@ fn attempts_with(
         log.warn(&warning.to_string());
     }
     let config = loaded.config;
+    crate::diag::init_boot(log.clone(), config.log);
     log.info(&format!(
         "loader {} starting (task={}, on_success={:?}, on_error={:?})",
         env!("CARGO_PKG_VERSION"),
@@ -153,6 +154,7 @@ fn attempts_with(
             cb.send("start", start_report(failed + 1));
             cb
         });
+        let _attempt = tracing::info_span!("attempt", number = failed + 1).entered();
         let mut out = BootReporter::new(console_mode(&config), callback);
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(test)]

@@ -49,7 +49,7 @@ fn run_panicking(pid1: bool, cmdline: &str, panics: u32, first_failed: u32) -> (
         manage_network: false,
     };
     let lines = Lines::default();
-    let log = BootLog::new(Some(Box::new(lines.clone())), None);
+    let log = Arc::new(BootLog::new(Some(Box::new(lines.clone())), None));
     let restarts = Mutex::new(Vec::new());
     let restart = |failed: u32| {
         restarts.lock().expect("lock").push(failed);

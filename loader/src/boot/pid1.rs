@@ -52,6 +52,7 @@ pub enum Level {
     Error = 3,
     Warning = 4,
     Info = 6,
+    Debug = 7,
 }
 
 /// The longest record `/dev/kmsg` accepts is 1024 bytes; lines are cut

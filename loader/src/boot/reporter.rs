@@ -12,6 +12,8 @@ pub struct BootReporter {
     inner: Box<dyn Reporter>,
     json: bool,
     callback: Option<crate::report::callback::Callback>,
+    /// The diagnostics span of the current boot step (`crate::diag`).
+    step: Option<tracing::span::EnteredSpan>,
 }
 
 impl BootReporter {
@@ -29,10 +31,14 @@ impl BootReporter {
             inner,
             json: mode == ConsoleMode::Json,
             callback,
+            step: None,
         }
     }
 
     pub fn stage(&mut self, name: &str) {
+        // The previous step's span ends before the next one starts.
+        self.step = None;
+        self.step = Some(tracing::info_span!("stage", name).entered());
         self.say(&format!("stage: {name}"));
         if let Some(cb) = self.callback.as_mut() {
             cb.send("stage", serde_json::json!({ "stage": name }));

@@ -88,6 +88,7 @@ pub fn obtain_lease(
     on_step: &dyn Fn(DhcpStep),
 ) -> Result<Lease, DhcpError> {
     let iface = link.name.clone();
+    let _span = tracing::info_span!("dhcp", iface = %iface).entered();
     if link.mac.is_empty() || link.mac.len() > 16 {
         return Err(DhcpError::HardwareAddress { iface });
     }
@@ -114,6 +115,7 @@ pub fn obtain_lease(
             if let Some(offer) = session.receive(MessageType::Offer, until)? {
                 break offer;
             }
+            tracing::debug!(discovers, waited_ms = wait.as_millis() as u64, "no offer yet");
             if Instant::now() >= deadline {
                 return Err(DhcpError::NoOffer {
                     iface: session.iface.clone(),
@@ -134,6 +136,7 @@ pub fn obtain_lease(
             let until = deadline.min(Instant::now() + timing.max_wait);
             match session.receive_ack(until)? {
                 Some(reply) if reply.opts().has_msg_type(MessageType::Ack) => {
+                    tracing::info!(address = %reply.yiaddr(), %server, "lease acknowledged");
                     return Lease::from_ack(&reply).map_err(|detail| DhcpError::BadLease {
                         iface: session.iface.clone(),
                         server: server.to_string(),
@@ -145,7 +148,7 @@ pub fn obtain_lease(
                     break;
                 }
                 None if Instant::now() >= deadline => break,
-                None => {}
+                None => tracing::debug!(%server, "no answer to the request; asking again"),
             }
         }
         // No ACK (or a NAK): start over with a new transaction.
@@ -209,6 +212,7 @@ impl Session<'_> {
             iface: self.iface.clone(),
             source,
         };
+        tracing::debug!(kind = ?msg.opts().msg_type(), xid = msg.xid(), "sending");
         let mut bytes = Vec::with_capacity(576);
         msg.encode(&mut Encoder::new(&mut bytes))
             .map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
@@ -255,15 +259,19 @@ impl Session<'_> {
                 }
             };
             let Ok(msg) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+                tracing::trace!(bytes = n, "ignored an undecodable packet");
                 continue;
             };
             let ours = msg.opcode() == Opcode::BootReply
                 && msg.xid() == self.xid
                 && msg.chaddr().get(..self.mac.len()) == Some(&self.mac[..]);
             let wanted = msg.opts().msg_type().is_some_and(|t| kinds.contains(&t));
+            let kind = msg.opts().msg_type();
             if ours && wanted {
+                tracing::debug!(?kind, address = %msg.yiaddr(), server = %server_id(&msg), "received");
                 return Ok(Some(msg));
             }
+            tracing::trace!(?kind, xid = msg.xid(), ours, "ignored a reply not for this exchange");
         }
     }
 }

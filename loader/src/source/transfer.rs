@@ -51,6 +51,8 @@ pub(crate) fn spawn(
 ) -> Result<Channels, HttpError> {
     let (head_tx, head_rx) = mpsc::channel();
     let (data_tx, data_rx) = mpsc::sync_channel(options.queue_chunks.max(1));
+    // The diagnostics of this transfer, inside the caller's boot step.
+    let span = tracing::info_span!("http", url = %redacted(&url));
     let transfer = Transfer {
         shown_url: redacted(&url),
         url,
@@ -63,6 +65,7 @@ pub(crate) fn spawn(
         .name("https-fetch".into())
         .spawn(move || match client::runtime() {
             Ok(runtime) => {
+                let _span = span.entered();
                 runtime.block_on(transfer.run(head_tx, data_tx));
                 // A DNS lookup stuck in the resolver must not keep this
                 // thread alive after the transfer ended.
@@ -149,6 +152,7 @@ impl Transfer {
                 } => (cause, progressed, slow),
             };
             let offset = self.delivered();
+            tracing::info!(offset, cause, slow, "the body broke off");
             self.emit(TransferEvent::Interrupted {
                 offset,
                 cause: cause.clone(),
@@ -287,6 +291,13 @@ impl Transfer {
                 Err(failure) => failure,
                 Ok(response) => {
                     let status = response.status();
+                    tracing::info!(
+                        url = %redacted(&url),
+                        from = range.map(|(from, _)| from),
+                        %status,
+                        length = response.content_length(),
+                        "answer"
+                    );
                     let acceptable = match range {
                         None => status == StatusCode::OK,
                         Some(_) => matches!(status.as_u16(), 200 | 206 | 416),
@@ -312,7 +323,10 @@ impl Transfer {
                 }
             };
             match failure {
-                Failure::Fatal(e) => return Err(e),
+                Failure::Fatal(e) => {
+                    tracing::debug!(error = %e, "giving up");
+                    return Err(e);
+                }
                 Failure::Transient { cause, retry_after } => self.wait_before_retry(&cause, retry_after).await?,
             }
         }
@@ -328,6 +342,7 @@ impl Transfer {
                 .header(IF_RANGE, if_range);
         }
         let deadline = options.connect_timeout + options.read_timeout;
+        tracing::debug!(url = %redacted(url), from = range.map(|(from, _)| from), "request");
         match tokio::time::timeout(deadline, request.send()).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(match client::classify(e, url.host_str().unwrap_or_default()) {
@@ -382,6 +397,7 @@ impl Transfer {
             }
             other => return Err(protocol(format!("redirect to an unsupported scheme `{other}`"))),
         }
+        tracing::debug!(%status, to = %redacted(&next), "redirect");
         if next.origin() != from.origin() {
             // Credentials are for the host they were given for.
             let _ = next.set_username("");
@@ -401,6 +417,12 @@ impl Transfer {
             });
         };
         self.stats.0.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            cause,
+            attempt = self.backoff.failures(),
+            delay_ms = delay.as_millis() as u64,
+            "retrying"
+        );
         self.emit(TransferEvent::Retrying {
             attempt: self.backoff.failures(),
             delay,

@@ -45,6 +45,41 @@ fn first_install_injected() {
 }
 
 /// disk: [ blank, 256 MiB ...................................... ] /dev/vda
+/// iPXE: as `first_install_https`, no loader.disk=, with `loader.log=debug`:
+/// the console explains the DHCP exchange, the HTTP answer and the disks
+/// considered, each inside its boot step, and the install still succeeds.
+#[test]
+fn loader_log_debug_explains_dhcp_http_and_disks() {
+    let mut s = Scenario::new("loader_log_debug");
+    s.serve_ca_initramfs();
+    let disk_path = s.path("disk.img");
+    disk::blank(&disk_path, DISK_MIB);
+    s.server.add_file("ab-v1.fw", &s.artifacts.bundle_v1.clone());
+    let args = format!("loader.log=debug loader.url={}", s.server.guest_https_url("ab-v1.fw"));
+    let script = s.chain("initramfs-ca", &args, &[]);
+    let mut vm = s.boot_network(&[&disk_path], script);
+    let result = result_line(&mut vm);
+    assert!(result.contains("result: installed"), "{result}");
+    let console: Vec<String> = vm.lines().into_iter().map(|(_, line)| line).collect();
+    let has = |parts: &[&str]| console.iter().any(|l| parts.iter().all(|p| l.contains(p)));
+    assert!(has(&["DEBUG", "dhcp{iface=", "sending", "Discover"]), "{console:#?}");
+    assert!(
+        has(&["INFO", "dhcp{iface=", "lease acknowledged", "address=10.0.2."]),
+        "{console:#?}"
+    );
+    assert!(
+        has(&["INFO", "stage{name=\"fetching the bundle\"}", "answer", "status=200 OK"]),
+        "{console:#?}"
+    );
+    assert!(
+        has(&["DEBUG", "stage{name=\"choosing the disk\"}", "eligible", "vda"]),
+        "{console:#?}"
+    );
+    drop(vm);
+    assert_installed_slot_a(&disk_path);
+}
+
+/// disk: [ blank, 256 MiB ...................................... ] /dev/vda
 /// iPXE: kernel + initramfs with the test CA baked in; no injected bundle.
 /// loader.url=https://10.0.2.2:PORT/ab-v1.fw → DHCP → streamed install
 /// → reboot → slot a, 1.0.0 up.

@@ -72,19 +72,21 @@ pub fn discover(
         None => HashSet::new(),
     };
 
-    let disks = names
-        .iter()
-        .filter(|name| !is_never_a_target(sys_block, name))
-        .filter(|name| options.include_virtual || !is_virtual_name(name))
-        .map(|name| {
+    let mut disks = Vec::new();
+    for name in &names {
+        if is_never_a_target(sys_block, name) {
+            tracing::debug!(disk = %name, "skipped: part of another disk (eMMC boot area, RPMB, NVMe path)");
+        } else if !options.include_virtual && is_virtual_name(name) {
+            tracing::debug!(disk = %name, "skipped: a loop, RAM, zram, device-mapper, md RAID, optical or floppy device");
+        } else {
             let mut disk = read_disk(sys_block, name, mounts, boot.contains(name.as_str()));
             disk.iso9660 = options
                 .dev_dir
                 .as_ref()
                 .is_some_and(|dev| super::medium::holds_iso9660(&dev.join(name)));
-            disk
-        })
-        .collect();
+            disks.push(disk);
+        }
+    }
     Ok(disks)
 }
 

@@ -192,6 +192,15 @@ pub fn select_disk(disks: &[Disk], request: &SelectRequest) -> Result<Selected, 
         .iter()
         .map(|d| (d, eligibility(d, request.min_size, request.force)))
         .collect();
+    for (disk, refusals) in &verdicts {
+        let matches = request.selector.as_ref().is_none_or(|s| s.matches(disk));
+        if refusals.is_empty() {
+            tracing::debug!(disk = %disk.summary(), matches, "eligible");
+        } else {
+            let reasons = refusals.iter().map(Refusal::to_string).collect::<Vec<_>>().join("; ");
+            tracing::debug!(disk = %disk.summary(), matches, reasons, "skipped");
+        }
+    }
     let list = |filter: &dyn Fn(&Disk) -> bool| {
         CandidateList(
             verdicts

@@ -312,3 +312,25 @@ fn a_usb_disk_claiming_to_be_fixed_is_still_refused() {
     let msg = refused(select(&disks, Some("sda"), 0, Force::default()));
     assert!(msg.contains("sda (usb, 64.0 GiB): removable or USB media"), "{msg}");
 }
+
+#[test]
+fn loader_log_debug_names_each_disk_skipped_and_why() {
+    use crate::diag::{capture, LogLevel};
+    let mut stick = disk("sda", 8 * GIB);
+    stick.read_only = true;
+    let disks = [stick, disk("vda", 16 * GIB)];
+    let (console, _) = capture(LogLevel::Debug, || {
+        assert_eq!(chosen(select(&disks, None, GIB, Force::default())), "vda");
+    });
+    let lines: Vec<&str> = console.lines().collect();
+    assert_eq!(lines.len(), 2, "{console}");
+    assert!(
+        lines[0].contains("skipped") && lines[0].contains("sda") && lines[0].contains("reasons=\"read-only\""),
+        "{console}"
+    );
+    assert!(lines[1].contains("eligible") && lines[1].contains("vda"), "{console}");
+    let (quiet, _) = capture(LogLevel::Info, || {
+        let _ = select(&disks, None, GIB, Force::default());
+    });
+    assert_eq!(quiet, "", "per-disk verdicts are debug records");
+}
