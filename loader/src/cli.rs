@@ -235,10 +235,7 @@ fn transfer_events(progress: Progress) -> Option<source::EventSink> {
     match progress {
         Progress::None => None,
         Progress::Json => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
-            println!(
-                "{}",
-                serde_json::json!({ "event": "download", "message": e.to_string() })
-            );
+            println!("{}", crate::report::json::download_line(e));
         })),
         _ => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
             eprintln!("loader: download: {e}")
@@ -350,8 +347,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             drop(reporter);
             if matches!(progress, Progress::Json) {
-                let line = serde_json::json!({"event": "finished", "summary": summary});
-                println!("{line}");
+                println!("{}", crate::report::json::finished_line(&summary));
             } else if !matches!(progress, Progress::None) {
                 eprintln!(
                     "installed {} {} (task {}) onto {} in {:.2} s{}",

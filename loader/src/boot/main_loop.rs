@@ -151,10 +151,7 @@ fn attempts_with(
                 super::fetch::callback_options(&config, paths),
                 Path::new("/sys"),
             );
-            cb.send(
-                "start",
-                serde_json::json!({ "attempt": failed + 1, "version": env!("CARGO_PKG_VERSION") }),
-            );
+            cb.send("start", start_report(failed + 1));
             cb
         });
         let _attempt = tracing::info_span!("attempt", number = failed + 1).entered();
@@ -168,14 +165,7 @@ fn attempts_with(
             Ok(result) => (result, false),
             Err(payload) => (Err(panicked_attempt(&*payload)), true),
         };
-        out.finish(match &result {
-            Ok(i) => serde_json::json!({
-                "result": result_word(i.outcome), "summary": i.summary, "disk": i.disk,
-            }),
-            Err(f) => serde_json::json!({
-                "result": "failed", "class": f.class, "stage": f.stage, "message": f.to_string(),
-            }),
-        });
+        out.finish(result_report(&result));
         match result {
             Ok(done) => {
                 let s = &done.summary;
@@ -325,6 +315,23 @@ fn wait_forever(log: &BootLog, message: &str) -> ! {
     log.info(message);
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The status callback's `start` report (`docs/status-callback.md`).
+pub(crate) fn start_report(attempt: u32) -> serde_json::Value {
+    serde_json::json!({ "attempt": attempt, "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// The status callback's `result` report (`docs/status-callback.md`).
+pub(crate) fn result_report(result: &Result<run::Installed, run::Failure>) -> serde_json::Value {
+    match result {
+        Ok(i) => serde_json::json!({
+            "result": result_word(i.outcome), "summary": i.summary, "disk": i.disk,
+        }),
+        Err(f) => serde_json::json!({
+            "result": "failed", "class": f.class, "stage": f.stage, "message": f.to_string(),
+        }),
     }
 }
 

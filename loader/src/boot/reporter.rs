@@ -74,12 +74,24 @@ impl Reporter for BootReporter {
                 | Event::Task { .. }
                 | Event::Warning { .. }
                 | Event::Restart { .. }
-                | Event::InstallMode { .. } => cb.send("info", serde_json::to_value(event).unwrap_or_default()),
+                | Event::InstallMode { .. } => cb.send("info", info_report(event)),
                 _ => {}
             }
         }
         self.inner.event(event);
     }
+}
+
+/// An engine event as the status callback's `info` report: the event's
+/// fields, with its kind as `kind` (`event` is the report's own kind).
+fn info_report(event: &Event) -> serde_json::Value {
+    let mut fields = serde_json::to_value(event).unwrap_or_default();
+    if let Some(map) = fields.as_object_mut() {
+        if let Some(kind) = map.remove("event") {
+            map.insert("kind".into(), kind);
+        }
+    }
+    fields
 }
 
 /// Plain engine lines ("stage: writing resources") written as the boot
@@ -117,8 +129,22 @@ impl<W: Write> Write for LoaderLines<W> {
 }
 
 #[cfg(test)]
+#[path = "reporter_docs_tests.rs"]
+mod docs_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_info_report_names_the_engine_event_it_carries() {
+        let report = info_report(&Event::Task {
+            task: "upgrade.b".into(),
+        });
+        assert_eq!(report["kind"], "task");
+        assert_eq!(report["task"], "upgrade.b");
+        assert!(report.get("event").is_none(), "{report}");
+    }
 
     #[test]
     fn every_line_starts_with_loader_even_when_written_in_pieces() {

@@ -10,6 +10,10 @@
 //! the sender; after the result, the reports still queued get at most
 //! `loader.report_timeout=` (10 s) before [`Callback::finish`] returns and
 //! the reboot goes ahead.
+//!
+//! What each report holds is documented in `docs/status-callback.md`; the
+//! tests in `boot/reporter_docs_tests.rs` hold the document to what is
+//! sent.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -21,6 +25,10 @@ use serde_json::{json, Value};
 use crate::source::request::SmallClient;
 use crate::source::{ExtraRoot, ProxySetting};
 
+/// The version of the report format (`docs/status-callback.md`), sent as
+/// `"schema"` in every report: raised when a field is removed or changes
+/// meaning (new fields and new events do not raise it).
+pub const SCHEMA: u32 = 1;
 const QUEUE: usize = 32;
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// The overall deadline of one POST: connect, send, and the whole answer.
@@ -107,6 +115,7 @@ impl Callback {
     pub fn send(&mut self, event: &str, mut fields: Value) {
         if let Value::Object(map) = &mut fields {
             map.insert("event".into(), json!(event));
+            map.insert("schema".into(), json!(SCHEMA));
             map.insert("machine".into(), self.machine.clone());
         }
         let Some(shared) = &self.shared else { return };
@@ -238,6 +247,34 @@ pub fn machine_identity(sys: &Path) -> Value {
         "serial": dmi("product_serial"),
         "uuid": dmi("product_uuid"),
     })
+}
+
+/// The reports a [`recording`] callback kept.
+#[cfg(test)]
+pub(crate) struct Recorded(Arc<Shared>);
+
+#[cfg(test)]
+impl Recorded {
+    pub(crate) fn reports(&self) -> Vec<Value> {
+        self.0.lock().reports.iter().cloned().collect()
+    }
+}
+
+/// A callback that sends nothing and keeps every report (tests that check
+/// what would be sent); `finish` returns at once.
+#[cfg(test)]
+pub(crate) fn recording(sys: &Path) -> (Callback, Recorded) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(Queue::default()),
+        changed: Condvar::new(),
+    });
+    let callback = Callback {
+        shared: Some(Arc::clone(&shared)),
+        finish_within: Duration::ZERO,
+        machine: machine_identity(sys),
+        last_progress: None,
+    };
+    (callback, Recorded(shared))
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 pub mod callback;
 pub mod console;
+#[cfg(test)]
+pub(crate) mod doc_examples;
 pub mod json;
 
 pub use console::Console;
