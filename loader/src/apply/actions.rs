@@ -48,12 +48,8 @@ impl<'a> Runner<'a> {
     /// Streamed writes into U-Boot environments are held too, not only the
     /// ones made through `uboot_*` actions.
     pub fn protect_known_regions(&mut self) {
-        for section in &self.manifest.uboot_envs {
-            if let Ok(spec) = uboot_env::UbootEnvSpec::from_section(section) {
-                for range in spec.byte_ranges() {
-                    self.overlay.protect(range);
-                }
-            }
+        for range in super::overlay::env_zones(self.manifest) {
+            self.overlay.protect(range);
         }
     }
 

@@ -47,16 +47,38 @@ pub struct HoldLimitExceeded {
     pub limit: u64,
 }
 
+/// The first and last MiB (the last when the disk's size is known): held
+/// from the start of every install.
+fn edge_zones(size: Option<u64>) -> Vec<Range<u64>> {
+    let mut zones = Vec::with_capacity(4);
+    zones.push(0..MIB);
+    if let Some(size) = size {
+        zones.push(size.saturating_sub(MIB)..size);
+    }
+    zones
+}
+
+/// The declared U-Boot environments: held by every task of the bundle.
+pub fn env_zones(manifest: &crate::bundle::manifest::Manifest) -> Vec<Range<u64>> {
+    let specs = manifest.uboot_envs.iter();
+    let specs = specs.filter_map(|section| crate::formats::uboot_env::UbootEnvSpec::from_section(section).ok());
+    specs.flat_map(|spec| spec.byte_ranges()).collect()
+}
+
+/// Every range whose writes are held until the commit whatever the task:
+/// [`edge_zones`] and [`env_zones`].
+pub fn held_zones(manifest: &crate::bundle::manifest::Manifest, size: Option<u64>) -> Vec<Range<u64>> {
+    let mut zones = edge_zones(size);
+    zones.extend(env_zones(manifest));
+    zones
+}
+
 impl<'t> Overlay<'t> {
     /// Wraps a target. The first and last MiB (when the size is known) are
     /// protected from the start: MBR, GPTs, boot loaders and EBR-free layouts
     /// all live there.
     pub fn new(target: &'t mut dyn Target, limit: u64) -> Self {
-        let mut protected: Vec<Range<u64>> = Vec::with_capacity(4);
-        protected.push(0..MIB);
-        if let Some(size) = target.size() {
-            protected.push(size.saturating_sub(MIB)..size);
-        }
+        let protected = edge_zones(target.size());
         Overlay {
             target,
             pages: BTreeMap::new(),

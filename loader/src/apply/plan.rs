@@ -54,6 +54,28 @@ pub fn plan_writes(
     planner.out
 }
 
+/// The bytes a `raw_write` (of a resource `resource_len` bytes long,
+/// rounded up to whole blocks), `raw_memset` or `trim` reaches; `None` for
+/// every other action. These are the writes that go straight to the disk
+/// outside the held zones ([`super::overlay::held_zones`]).
+pub fn direct_write(action: &Action, resource_len: u64) -> Option<Range<u64>> {
+    let (block_offset, bytes) = match action {
+        Action::RawWrite { block_offset, .. } => (*block_offset, resource_len),
+        Action::RawMemset {
+            block_offset,
+            block_count,
+            ..
+        }
+        | Action::Trim {
+            block_offset,
+            block_count,
+        } => (*block_offset, block_count * BLOCK_SIZE),
+        _ => return None,
+    };
+    let start = block_offset * BLOCK_SIZE;
+    Some(start..start + bytes.div_ceil(BLOCK_SIZE) * BLOCK_SIZE)
+}
+
 struct Planner<'a> {
     manifest: &'a Manifest,
     disk: &'a mut dyn Medium,
@@ -79,17 +101,12 @@ impl Planner<'_> {
     }
 
     fn action(&mut self, action: &Action, resource_len: u64) {
+        if let Some(range) = direct_write(action, resource_len) {
+            self.push(action, range);
+            return;
+        }
         match action {
-            Action::RawWrite { block_offset, .. } => self.blocks(action, *block_offset, resource_len),
-            Action::RawMemset {
-                block_offset,
-                block_count,
-                ..
-            }
-            | Action::Trim {
-                block_offset,
-                block_count,
-            } => self.blocks(action, *block_offset, block_count * BLOCK_SIZE),
+            Action::RawWrite { .. } | Action::RawMemset { .. } | Action::Trim { .. } => {}
             Action::MbrWrite { mbr: name } => {
                 let spec = section(&self.manifest.mbrs, name).and_then(|s| mbr::MbrSpec::from_section(s).ok());
                 match spec.and_then(|spec| mbr::encode(&spec, self.device_blocks).ok()) {

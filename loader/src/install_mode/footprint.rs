@@ -23,45 +23,31 @@
 
 use std::ops::Range;
 
-use crate::bundle::manifest::{Action, Manifest, Task};
-use crate::formats::{gpt, mbr, uboot_env, Medium, BLOCK_SIZE};
-
-const MIB: u64 = 1024 * 1024;
+use crate::apply::overlay::held_zones;
+use crate::apply::plan::direct_write;
+use crate::bundle::manifest::{Manifest, Task};
+use crate::formats::{gpt, mbr, Medium, BLOCK_SIZE};
 
 /// Byte ranges `task` writes before its commit: `raw_write` data,
 /// `raw_memset` and `trim`, in every handler including `on-error`. Every
 /// other write of a bundle goes through the held overlay (or, for
 /// `path_write`/`pipe_write`/`execute`, to the host).
 pub fn streamed_ranges(manifest: &Manifest, task: &Task) -> Vec<Range<u64>> {
-    let mut ranges = Vec::new();
     let lists = [&task.on_init, &task.on_finish, &task.on_error];
-    let plain = lists.into_iter().flatten().map(|a| (a, None));
+    let plain = lists.into_iter().flatten().map(|a| (a, 0));
     let handled = task.on_resource.iter().flat_map(|h| {
-        let resource = manifest.resources.iter().find(|r| r.name == h.resource);
-        h.actions.iter().map(move |a| (a, resource))
+        let len = manifest
+            .resources
+            .iter()
+            .find(|r| r.name == h.resource)
+            .map_or(0, |r| r.expanded_len());
+        h.actions.iter().map(move |a| (a, len))
     });
-    for (action, resource) in plain.chain(handled) {
-        let range = match action {
-            Action::RawWrite { block_offset, .. } => {
-                let len = resource.map_or(0, |r| r.expanded_len()).div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
-                block_offset * BLOCK_SIZE..block_offset * BLOCK_SIZE + len
-            }
-            Action::RawMemset {
-                block_offset,
-                block_count,
-                ..
-            }
-            | Action::Trim {
-                block_offset,
-                block_count,
-            } => block_offset * BLOCK_SIZE..(block_offset + block_count) * BLOCK_SIZE,
-            _ => continue,
-        };
-        if range.start < range.end {
-            ranges.push(range);
-        }
-    }
-    ranges
+    plain
+        .chain(handled)
+        .filter_map(|(action, len)| direct_write(action, len))
+        .filter(|range| range.start < range.end)
+        .collect()
 }
 
 /// Why `task` may stream in one pass over a disk that boots a running
@@ -183,22 +169,6 @@ impl Layout {
         }
         Ok(())
     }
-}
-
-/// The ranges whose writes are held until the commit whatever the task:
-/// the first and last MiB and the declared U-Boot environments.
-fn held_zones(manifest: &Manifest, size: Option<u64>) -> Vec<Range<u64>> {
-    let mut zones = Vec::with_capacity(4);
-    zones.push(0..MIB);
-    if let Some(size) = size {
-        zones.push(size.saturating_sub(MIB)..size);
-    }
-    for section in &manifest.uboot_envs {
-        if let Ok(spec) = uboot_env::UbootEnvSpec::from_section(section) {
-            zones.extend(spec.byte_ranges());
-        }
-    }
-    zones
 }
 
 /// The parts of `ranges` outside every zone of `held`.

@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::apply::{self, events::Silent, ApplyOptions};
+use crate::bundle::manifest::Action;
 use crate::target::file::ImageFile;
 use crate::target::Target;
+
+const MIB: u64 = 1024 * 1024;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
