@@ -169,32 +169,12 @@ fn a_bundle_replaced_during_the_download_is_installed_again_from_byte_0() {
 
 #[test]
 fn a_break_the_server_cannot_resume_starts_over() {
-    let mut s = setup();
-    let cut = s.cut();
-    let server = s.serve(
-        &s.v1,
-        Faults {
-            cuts: vec![cut],
-            no_etag: true,
-            no_last_modified: true,
-            ..Faults::default()
-        },
-    );
-    let (out, events, image) = s.apply_url(&server.url());
-    assert!(out.status.success(), "cut at {cut}: {}", text(&out));
-    let restarts = restarts(&events);
-    assert_eq!(restarts.len(), 1, "{events:?}");
-    let reason = restarts[0]["reason"].as_str().unwrap();
-    assert!(
-        reason.contains(&format!("broke at byte {cut}")) && reason.contains("cannot be resumed"),
-        "{reason}"
-    );
+    let faults = Faults {
+        no_etag: true,
+        ..Faults::default()
+    };
+    let (events, cut) = starts_over_after_one_break(faults, "cannot be resumed");
     assert_eq!(summary(&events)["refetched_bytes"], cut);
-    assert!(
-        image == s.image_from_file(&s.v1),
-        "the image differs from the bundle applied from a file"
-    );
-    assert!(server.requests().iter().all(|r| r.range.is_none()), "no blind resume");
 }
 
 /// A weak ETag is no proof that a resumed answer continues the same
@@ -202,32 +182,42 @@ fn a_break_the_server_cannot_resume_starts_over() {
 /// instead of splicing.
 #[test]
 fn a_break_with_only_a_weak_validator_starts_over_instead_of_splicing() {
+    let faults = Faults {
+        weak_etag: true,
+        ..Faults::default()
+    };
+    let (events, _) = starts_over_after_one_break(faults, "weak ETag");
+    assert_eq!(summary(&events)["restarts"], 1);
+}
+
+/// v1 served with `faults`, no `Last-Modified` and one cut: the install
+/// restarts once, from byte 0 (no `Range` request), for a reason naming the
+/// cut and `why`, and ends with the image a file install makes. Returns
+/// the events and the cut.
+fn starts_over_after_one_break(faults: Faults, why: &str) -> (Vec<Value>, u64) {
     let mut s = setup();
     let cut = s.cut();
-    let server = s.serve(
-        &s.v1,
-        Faults {
-            cuts: vec![cut],
-            weak_etag: true,
-            no_last_modified: true,
-            ..Faults::default()
-        },
-    );
+    let faults = Faults {
+        cuts: vec![cut],
+        no_last_modified: true,
+        ..faults
+    };
+    let server = s.serve(&s.v1, faults);
     let (out, events, image) = s.apply_url(&server.url());
     assert!(out.status.success(), "cut at {cut}: {}", text(&out));
     let restarts = restarts(&events);
     assert_eq!(restarts.len(), 1, "{events:?}");
     let reason = restarts[0]["reason"].as_str().unwrap();
     assert!(
-        reason.contains(&format!("broke at byte {cut}")) && reason.contains("weak ETag"),
+        reason.contains(&format!("broke at byte {cut}")) && reason.contains(why),
         "{reason}"
     );
-    assert_eq!(summary(&events)["restarts"], 1);
     assert!(server.requests().iter().all(|r| r.range.is_none()), "no resume");
     assert!(
         image == s.image_from_file(&s.v1),
         "the image differs from the bundle applied from a file"
     );
+    (events, cut)
 }
 
 #[test]
