@@ -68,6 +68,8 @@ impl Implementation {
                     fastest = i;
                 }
             }
+            // With loader.log=debug: which one a guest's CPU got.
+            tracing::debug!(picked = ?Implementation::ALL[fastest], probe_ns = ?best.map(|t| t.as_nanos()), "BLAKE2b implementation");
             Implementation::ALL[fastest]
         })
     }
