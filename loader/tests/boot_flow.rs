@@ -313,6 +313,8 @@ fn streamed_install_from_a_url_with_a_sha256_pin() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("SHA-256 is pinned"), "{log}");
+    // Said once, not once by the boot flow and again by the transfer.
+    assert_eq!(log.matches("plain http:// allowed because").count(), 1, "{log}");
     drop(dev);
     assert_image_matches(&fw("expected/01-complete.img.zst"), &image);
 }

@@ -263,6 +263,12 @@ fn plain_http_with_a_pin_refuses_a_swapped_bundle_before_obeying_it() {
         let (ok, events, log) = s.apply(&server.url(), &image, &extra);
         assert!(!ok, "{forced:?}: {log}");
         assert!(log.contains("SHA-256"), "{forced:?}: {log}");
+        // One warning, not a warning and a download event saying the same.
+        assert_eq!(
+            log.matches("plain http:// allowed because").count(),
+            1,
+            "{forced:?}: {log}"
+        );
         assert!(
             fs::read(&image).unwrap() == before,
             "{forced:?}: the swapped bundle changed the disk"
