@@ -36,7 +36,7 @@ use pack_support::{corpus_bytes, fixtures, CORPUS_EPOCH};
 use power_cut_support::judge::Outcome;
 use power_cut_support::matrix::{self, Report};
 use power_cut_support::selection::Layout;
-use power_cut_support::Recorder;
+use power_cut_support::{CommitLog, Recorder};
 
 /// Applies `bundle` to `image` while recording the commit, then replays
 /// every cut. Returns the report (the image ends as the install left it).
@@ -45,16 +45,22 @@ fn install_and_cut(bundle: &Path, image: &Path, opts: &ApplyOptions, seed: u64) 
         let opened = apply::open_bundle(File::open(bundle).unwrap(), opts, &mut apply::events::Silent).unwrap();
         opened.manifest
     };
+    let (log, size) = record_install(bundle, image, opts);
+    let task_name = log.task.clone().expect("the engine names its task");
+    let task = manifest.tasks.iter().find(|t| t.name == task_name).unwrap();
+    let layout = Layout::of(&manifest, task, size);
+    matrix::run(image, &log, &layout, seed)
+}
+
+/// Applies `bundle` to `image`, recording the commit's writes and syncs.
+/// Returns the record and the image's size.
+fn record_install(bundle: &Path, image: &Path, opts: &ApplyOptions) -> (CommitLog, Option<u64>) {
     let (mut target, mut watch) = Recorder::open(image);
     let size = loader::target::Target::size(&target);
     apply::apply(File::open(bundle).unwrap(), &mut target, opts, &mut watch)
         .unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
     drop(target);
-    let log = watch.take();
-    let task_name = log.task.clone().expect("the engine names its task");
-    let task = manifest.tasks.iter().find(|t| t.name == task_name).unwrap();
-    let layout = Layout::of(&manifest, task, size);
-    matrix::run(image, &log, &layout, seed)
+    (watch.take(), size)
 }
 
 fn check(results: &mut Vec<String>, failures: &mut Vec<String>, name: &str, report: &Report) {
@@ -268,5 +274,53 @@ task thrice { on-init { uboot_setenv(env, "slot", "b") uboot_unsetenv(env, "vers
         failures.is_empty(),
         "POWER_CUT_SEED={seed}: a redundant environment can be cut into a mixed state:\n{}",
         failures.join("\n")
+    );
+}
+
+/// The commit's flushes are what a power cut needs and no more: a first
+/// install syncs twice (everything but sector 0, then sector 0 alone, which
+/// arms the disk), while a complete over a disk that boots still syncs the
+/// streamed data before anything else.
+/// The cuts between them are judged by `example_ab_system_commits_survive_a_cut_anywhere`.
+#[test]
+fn a_first_install_syncs_twice_and_arms_sector_0_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2) = example_bundles(dir.path());
+    let image = dir.path().join("disk.img");
+    File::create(&image).unwrap().set_len(256 << 20).unwrap();
+
+    let (first, _) = record_install(&v1, &image, &ApplyOptions::new("complete"));
+    assert_eq!(
+        first.syncs.len(),
+        2,
+        "a first install syncs twice, after {:?} of {} writes",
+        first.syncs,
+        first.writes.len()
+    );
+    assert!(
+        first.syncs[0] > 0,
+        "no sync before the first write: nothing can boot yet"
+    );
+    let last: Vec<(u64, usize)> = first.writes[first.syncs[0]..first.syncs[1]]
+        .iter()
+        .map(|w| (w.offset, w.new.len()))
+        .collect();
+    assert_eq!(
+        last,
+        [(0, 512)],
+        "sector 0 goes alone, after everything else is durable"
+    );
+    assert!(
+        first.writes[..first.syncs[0]].iter().all(|w| w.offset >= 512),
+        "sector 0 is not written before the last step"
+    );
+
+    // Over the installed disk only the environment changes (the rest is
+    // byte for byte the same): it still waits for the streamed data.
+    let (over, _) = record_install(&v2, &image, &ApplyOptions::new("complete"));
+    assert_eq!(
+        over.syncs.first(),
+        Some(&0),
+        "over a disk that boots, the streamed data is synced before the commit's first write"
     );
 }

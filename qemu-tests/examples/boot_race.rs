@@ -165,6 +165,9 @@ fn boot_once(s: &mut Scenario, flavour: usize, machine: &str, cpus: u32, bundle:
     }
     let t = Timings::read(&vm, markers);
     eprintln!("boot_race: {name}, {cpus} vCPU, {bundle}: {}", t.human());
+    if flavour == 0 {
+        eprintln!("boot_race: loader steps (ms): {}", timing::loader_steps(&vm.lines()));
+    }
     t
 }
 

@@ -109,6 +109,35 @@ impl Timings {
     }
 }
 
+/// The loader's own steps in one boot: from the kernel's `/init` line to
+/// its first line, each `loader: stage:` line to the next, and the last
+/// one to the kernel's reboot line, in milliseconds ("/init->loader 88,
+/// finding the bundle 48, …"). A step that grows shows here before it
+/// shows in the phase.
+pub fn loader_steps(lines: &[(f64, String)]) -> String {
+    let Some(start) = lines.iter().position(|(_, l)| INIT.matches(l)) else {
+        return String::new();
+    };
+    let mut marks: Vec<(f64, String)> = vec![(lines[start].0, "/init->loader".into())];
+    for (at, line) in &lines[start + 1..] {
+        if let Some(stage) = line.split("loader: stage: ").nth(1) {
+            marks.push((*at, stage.trim().to_string()));
+        } else if line.contains(LOADER_START) && marks.len() == 1 {
+            marks.push((*at, "start".into()));
+        } else if line.contains(RESULT) {
+            marks.push((*at, "result->reboot".into()));
+        } else if REBOOT.matches(line) {
+            marks.push((*at, String::new()));
+            break;
+        }
+    }
+    marks
+        .windows(2)
+        .map(|w| format!("{} {:.0}", w[0].1, (w[1].0 - w[0].0) * 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +178,27 @@ mod tests {
         let loader = Timings::from_lines(&lines, &LOADER);
         assert_eq!(loader.at("1st write"), None);
         assert_eq!(loader.tsv_cells().split('\t').nth(4), Some("-"));
+    }
+
+    #[test]
+    fn loader_steps_are_the_gaps_between_its_stage_lines() {
+        let lines: Vec<(f64, String)> = [
+            (7.602, "[    1.462005] Run /init as init process"),
+            (7.690, "loader: loader 0.1.0 starting (task=auto)"),
+            (7.693, "loader: stage: finding the bundle"),
+            (7.741, "loader: bundle: example 1.0.0"),
+            (7.750, "loader: stage: choosing the disk"),
+            (8.133, "loader: stage: committing boot-critical writes"),
+            (8.226, "loader: result: installed example"),
+            (8.266, "[    2.124973] reboot: Restarting system"),
+        ]
+        .iter()
+        .map(|(at, l)| (*at, l.to_string()))
+        .collect();
+        assert_eq!(
+            loader_steps(&lines),
+            "/init->loader 88, start 3, finding the bundle 57, choosing the disk 383, \
+             committing boot-critical writes 93, result->reboot 40"
+        );
     }
 }

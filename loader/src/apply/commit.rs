@@ -8,7 +8,12 @@
 //! sync:
 //!
 //! 0. A barrier: the streamed data (the new slot) is durable before
-//!    anything can point at it.
+//!    anything can point at it. Where sector 0 boots nothing when the
+//!    commit starts (a first install, or a disk switched off before the
+//!    install streamed), nothing can point at it before the final sector 0,
+//!    which goes after a sync anyway: the streamed data, the tables, the
+//!    boot code and the environments then share one step, and such a
+//!    commit syncs twice.
 //! 1. What selects nothing: held data outside the boot structures, and FAT
 //!    data in clusters the old FAT has free (no file of the disk as it is
 //!    uses them). Only sectors whose bytes change are written at all: a
@@ -116,15 +121,17 @@ impl Held<'_> {
 /// Writes the held pages to `target` in the order the module doc gives,
 /// syncing after each step. Returns the held bytes now on the disk.
 pub(super) fn commit(target: &mut dyn Target, pages: &BTreeMap<u64, Box<[u8]>>, layout: &Layout) -> io::Result<u64> {
-    target.sync()?;
     let size = target.size();
     let held = Held {
         pages,
         end: size.map(|s| s / BLOCK_SIZE),
     };
     let (changed, unchanged) = diff(target, &held)?;
-    let steps = plan(target, &held, layout, &changed, unchanged)?;
-    for step in steps.iter().filter(|s| !s.is_empty()) {
+    let plan = plan(target, &held, layout, &changed, unchanged)?;
+    if plan.barrier {
+        target.sync()?;
+    }
+    for step in plan.steps.iter().filter(|s| !s.is_empty()) {
         write_step(target, &held, step)?;
         target.sync()?;
     }
@@ -141,23 +148,37 @@ pub(super) fn commit(target: &mut dyn Target, pages: &BTreeMap<u64, Box<[u8]>>, 
 fn diff(target: &mut dyn Target, held: &Held) -> io::Result<(BTreeSet<u64>, Vec<u64>)> {
     let mut changed = BTreeSet::new();
     let mut unchanged = Vec::new();
-    let mut old = vec![0u8; PAGE as usize];
-    for (&page, data) in held.pages {
-        let first = page * PER_PAGE;
-        let sectors: Vec<u64> = (first..first + PER_PAGE).filter(|&s| held.in_device(s)).collect();
-        let Some(&last) = sectors.last() else { continue };
-        let len = ((last + 1 - first) * BLOCK_SIZE) as usize;
-        target.read_at(first * BLOCK_SIZE, &mut old[..len])?;
-        for s in sectors {
-            let at = ((s - first) * BLOCK_SIZE) as usize;
-            if old[at..at + SECTOR] != data[at..at + SECTOR] {
-                changed.insert(s);
-            } else if held.end.is_none() {
-                unchanged.push(s);
+    let mut old = Vec::new();
+    let pages: Vec<u64> = held.pages.keys().copied().collect();
+    // Consecutive held pages are read in one call (a FAT's tables, a
+    // boot partition): one syscall and one device request per run
+    // rather than per page.
+    for run in pages.chunk_by(|a, b| b - a == 1) {
+        for run in run.chunks(MAX_RUN / PAGE as usize) {
+            let first = run[0] * PER_PAGE;
+            let end = (run[run.len() - 1] + 1) * PER_PAGE;
+            let sectors: Vec<u64> = (first..end).filter(|&s| held.in_device(s)).collect();
+            let Some(&last) = sectors.last() else { continue };
+            old.resize(((last + 1 - first) * BLOCK_SIZE) as usize, 0);
+            target.read_at(first * BLOCK_SIZE, &mut old)?;
+            for s in sectors {
+                let at = ((s - first) * BLOCK_SIZE) as usize;
+                if held.sector(s) != Some(&old[at..at + SECTOR]) {
+                    changed.insert(s);
+                } else if held.end.is_none() {
+                    unchanged.push(s);
+                }
             }
         }
     }
     Ok((changed, unchanged))
+}
+
+/// The commit's steps, and whether the streamed data needs a sync of its
+/// own before the first of them (step 0 of the module doc).
+struct Plan {
+    barrier: bool,
+    steps: Vec<Step>,
 }
 
 /// Orders the changed sectors into steps (see the module doc).
@@ -167,12 +188,15 @@ fn plan(
     layout: &Layout,
     changed: &BTreeSet<u64>,
     unchanged: Vec<u64>,
-) -> io::Result<Vec<Step>> {
+) -> io::Result<Plan> {
+    // The changed sectors in `ranges`, looked up by range: a FAT volume
+    // spans tens of thousands of sectors of which few change.
     let sectors = |ranges: &[Range<u64>]| -> BTreeSet<u64> {
         ranges
             .iter()
-            .flat_map(|r| r.start / BLOCK_SIZE..r.end.div_ceil(BLOCK_SIZE))
-            .filter(|s| changed.contains(s))
+            .map(|r| r.start / BLOCK_SIZE..r.end.div_ceil(BLOCK_SIZE).max(r.start / BLOCK_SIZE))
+            .flat_map(|sectors| changed.range(sectors))
+            .copied()
             .collect()
     };
     let env_ranges: Vec<Range<u64>> = layout.envs.iter().flat_map(UbootEnvSpec::byte_ranges).collect();
@@ -217,16 +241,27 @@ fn plan(
 
     if switch.len() > 1 && is_armed(&final0) {
         // Switched off around a switch that is more than one sector.
-        if is_armed(&old0) {
-            steps.push(Step::from([(0, Some(Box::new(switched_off(&old0))))]));
-        }
         let mut everything = finals(&bulk);
         everything.extend(switch.iter().filter(|&&s| s != 0).map(|&s| (s, None)));
-        steps.push(everything);
-        steps.push(finals(&in_env));
+        if is_armed(&old0) {
+            steps.push(Step::from([(0, Some(Box::new(switched_off(&old0))))]));
+            steps.push(everything);
+            steps.push(finals(&in_env));
+        } else {
+            // Nothing boots from the disk until the final sector 0 lands
+            // (a first install, or a disk switched off before the install
+            // streamed): whatever subset of the streamed data, the tables,
+            // the boot code and the environments a cut leaves, sector 0 is
+            // not armed, so they share one sync.
+            everything.extend(in_env.iter().map(|&s| (s, None)));
+            steps.push(everything);
+        }
         // Re-armed even when sector 0 keeps its bytes.
         steps.push(Step::from([(0, Some(Box::new(final0)))]));
-        return Ok(steps);
+        return Ok(Plan {
+            barrier: is_armed(&old0),
+            steps,
+        });
     }
 
     steps.push(finals(&bulk));
@@ -236,7 +271,7 @@ fn plan(
     };
     if let Some(env_steps) = sole_env_switch {
         steps.extend(env_steps);
-        return Ok(steps);
+        return Ok(Plan { barrier: true, steps });
     }
     // Environments unreadable while what boots switches (in one sector,
     // or — a disk without a partition table has nothing to switch off —
@@ -249,7 +284,7 @@ fn plan(
     }
     steps.push(finals(&switch));
     steps.extend(unlocks);
-    Ok(steps)
+    Ok(Plan { barrier: true, steps })
 }
 
 /// Splits a FAT volume's changed sectors into data in clusters its FAT

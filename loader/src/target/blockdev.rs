@@ -18,7 +18,8 @@
 //!
 //! Writes go through the page cache (no `O_DIRECT`, so any offset and
 //! length works); `sync` is `fsync`, which also flushes the device's write
-//! cache.
+//! cache, skipped when nothing was written or discarded through the handle
+//! since its last sync.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -120,6 +121,11 @@ pub struct BlockDevice {
     sector_size: u32,
     discard_unsupported: bool,
     writeback: Writeback,
+    /// Nothing was written or discarded through this handle since its
+    /// last sync succeeded: another sync would only repeat the device's
+    /// cache flush (the commit's last step is synced, the re-read of the
+    /// partition table after it need not flush again).
+    synced: bool,
 }
 
 impl BlockDevice {
@@ -178,6 +184,7 @@ impl BlockDevice {
             sector_size,
             discard_unsupported: false,
             writeback: Writeback::default(),
+            synced: false,
         })
     }
 
@@ -203,7 +210,7 @@ impl BlockDevice {
         policy: RereadPolicy,
         sleep: &mut dyn FnMut(Duration),
     ) -> Result<(), BlockDevError> {
-        self.file.sync_all().map_err(|source| BlockDevError::Sync {
+        self.sync_if_written().map_err(|source| BlockDevError::Sync {
             path: self.path.clone(),
             source,
         })?;
@@ -237,6 +244,16 @@ impl BlockDevice {
         sys::partition_op(self.file.as_fd(), op)
     }
 
+    /// `fsync` (which also flushes the device's write cache), unless
+    /// nothing was written since the last one.
+    fn sync_if_written(&mut self) -> io::Result<()> {
+        if !self.synced {
+            self.file.sync_all()?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
     fn check_range(&self, offset: u64, len: usize, kind: io::ErrorKind, verb: &str) -> io::Result<()> {
         let end = offset.checked_add(len as u64);
         if end.is_some_and(|end| end <= self.size) {
@@ -261,6 +278,7 @@ impl Medium for BlockDevice {
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.check_range(offset, data.len(), io::ErrorKind::InvalidInput, "write")?;
+        self.synced = false;
         self.file.write_all_at(data, offset)?;
         self.writeback.wrote(self.file.as_fd(), offset, data.len() as u64);
         Ok(())
@@ -283,6 +301,7 @@ impl Target for BlockDevice {
         if self.discard_unsupported || start >= end {
             return Ok(());
         }
+        self.synced = false;
         match sys::discard(self.file.as_fd(), start, end - start) {
             Ok(()) => Ok(()),
             Err(Errno::EOPNOTSUPP) => {
@@ -298,7 +317,7 @@ impl Target for BlockDevice {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_all()
+        self.sync_if_written()
     }
 
     fn describe(&self) -> String {

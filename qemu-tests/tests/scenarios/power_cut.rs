@@ -226,8 +226,9 @@ fn power_cut_upgrade_commit_states() {
 
 /// disk: [ blank, 256 MiB ...................................... ] /dev/vda
 /// The first install of 1.0.0, made on the host, cut inside its commit:
-/// after everything but the environment and sector 0 landed, and with the
-/// final sector 0 torn before its boot signature → both disks boot nothing
+/// after everything but sector 0 landed (the environment included: a first
+/// install writes it with the rest, sector 0 alone after a sync), and with
+/// the final sector 0 torn before its boot signature → both disks boot nothing
 /// (the BIOS finds no bootable disk; no GRUB, no rescue prompt); the loader
 /// then installs onto the first → slot a.
 #[test]
@@ -239,8 +240,9 @@ fn power_cut_first_install_commit_states() {
     let arm = commit.interval_touching(0..1);
     assert_eq!(arm + 1, commit.intervals.intervals.len(), "sector 0 is written last");
     let env = commit.interval_touching(2048..2064);
+    assert!(env < arm, "the environment lands before sector 0 is armed");
     for (name, landed, partial) in [
-        ("unswitched.img", env, Partial::Nothing),
+        ("unswitched.img", arm, Partial::Nothing),
         ("torn.img", arm, Partial::Torn { prefix: 510 }),
     ] {
         let disk_path = s.path(name);
