@@ -231,21 +231,14 @@ fn reporter(progress: Progress) -> Box<dyn Reporter> {
 }
 
 /// Retries and resumes of a download, shown the way progress is.
-/// The plain-HTTP allowance is not among them: the caller reports it once
-/// as a warning (`fetched.plain_http_reason`).
 fn transfer_events(progress: Progress) -> Option<source::EventSink> {
-    let told_elsewhere = |e: &source::TransferEvent| matches!(e, source::TransferEvent::PlainHttpAllowed { .. });
     match progress {
         Progress::None => None,
-        Progress::Json => Some(std::sync::Arc::new(move |e: &source::TransferEvent| {
-            if !told_elsewhere(e) {
-                println!("{}", crate::report::json::download_line(e));
-            }
+        Progress::Json => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
+            println!("{}", crate::report::json::download_line(e));
         })),
-        _ => Some(std::sync::Arc::new(move |e: &source::TransferEvent| {
-            if !told_elsewhere(e) {
-                eprintln!("loader: download: {e}")
-            }
+        _ => Some(std::sync::Arc::new(|e: &source::TransferEvent| {
+            eprintln!("loader: download: {e}")
         })),
     }
 }

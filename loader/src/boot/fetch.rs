@@ -88,11 +88,7 @@ pub(super) fn refetch_url(
     };
     let http = HttpOptions {
         on_event: Some(std::sync::Arc::new(|e: &crate::source::TransferEvent| {
-            // fetch_url says this one through the reporter (console and
-            // JSON); a refetch of the same URL need not repeat it.
-            if !matches!(e, crate::source::TransferEvent::PlainHttpAllowed { .. }) {
-                println!("loader: download: {e}")
-            }
+            println!("loader: download: {e}")
         })),
         proxy: proxy(config),
         ..HttpOptions::default()

@@ -10,7 +10,10 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use super::{open, ExtraRoot, HttpError, HttpOptions, OpenedSource, PlainHttp, Sha256Reader, SourceError, SourceSpec};
+use super::{
+    open, EventSink, ExtraRoot, HttpError, HttpOptions, OpenedSource, PlainHttp, Sha256Reader, SourceError, SourceSpec,
+    TransferEvent,
+};
 use crate::apply::{CommitCheck, SourceFailure};
 
 /// What the operator said about trust for this download.
@@ -55,6 +58,15 @@ pub fn fetch(spec: &SourceSpec, policy: &FetchPolicy, mut http: HttpOptions) -> 
         Some(r) => PlainHttp::Allow { reason: r.clone() },
         None => PlainHttp::Refuse,
     };
+    // The allowance comes back as `Fetched::plain_http_reason` for the
+    // caller to report once; its sink need not hear it again.
+    http.on_event = http.on_event.take().map(|sink| {
+        Arc::new(move |e: &TransferEvent| {
+            if !matches!(e, TransferEvent::PlainHttpAllowed { .. }) {
+                sink(e)
+            }
+        }) as EventSink
+    });
     http.extra_roots = policy
         .ca
         .iter()
