@@ -9,6 +9,12 @@
 //! uncompressed bytes of every entry. Prints MB/s and each step's share of
 //! one pass (walk + the BLAKE2b the loader picks), which is what one vCPU
 //! spends per byte before the write.
+//!
+//! As `/init` of a guest (the system-mode view, where every load and store
+//! also costs a software TLB lookup), it reads `/install.fw`, also times
+//! writing the bytes to `/dev/nvme0n1` when that exists, and powers off:
+//! `qemu-system-x86_64 -kernel bzImage -initrd costs.cpio.gz` with this
+//! binary as the archive's `init` and the bundle beside it.
 
 use std::io::{Cursor, Read};
 
@@ -20,14 +26,21 @@ use loader::bundle::zip::ZipWalker;
 const CHUNK: usize = 1024 * 1024;
 
 fn main() {
-    if let Err(e) = run() {
+    let as_init = std::process::id() == 1;
+    if let Err(e) = run(as_init) {
         eprintln!("error: {e}");
-        std::process::exit(1);
+    }
+    if as_init {
+        let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: byte_costs BUNDLE.fw")?;
+fn run(as_init: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let path = match std::env::args().nth(1) {
+        Some(path) => path,
+        None if as_init => "/install.fw".to_owned(),
+        None => return Err("usage: byte_costs BUNDLE.fw".into()),
+    };
     let bundle = std::fs::read(&path)?;
 
     // The uncompressed bytes, for the steps after the walk (not timed).
@@ -92,6 +105,71 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     row("copy 1 MiB chunks (memcpy)", copy);
     row(&format!("one pass: walk + BLAKE2b ({picked:?}, picked)"), pass);
+    if as_init {
+        time_disk_writes(&data, mb)?;
+    }
+    Ok(())
+}
+
+/// Wall seconds to write `data` to the guest's NVMe disk in 1 MiB pieces
+/// and flush it (the disk's emulation runs outside the guest's CPU time).
+fn time_disk_writes(data: &[Vec<u8>], mb: f64) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let _ = std::fs::create_dir("/dev");
+    let _ = nix::mount::mount(
+        Some("devtmpfs"),
+        "/dev",
+        Some("devtmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+    let Ok(mut disk) = std::fs::OpenOptions::new().write(true).open("/dev/nvme0n1") else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let mut offset = 0;
+    for c in data {
+        disk.write_all_at(c, offset)?;
+        offset += c.len() as u64;
+    }
+    let written = started.elapsed().as_secs_f64();
+    disk.flush()?;
+    disk.sync_data()?;
+    let synced = started.elapsed().as_secs_f64();
+    println!(
+        "{:<44} {written:>8.3} {:>8.0}   (wall)",
+        "write to /dev/nvme0n1, buffered",
+        mb / written
+    );
+    println!("{:<44} {synced:>8.3} {:>8.0}   (wall)", "  and fdatasync", mb / synced);
+
+    // The same bytes with O_DIRECT, copied into one page-aligned buffer.
+    use std::os::unix::fs::OpenOptionsExt;
+    let direct = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_DIRECT)
+        .open("/dev/nvme0n1")?;
+    let mut bounce = vec![0u8; CHUNK + 4096];
+    let skew = bounce.as_ptr().align_offset(4096);
+    let started = std::time::Instant::now();
+    let mut offset = 0;
+    for c in data {
+        let len = c.len().div_ceil(512) * 512;
+        let buf = &mut bounce[skew..skew + len];
+        buf[..c.len()].copy_from_slice(c);
+        direct.write_all_at(buf, offset)?;
+        offset += len as u64;
+    }
+    let written = started.elapsed().as_secs_f64();
+    direct.sync_data()?;
+    let synced = started.elapsed().as_secs_f64();
+    println!(
+        "{:<44} {written:>8.3} {:>8.0}   (wall)",
+        "write to /dev/nvme0n1, O_DIRECT + copy",
+        mb / written
+    );
+    println!("{:<44} {synced:>8.3} {:>8.0}   (wall)", "  and fdatasync", mb / synced);
     Ok(())
 }
 
