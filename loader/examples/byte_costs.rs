@@ -97,9 +97,11 @@ fn run(as_init: bool) -> Result<(), Box<dyn std::error::Error>> {
     row("  of which inflate and walker (difference)", walk.0 - crc);
     for (implementation, secs) in hashes {
         let label = match implementation {
-            Implementation::Vector => "blake2b_simd",
-            Implementation::Scalar => "blake2 (RustCrypto)",
-            Implementation::Shrd => "ours, shrd rotations",
+            Implementation::Vector => "blake2b_simd".to_owned(),
+            Implementation::Scalar => "blake2 (RustCrypto)".to_owned(),
+            Implementation::Shrd => "ours, shrd rotations".to_owned(),
+            Implementation::Sse2 => "ours, SSE2".to_owned(),
+            other => format!("{other:?}"),
         };
         row(&format!("BLAKE2b-256, {label}"), secs);
     }

@@ -19,7 +19,9 @@
 //! finds it when the CPU is emulated (`examples/byte_costs.rs` prints all
 //! three side by side).
 
+mod blocks;
 mod shrd;
+mod sse2;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -36,10 +38,23 @@ pub enum Implementation {
     Scalar,
     /// [`shrd`]'s unrolled rounds with `shrd` rotations (emulated CPUs).
     Shrd,
+    /// [`sse2`]'s rounds in SSE2 registers (emulated CPUs).
+    Sse2,
+    /// TEMPORARY: measurement knobs of [`sse2`].
+    Sse2Knob(u32),
 }
 
 impl Implementation {
-    pub const ALL: [Implementation; 3] = [Implementation::Vector, Implementation::Scalar, Implementation::Shrd];
+    pub const ALL: [Implementation; 8] = [
+        Implementation::Vector,
+        Implementation::Scalar,
+        Implementation::Shrd,
+        Implementation::Sse2,
+        Implementation::Sse2Knob(1),
+        Implementation::Sse2Knob(2),
+        Implementation::Sse2Knob(4),
+        Implementation::Sse2Knob(7),
+    ];
 }
 
 /// Bytes hashed per timing run: large enough that the rounds dominate,
@@ -91,7 +106,8 @@ pub struct Blake2b256(State);
 enum State {
     Vector(blake2b_simd::State),
     Scalar(blake2::Blake2b<U32>),
-    Shrd(shrd::State),
+    /// [`shrd`] or [`sse2`].
+    Blocks(blocks::State),
 }
 
 impl Default for Blake2b256 {
@@ -110,7 +126,18 @@ impl Blake2b256 {
         Blake2b256(match implementation {
             Implementation::Vector => State::Vector(blake2b_simd::Params::new().hash_length(32).to_state()),
             Implementation::Scalar => State::Scalar(blake2::Blake2b::<U32>::new()),
-            Implementation::Shrd => State::Shrd(shrd::State::new(32, &[])),
+            Implementation::Shrd => State::Blocks(blocks::State::new(shrd::compress, 32, &[])),
+            Implementation::Sse2 => State::Blocks(blocks::State::new(sse2::compress, 32, &[])),
+            Implementation::Sse2Knob(k) => State::Blocks(blocks::State::new(
+                match k {
+                    1 => sse2::x86::compress_knob::<1>,
+                    2 => sse2::x86::compress_knob::<2>,
+                    4 => sse2::x86::compress_knob::<4>,
+                    _ => sse2::x86::compress_knob::<7>,
+                },
+                32,
+                &[],
+            )),
         })
     }
 
@@ -120,7 +147,7 @@ impl Blake2b256 {
                 state.update(data);
             }
             State::Scalar(state) => state.update(data),
-            State::Shrd(state) => state.update(data),
+            State::Blocks(state) => state.update(data),
         }
     }
 
@@ -129,7 +156,7 @@ impl Blake2b256 {
         match self.0 {
             State::Vector(state) => out.copy_from_slice(state.finalize().as_bytes()),
             State::Scalar(state) => out.copy_from_slice(&state.finalize()),
-            State::Shrd(state) => out.copy_from_slice(&state.finalize()[..32]),
+            State::Blocks(state) => out.copy_from_slice(&state.finalize()[..32]),
         }
         out
     }
