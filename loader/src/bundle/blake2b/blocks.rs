@@ -106,7 +106,10 @@ mod tests {
     use proptest::prelude::*;
 
     /// Every compression function this state is built with.
-    const COMPRESSES: [(&str, Compress); 2] = [("shrd", super::super::shrd::compress), ("sse2", super::super::sse2::compress)];
+    const COMPRESSES: [(&str, Compress); 2] = [
+        ("shrd", super::super::shrd::compress),
+        ("sse2", super::super::sse2::compress),
+    ];
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()

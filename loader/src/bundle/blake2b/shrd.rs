@@ -20,7 +20,6 @@
 
 use super::blocks::{BLOCK, IV};
 
-
 /// `x` rotated right by `N` bits, as one `shrd` on x86-64.
 #[inline(always)]
 fn rotr<const N: u32>(x: u64) -> u64 {
