@@ -45,15 +45,13 @@ pub enum Implementation {
 }
 
 impl Implementation {
-    pub const ALL: [Implementation; 8] = [
+    pub const ALL: [Implementation; 6] = [
         Implementation::Vector,
         Implementation::Scalar,
         Implementation::Shrd,
         Implementation::Sse2,
-        Implementation::Sse2Knob(1),
-        Implementation::Sse2Knob(2),
         Implementation::Sse2Knob(4),
-        Implementation::Sse2Knob(7),
+        Implementation::Sse2Knob(99),
     ];
 }
 
@@ -130,10 +128,8 @@ impl Blake2b256 {
             Implementation::Sse2 => State::Blocks(blocks::State::new(sse2::compress, 32, &[])),
             Implementation::Sse2Knob(k) => State::Blocks(blocks::State::new(
                 match k {
-                    1 => sse2::x86::compress_knob::<1>,
-                    2 => sse2::x86::compress_knob::<2>,
                     4 => sse2::x86::compress_knob::<4>,
-                    _ => sse2::x86::compress_knob::<7>,
+                    _ => shrd::compress_xmm,
                 },
                 32,
                 &[],

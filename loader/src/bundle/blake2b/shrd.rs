@@ -43,11 +43,11 @@ fn rotr<const N: u32>(x: u64) -> u64 {
 /// The mixing function G on state words a, b, c, d with message words x, y.
 macro_rules! g {
     ($v:ident, $m:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:literal, $y:literal) => {
-        $v[$a] = $v[$a].wrapping_add($v[$b]).wrapping_add($m[$x]);
+        $v[$a] = $v[$a].wrapping_add($v[$b]).wrapping_add($m.word($x));
         $v[$d] = rotr::<32>($v[$d] ^ $v[$a]);
         $v[$c] = $v[$c].wrapping_add($v[$d]);
         $v[$b] = rotr::<24>($v[$b] ^ $v[$c]);
-        $v[$a] = $v[$a].wrapping_add($v[$b]).wrapping_add($m[$y]);
+        $v[$a] = $v[$a].wrapping_add($v[$b]).wrapping_add($m.word($y));
         $v[$d] = rotr::<16>($v[$d] ^ $v[$a]);
         $v[$c] = $v[$c].wrapping_add($v[$d]);
         $v[$b] = rotr::<63>($v[$b] ^ $v[$c]);
@@ -69,14 +69,75 @@ macro_rules! round {
     };
 }
 
-/// Compresses one block into `h`; `counter` counts the bytes hashed so far,
-/// this block's included; `last` marks the final block.
-#[inline(never)]
-pub fn compress(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
+/// Where the rounds read the block's 16 message words from.
+trait Message {
+    fn word(&self, i: usize) -> u64;
+}
+
+impl Message for [u64; 16] {
+    #[inline(always)]
+    fn word(&self, i: usize) -> u64 {
+        self[i]
+    }
+}
+
+/// The message words in the low halves of 16 XMM registers: each read is a
+/// register move, where reading the block (or a stack copy) is a memory
+/// load, which in a system-mode TCG guest also costs a software TLB lookup.
+#[cfg(target_arch = "x86_64")]
+struct InXmm([core::arch::x86_64::__m128i; 16]);
+
+#[cfg(target_arch = "x86_64")]
+impl Message for InXmm {
+    #[inline(always)]
+    fn word(&self, i: usize) -> u64 {
+        let word: u64;
+        // SAFETY: `movq` from an XMM register to a general one: registers
+        // only, no memory, no stack, no flags.
+        unsafe {
+            core::arch::asm!("movq {w}, {x}", w = lateout(reg) word, x = in(xmm_reg) self.0[i], options(pure, nomem, nostack, preserves_flags));
+        }
+        word
+    }
+}
+
+fn words(block: &[u8; BLOCK]) -> [u64; 16] {
     let mut m = [0u64; 16];
     for (word, bytes) in m.iter_mut().zip(block.as_chunks::<8>().0) {
         *word = u64::from_le_bytes(*bytes);
     }
+    m
+}
+
+/// Compresses one block into `h`; `counter` counts the bytes hashed so far,
+/// this block's included; `last` marks the final block.
+#[inline(never)]
+pub fn compress(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
+    rounds(h, words(block), counter, last);
+}
+
+/// [`compress`] with the message words held in XMM registers.
+#[inline(never)]
+pub fn compress_xmm(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let m = words(block).map(|word| {
+            let x: core::arch::x86_64::__m128i;
+            // SAFETY: `movq` from a general register to an XMM one:
+            // registers only, no memory, no stack, no flags.
+            unsafe {
+                core::arch::asm!("movq {x}, {w}", x = lateout(xmm_reg) x, w = in(reg) word, options(pure, nomem, nostack, preserves_flags));
+            }
+            x
+        });
+        rounds(h, InXmm(m), counter, last);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    compress(h, block, counter, last);
+}
+
+#[inline(always)]
+fn rounds(h: &mut [u64; 8], m: impl Message, counter: u128, last: bool) {
     let mut v = [0u64; 16];
     v[..8].copy_from_slice(h);
     v[8..].copy_from_slice(&IV);
