@@ -93,9 +93,10 @@ impl Message for InXmm {
     fn word(&self, i: usize) -> u64 {
         let word: u64;
         // SAFETY: `movq` from an XMM register to a general one: registers
-        // only, no memory, no stack, no flags.
+        // only, no memory, no stack, no flags. Not `pure`: the compiler
+        // would merge the reads of a word and spill the result to memory.
         unsafe {
-            core::arch::asm!("movq {w}, {x}", w = lateout(reg) word, x = in(xmm_reg) self.0[i], options(pure, nomem, nostack, preserves_flags));
+            core::arch::asm!("movq {w}, {x}", w = lateout(reg) word, x = in(xmm_reg) self.0[i], options(nomem, nostack, preserves_flags));
         }
         word
     }
@@ -121,15 +122,39 @@ pub fn compress(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool
 pub fn compress_xmm(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        let m = words(block).map(|word| {
-            let x: core::arch::x86_64::__m128i;
-            // SAFETY: `movq` from a general register to an XMM one:
-            // registers only, no memory, no stack, no flags.
-            unsafe {
-                core::arch::asm!("movq {x}, {w}", x = lateout(xmm_reg) x, w = in(reg) word, options(pure, nomem, nostack, preserves_flags));
-            }
-            x
-        });
+        // Each word straight from the block into its register (indexing
+        // the block, at opt-level "z", is a call, which clobbers them all).
+        let block = block.as_ptr();
+        macro_rules! xmm {
+            ($i:literal) => {{
+                let x: core::arch::x86_64::__m128i;
+                // SAFETY: reads the 8 bytes at offset 8 * $i <= 120 of the
+                // 128-byte block `block` borrows for this call; `movq` to an
+                // XMM register has no alignment requirement.
+                unsafe {
+                    core::arch::asm!("movq {x}, qword ptr [{p} + {o}]", x = lateout(xmm_reg) x, p = in(reg) block, o = const 8 * $i, options(pure, readonly, nostack, preserves_flags));
+                }
+                x
+            }};
+        }
+        let m = [
+            xmm!(0),
+            xmm!(1),
+            xmm!(2),
+            xmm!(3),
+            xmm!(4),
+            xmm!(5),
+            xmm!(6),
+            xmm!(7),
+            xmm!(8),
+            xmm!(9),
+            xmm!(10),
+            xmm!(11),
+            xmm!(12),
+            xmm!(13),
+            xmm!(14),
+            xmm!(15),
+        ];
         rounds(h, InXmm(m), counter, last);
     }
     #[cfg(not(target_arch = "x86_64"))]
