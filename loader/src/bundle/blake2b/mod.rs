@@ -19,10 +19,6 @@
 //! finds it when the CPU is emulated (`examples/byte_costs.rs` prints all
 //! three side by side).
 
-mod blocks;
-mod shrd;
-mod sse2;
-
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -36,23 +32,13 @@ pub enum Implementation {
     Vector,
     /// The `blake2` crate's portable 64-bit code.
     Scalar,
-    /// [`shrd`]'s unrolled rounds with `shrd` rotations (emulated CPUs).
+    /// The `blake2b-shrd` crate: unrolled rounds with `shrd` rotations
+    /// and the message words in XMM registers (emulated CPUs).
     Shrd,
-    /// [`sse2`]'s rounds in SSE2 registers (emulated CPUs).
-    Sse2,
-    /// TEMPORARY: measurement knobs of [`sse2`].
-    Sse2Knob(u32),
 }
 
 impl Implementation {
-    pub const ALL: [Implementation; 6] = [
-        Implementation::Vector,
-        Implementation::Scalar,
-        Implementation::Shrd,
-        Implementation::Sse2,
-        Implementation::Sse2Knob(4),
-        Implementation::Sse2Knob(99),
-    ];
+    pub const ALL: [Implementation; 3] = [Implementation::Vector, Implementation::Scalar, Implementation::Shrd];
 }
 
 /// Bytes hashed per timing run: large enough that the rounds dominate,
@@ -104,8 +90,7 @@ pub struct Blake2b256(State);
 enum State {
     Vector(blake2b_simd::State),
     Scalar(blake2::Blake2b<U32>),
-    /// [`shrd`] or [`sse2`].
-    Blocks(blocks::State),
+    Shrd(blake2b_shrd::State),
 }
 
 impl Default for Blake2b256 {
@@ -124,16 +109,7 @@ impl Blake2b256 {
         Blake2b256(match implementation {
             Implementation::Vector => State::Vector(blake2b_simd::Params::new().hash_length(32).to_state()),
             Implementation::Scalar => State::Scalar(blake2::Blake2b::<U32>::new()),
-            Implementation::Shrd => State::Blocks(blocks::State::new(shrd::compress, 32, &[])),
-            Implementation::Sse2 => State::Blocks(blocks::State::new(sse2::compress, 32, &[])),
-            Implementation::Sse2Knob(k) => State::Blocks(blocks::State::new(
-                match k {
-                    4 => sse2::x86::compress_knob::<4>,
-                    _ => shrd::compress_xmm,
-                },
-                32,
-                &[],
-            )),
+            Implementation::Shrd => State::Shrd(blake2b_shrd::State::new(32, &[])),
         })
     }
 
@@ -143,7 +119,7 @@ impl Blake2b256 {
                 state.update(data);
             }
             State::Scalar(state) => state.update(data),
-            State::Blocks(state) => state.update(data),
+            State::Shrd(state) => state.update(data),
         }
     }
 
@@ -152,7 +128,7 @@ impl Blake2b256 {
         match self.0 {
             State::Vector(state) => out.copy_from_slice(state.finalize().as_bytes()),
             State::Scalar(state) => out.copy_from_slice(&state.finalize()),
-            State::Blocks(state) => out.copy_from_slice(&state.finalize()[..32]),
+            State::Shrd(state) => out.copy_from_slice(&state.finalize()[..32]),
         }
         out
     }

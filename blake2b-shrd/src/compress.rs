@@ -1,24 +1,37 @@
-//! BLAKE2b written for an emulated CPU: every rotation is a `shrd`.
+//! The BLAKE2b compression function, written for an emulated x86-64 CPU.
 //!
-//! QEMU's TCG (what a one-vCPU guest without KVM runs on) translates `ror`
-//! and `rol` by first computing all of the guest's flags in a helper call,
-//! because a rotate keeps the flags it does not set. TCG drops that call
-//! only when an instruction that overwrites the flags (an `add`) comes
-//! before the next memory access; with 16 state words in 15 registers the
-//! compiler's spills and message loads fall in between about half the time,
-//! so half of BLAKE2b's 384 rotations per block cost a call. `shrd reg,
-//! reg, n` computes the same rotation and sets its flags from the result
-//! alone, with no helper. Measured under `qemu-x86_64 -cpu qemu64` (CPU
-//! time, 128 MiB): 253-268 MB/s against 117-134 for the same code with
-//! `ror`, and 140-153 for `blake2b_simd`'s portable code. On real CPUs
-//! `shrd` is slower than `ror` (half the speed on an AMD EPYC), so the
-//! parent module picks this implementation only when a timing probe says
-//! it is the fastest.
+//! Every rotation is a `shrd`: QEMU's TCG (what a one-vCPU guest without
+//! KVM runs on) translates `ror` and `rol` by first computing all of the
+//! guest's flags in a helper call, because a rotate keeps the flags it does
+//! not set. TCG drops that call only when an instruction that overwrites
+//! the flags (an `add`) comes before the next memory access; with 16 state
+//! words in 15 registers the compiler's spills and message loads fall in
+//! between about half the time, so half of BLAKE2b's 384 rotations per
+//! block cost a call. `shrd reg, reg, n` computes the same rotation and
+//! sets its flags from the result alone, with no helper. Measured under
+//! `qemu-x86_64 -cpu qemu64` (CPU time, 128 MiB): 253-268 MB/s against
+//! 117-134 for the same code with `ror`, and 140-153 for `blake2b_simd`'s
+//! portable code. On real CPUs `shrd` is slower than `ror` (half the speed
+//! on an AMD EPYC), so the loader picks this implementation only when a
+//! timing probe says it is the fastest.
+//!
+//! The 16 message words are loaded once per block into the low halves of
+//! the 16 XMM registers and read with `movq` into a general register where
+//! a round needs them. In a system-mode guest every load from memory also
+//! costs a software TLB lookup (and a write-back of the guest registers
+//! TCG holds in host registers), while TCG reads an XMM register from its
+//! CPU state directly. The compiler would otherwise copy the block to the
+//! stack and reload each word 12 times: with the words in XMM registers
+//! the compress does about 190 memory accesses per block instead of about
+//! 320 (the rest are spills of the 16 state words in 15 registers).
+//! Measured in the guest (`loader/examples/byte_costs_guest.sh`, q35, one
+//! vCPU, 112 MB bundle): 166-172 MB/s against 144-154 with the words
+//! reloaded from memory.
 //!
 //! The 12 rounds are unrolled with the message schedule as constant
 //! indices: no SIGMA table loads.
 
-use super::blocks::{BLOCK, IV};
+use crate::{BLOCK, IV};
 
 /// `x` rotated right by `N` bits, as one `shrd` on x86-64.
 #[inline(always)]
@@ -74,6 +87,7 @@ trait Message {
     fn word(&self, i: usize) -> u64;
 }
 
+#[cfg(not(target_arch = "x86_64"))]
 impl Message for [u64; 16] {
     #[inline(always)]
     fn word(&self, i: usize) -> u64 {
@@ -102,28 +116,14 @@ impl Message for InXmm {
     }
 }
 
-fn words(block: &[u8; BLOCK]) -> [u64; 16] {
-    let mut m = [0u64; 16];
-    for (word, bytes) in m.iter_mut().zip(block.as_chunks::<8>().0) {
-        *word = u64::from_le_bytes(*bytes);
-    }
-    m
-}
-
 /// Compresses one block into `h`; `counter` counts the bytes hashed so far,
 /// this block's included; `last` marks the final block.
 #[inline(never)]
 pub fn compress(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
-    rounds(h, words(block), counter, last);
-}
-
-/// [`compress`] with the message words held in XMM registers.
-#[inline(never)]
-pub fn compress_xmm(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        // Each word straight from the block into its register (indexing
-        // the block, at opt-level "z", is a call, which clobbers them all).
+        // Each word straight from the block into its register: going
+        // through an array would put the words on the stack (memory).
         let block = block.as_ptr();
         macro_rules! xmm {
             ($i:literal) => {{
@@ -158,7 +158,13 @@ pub fn compress_xmm(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: 
         rounds(h, InXmm(m), counter, last);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    compress(h, block, counter, last);
+    {
+        let mut m = [0u64; 16];
+        for (word, bytes) in m.iter_mut().zip(block.as_chunks::<8>().0) {
+            *word = u64::from_le_bytes(*bytes);
+        }
+        rounds(h, m, counter, last);
+    }
 }
 
 #[inline(always)]
