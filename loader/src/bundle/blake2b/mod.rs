@@ -14,10 +14,37 @@
 //! measured there ran at 100-151 MB/s (`blake2b_simd`, `blake2b-ref`,
 //! `blake2-rfc`, `blake2`, a Monocypher-like loop): all of them rotate with
 //! `ror`/`rol`, which QEMU's TCG translates with a flags helper call half
-//! the time. [`shrd`] rotates with `shrd` instead and runs at about
-//! 260 MB/s there, but at half `ror`'s speed on real CPUs; the probe below
-//! finds it when the CPU is emulated (`examples/byte_costs.rs` prints all
-//! three side by side).
+//! the time. The `blake2b-shrd` crate rotates with `shrd` instead, keeps the
+//! message words in XMM registers (no memory loads, which a system-mode
+//! guest pays a software TLB lookup for) and is built at opt-level 3 (the
+//! loader's "z" cost it a third of its speed); it runs at half `ror`'s
+//! speed on real CPUs, so the probe below finds it when the CPU is
+//! emulated (`examples/byte_costs.rs` prints all three side by side).
+//!
+//! Measured in a one-vCPU system-mode guest, the view the install race
+//! sees (`loader/examples/byte_costs_guest.sh BUNDLE.fw`: q35, TCG, QEMU
+//! 7.2, `qemu64`; CPU seconds, best of three interleaved runs, two boots
+//! each, on a shared host), MB/s:
+//!
+//! | bundle            | blake2b_simd | blake2 | shrd before | blake2b-shrd |
+//! |-------------------|-------------:|-------:|------------:|-------------:|
+//! | 7.6 MB (ab-v1)    | 93-98        | 61-70  | 115-116     | 159-183      |
+//! | 112 MB (large)    | 79-90        | 58-63  | 118-124     | 158-172      |
+//!
+//! ("shrd before": the same rounds inside the loader at opt-level "z",
+//! message words reloaded from memory.) In user mode (`qemu-x86_64 -cpu
+//! qemu64`, 112 MB) blake2b-shrd runs at 219-292 MB/s, `blake2b_simd` at
+//! 126-132.
+//!
+//! Tried and dropped: an SSE2 compress after the BLAKE2 reference's
+//! `sse/blake2b-round.h` (state rows in 8 XMM registers, rotations by
+//! shifts or `pshufd`/`pshuflw`, diagonals by `shufpd` or `punpck*qdq`)
+//! ran at 31-38 MB/s in both the system-mode guest and user mode, every
+//! variant. QEMU 7.2 keeps XMM registers in its CPU state in memory, so
+//! each vector op is a load, the op and a store on a dependency chain
+//! (`-d op` shows `ld_vec`/`add_vec`/`st_vec` per `paddq`), and the
+//! shuffles (`pshufd`, `punpcklqdq`, `shufpd`) are helper calls, while
+//! scalar code keeps the guest's registers in host registers.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
