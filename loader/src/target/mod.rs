@@ -4,6 +4,7 @@
 //! reads and writes plus size, discard and sync. Tests use sparse temp files.
 
 pub mod blockdev;
+mod direct;
 pub mod file;
 pub mod shield;
 pub(crate) mod sys;
