@@ -239,7 +239,8 @@ fn install_pass(
     out.stage("choosing the disk");
     let min_size = layout_size(manifest);
     let selected = choose_disk(config, paths, min_size, out)?;
-    out.say(&format!("disk: {} ({})", selected.disk.summary(), selected.reason));
+    // The reason names the disk as `summary()` does.
+    out.say(&format!("disk: {}", selected.reason));
     let dev = selected.disk.dev_path();
     let mut device = BlockDevice::open(Path::new(&dev), config.force.mounted).map_err(|e| {
         fail(
