@@ -149,6 +149,14 @@ fn large_aligned_writes_bypass_the_page_cache_and_every_byte_lands_in_order() {
     // Direct over a range the page cache holds dirty.
     write(&mut disk, 5 * MIB + 4096, pattern(5, 2 * MIB as usize + 512));
     assert_eq!(disk.direct_bytes(), 3 * MIB + 1024);
+    // From page-aligned memory (the pipeline's chunks): written as it is.
+    let mut aligned = vec![0u8; 2 * MIB as usize];
+    let skew = aligned.as_ptr().align_offset(super::direct::ALIGN);
+    aligned[skew..skew + MIB as usize].copy_from_slice(&pattern(6, MIB as usize));
+    disk.write_at(9 * MIB, &aligned[skew..skew + MIB as usize])
+        .expect("write");
+    expected[9 * MIB as usize..10 * MIB as usize].copy_from_slice(&pattern(6, MIB as usize));
+    assert_eq!(disk.direct_bytes(), 4 * MIB + 1024);
 
     // Reads through the device see every write, cached or direct.
     let mut back = vec![0u8; expected.len()];

@@ -30,11 +30,12 @@ pub const MIN_DIRECT: usize = 64 * 1024;
 /// Bytes copied into the aligned buffer and written per system call.
 const PIECE: usize = 1 << 20;
 
-/// Every device's direct-I/O memory alignment divides a page.
-const ALIGN: usize = 4096;
+/// Every device's direct-I/O memory alignment divides a page: data that
+/// starts on one is written as it is (the install pipeline's chunks).
+pub const ALIGN: usize = 4096;
 
 /// A second handle on the device, opened with `O_DIRECT`, and the aligned
-/// buffer its writes come from.
+/// buffer its writes of unaligned data are copied into.
 #[derive(Debug)]
 pub struct DirectWriter {
     file: File,
@@ -64,6 +65,10 @@ impl DirectWriter {
     /// caller writes the rest through the page cache.
     pub fn write_sectors(&mut self, offset: u64, data: &[u8], sector: usize) -> io::Result<usize> {
         let whole = data.len() / sector * sector;
+        if data.as_ptr().align_offset(ALIGN) == 0 {
+            self.file.write_all_at(&data[..whole], offset)?;
+            return Ok(whole);
+        }
         let mut done = 0;
         while done < whole {
             let len = (whole - done).min(PIECE);

@@ -5,6 +5,7 @@
 
 pub mod blockdev;
 mod direct;
+pub use direct::ALIGN as DIRECT_ALIGN;
 pub mod file;
 pub mod shield;
 pub(crate) mod sys;
