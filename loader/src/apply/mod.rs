@@ -20,6 +20,7 @@
 //! verified whole first, is decided per install by `install_mode`.
 
 mod actions;
+mod chunk;
 mod commit;
 mod commit_env;
 pub mod error;

@@ -24,6 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
+use super::chunk::Chunk;
 use super::error::{panic_text, WorkerPanicked};
 use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
@@ -38,7 +39,7 @@ pub enum Msg {
     Entry(String),
     /// An entry nobody asked for was passed over without inflating it.
     Skipped(String),
-    Data(Vec<u8>),
+    Data(Chunk),
     /// The current entry ended and its CRC and sizes checked out; its
     /// uncompressed data had this length and BLAKE2b-256 (`None` when the
     /// stream was spawned without hashing).
@@ -55,7 +56,7 @@ pub enum Msg {
 enum Unhashed {
     Entry(String),
     Skipped(String),
-    Data(Vec<u8>),
+    Data(Chunk),
     EntryEnd,
     Done,
     Failed(io::Error),
@@ -63,7 +64,7 @@ enum Unhashed {
 
 pub struct EntryStream {
     rx: Stages,
-    recycle: SyncSender<Vec<u8>>,
+    recycle: SyncSender<Chunk>,
     threads: Vec<JoinHandle<()>>,
     /// Bytes of the current entry so far, when there is no hasher to count.
     length: u64,
@@ -161,7 +162,7 @@ impl EntryStream {
     }
 
     /// Hands a consumed buffer back to the reader.
-    pub fn recycle(&self, buf: Vec<u8>) {
+    pub fn recycle(&self, buf: Chunk) {
         let _ = self.recycle.try_send(buf);
     }
 }
@@ -180,12 +181,7 @@ impl Drop for EntryStream {
     }
 }
 
-fn read_entries<R: Read>(
-    mut walker: ZipWalker<R>,
-    wanted: &Wanted,
-    tx: SyncSender<Unhashed>,
-    spare: Receiver<Vec<u8>>,
-) {
+fn read_entries<R: Read>(mut walker: ZipWalker<R>, wanted: &Wanted, tx: SyncSender<Unhashed>, spare: Receiver<Chunk>) {
     let send = |m: Unhashed| tx.send(m).is_ok();
     loop {
         let mut entry = match walker.next_entry() {
@@ -223,13 +219,12 @@ fn read_entries<R: Read>(
         loop {
             let mut buf = match spare.try_recv() {
                 Ok(b) => b,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::with_capacity(CHUNK),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk::new(CHUNK),
             };
-            buf.resize(CHUNK, 0);
-            match fill(&mut entry, &mut buf) {
+            match fill(&mut entry, buf.space()) {
                 Ok(0) => break,
                 Ok(n) => {
-                    buf.truncate(n);
+                    buf.set_len(n);
                     if !send(Unhashed::Data(buf)) {
                         return;
                     }

@@ -159,7 +159,7 @@ fn attempts_with(
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(test)]
             tests::maybe_panic();
-            run::attempt(&config, paths, &mut out)
+            run::attempt(&config, paths, stays_up(mode, &config), &mut out)
         }));
         let (result, panicked) = match attempt {
             Ok(result) => (result, false),
@@ -278,6 +278,11 @@ fn auto_console(active: &str) -> ConsoleMode {
         Some(tty) if tty.starts_with("tty") && tty[3..].chars().all(|c| c.is_ascii_digit()) => ConsoleMode::Bar,
         _ => ConsoleMode::Plain,
     }
+}
+
+/// Whether the machine stays up after a successful install.
+fn stays_up(mode: &BootMode, config: &Config) -> bool {
+    !mode.power_actions || config.on_success == OnSuccess::Halt
 }
 
 fn finish(mode: &BootMode, log: &BootLog, action: OnSuccess) -> ExitCode {

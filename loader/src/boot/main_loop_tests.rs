@@ -113,3 +113,22 @@ fn serial_consoles_get_plain_lines_and_vga_gets_the_bar() {
     assert_eq!(auto_console("ttyAMA0\n"), ConsoleMode::Plain);
     assert_eq!(auto_console(""), ConsoleMode::Plain);
 }
+
+#[test]
+fn the_partition_table_is_re_read_only_when_the_machine_stays_up() {
+    let config = |on_success| Config {
+        on_success,
+        ..Config::default()
+    };
+    let mode = |power_actions| BootMode {
+        pid1: true,
+        power_actions,
+    };
+    assert!(!stays_up(&mode(true), &config(OnSuccess::Reboot)));
+    assert!(!stays_up(&mode(true), &config(OnSuccess::Poweroff)));
+    assert!(stays_up(&mode(true), &config(OnSuccess::Halt)));
+    assert!(
+        stays_up(&mode(false), &config(OnSuccess::Reboot)),
+        "loader boot without --finish"
+    );
+}

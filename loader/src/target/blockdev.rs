@@ -16,10 +16,12 @@
 //! instead: the Target contract says discarded ranges on devices read as
 //! anything, and writing zeros over a 256 MiB slot would cost minutes.
 //!
-//! Writes go through the page cache (no `O_DIRECT`, so any offset and
-//! length works); `sync` is `fsync`, which also flushes the device's write
-//! cache, skipped when nothing was written or discarded through the handle
-//! since its last sync.
+//! Large sector-aligned writes (streamed resources) bypass the page cache
+//! through a second, `O_DIRECT` handle (see `direct`); everything else
+//! goes through the page cache, so any offset and length works. `sync` is
+//! `fsync`, which also flushes the device's write cache, skipped when
+//! nothing was written or discarded through the handle since its last
+//! sync.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::direct::{self, DirectWriter};
 pub use super::sys::PartitionOp;
 use super::writeback::Writeback;
 use super::{sys, Target};
@@ -121,6 +124,10 @@ pub struct BlockDevice {
     sector_size: u32,
     discard_unsupported: bool,
     writeback: Writeback,
+    /// `None` when the device refused `O_DIRECT`.
+    direct: Option<DirectWriter>,
+    /// Bytes written through `direct`.
+    direct_bytes: u64,
     /// Nothing was written or discarded through this handle since its
     /// last sync succeeded: another sync would only repeat the device's
     /// cache flush (the commit's last step is synced, the re-read of the
@@ -184,6 +191,8 @@ impl BlockDevice {
             sector_size,
             discard_unsupported: false,
             writeback: Writeback::default(),
+            direct: DirectWriter::open(path),
+            direct_bytes: 0,
             synced: false,
         })
     }
@@ -254,6 +263,37 @@ impl BlockDevice {
         Ok(())
     }
 
+    /// Writes what of `data` suits a direct write (its whole sectors, when
+    /// it is large and starts on one); returns how many bytes that was.
+    fn write_direct(&mut self, offset: u64, data: &[u8]) -> io::Result<usize> {
+        let Some(writer) = self
+            .direct
+            .as_mut()
+            .filter(|_| direct::suits(offset, data.len(), self.sector_size))
+        else {
+            return Ok(0);
+        };
+        match writer.write_sectors(offset, data, self.sector_size as usize) {
+            Ok(n) => {
+                self.direct_bytes += n as u64;
+                Ok(n)
+            }
+            // A device that takes the open but not the alignment: the
+            // page cache writes everything from here on.
+            Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "direct writes refused; buffered from now on");
+                self.direct = None;
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes written past the page cache so far.
+    pub fn direct_bytes(&self) -> u64 {
+        self.direct_bytes
+    }
+
     fn check_range(&self, offset: u64, len: usize, kind: io::ErrorKind, verb: &str) -> io::Result<()> {
         let end = offset.checked_add(len as u64);
         if end.is_some_and(|end| end <= self.size) {
@@ -279,8 +319,12 @@ impl Medium for BlockDevice {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.check_range(offset, data.len(), io::ErrorKind::InvalidInput, "write")?;
         self.synced = false;
-        self.file.write_all_at(data, offset)?;
-        self.writeback.wrote(self.file.as_fd(), offset, data.len() as u64);
+        let direct = self.write_direct(offset, data)?;
+        let (offset, data) = (offset + direct as u64, &data[direct..]);
+        if !data.is_empty() {
+            self.file.write_all_at(data, offset)?;
+            self.writeback.wrote(self.file.as_fd(), offset, data.len() as u64);
+        }
         Ok(())
     }
 }

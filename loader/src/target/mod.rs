@@ -4,6 +4,8 @@
 //! reads and writes plus size, discard and sync. Tests use sparse temp files.
 
 pub mod blockdev;
+mod direct;
+pub use direct::ALIGN as DIRECT_ALIGN;
 pub mod file;
 pub mod shield;
 pub(crate) mod sys;
