@@ -26,15 +26,17 @@
 //! 7.2, `qemu64`; CPU seconds, best of three interleaved runs, two boots
 //! each, on a shared host), MB/s:
 //!
-//! | bundle            | blake2b_simd | blake2 | shrd before | blake2b-shrd |
-//! |-------------------|-------------:|-------:|------------:|-------------:|
-//! | 7.6 MB (ab-v1)    | 93-98        | 61-70  | 115-116     | 159-183      |
-//! | 112 MB (large)    | 79-90        | 58-63  | 118-124     | 158-172      |
+//! | bundle         | blake2b_simd | blake2 | shrd before | blake2b-shrd |
+//! |----------------|-------------:|-------:|------------:|-------------:|
+//! | 7.6 MB (ab-v1) | 77-102       | 62-72  | 116-133     | 199-208      |
+//! | 112 MB (large) | 97-98        | 61-73  | 114-115     | 170-185      |
 //!
 //! ("shrd before": the same rounds inside the loader at opt-level "z",
-//! message words reloaded from memory.) In user mode (`qemu-x86_64 -cpu
-//! qemu64`, 112 MB) blake2b-shrd runs at 219-292 MB/s, `blake2b_simd` at
-//! 126-132.
+//! message words reloaded from memory, as on `main` before this crate.)
+//! Under `qemu-x86_64 -cpu qemu64` (user mode, 112 MB): 250-259 MB/s
+//! against 209-220 before and 141-151 for `blake2b_simd`. Natively (AMD
+//! EPYC, family 25): `blake2b_simd` 1192-1196, `blake2` 1128-1134,
+//! blake2b-shrd 491-492: the probe keeps picking `blake2b_simd` there.
 //!
 //! Tried and dropped: an SSE2 compress after the BLAKE2 reference's
 //! `sse/blake2b-round.h` (state rows in 8 XMM registers, rotations by
