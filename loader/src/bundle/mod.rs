@@ -3,6 +3,7 @@
 
 pub mod blake2b;
 pub mod conf;
+pub mod crc32;
 pub mod fwup_version;
 pub mod manifest;
 mod manifest_actions;
@@ -13,5 +14,6 @@ pub mod meta_conf;
 pub mod meta_uuid;
 pub mod open;
 pub mod parse;
+mod probe;
 pub mod signature;
 pub mod zip;

@@ -49,7 +49,6 @@
 //! scalar code keeps the guest's registers in host registers.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use blake2::digest::consts::U32;
 use blake2::Digest;
@@ -70,45 +69,19 @@ impl Implementation {
     pub const ALL: [Implementation; 3] = [Implementation::Vector, Implementation::Scalar, Implementation::Shrd];
 }
 
-/// Bytes hashed per timing run: large enough that the rounds dominate,
-/// small enough that choosing costs well under a millisecond.
-const PROBE_BYTES: usize = 32 * 1024;
-const PROBE_RUNS: usize = 3;
-
 impl Implementation {
-    /// The faster implementation on this machine, measured on first use.
+    /// The fastest implementation on this machine, measured on first use
+    /// (ties go to the earlier one: Vector, then Scalar).
     pub fn fastest() -> Implementation {
         static CHOICE: OnceLock<Implementation> = OnceLock::new();
         *CHOICE.get_or_init(|| {
-            let probe = vec![0x5a; PROBE_BYTES];
-            // Interleaved, best of a few: a context switch in one run does
-            // not decide the choice.
-            let mut best = [Duration::MAX; Implementation::ALL.len()];
-            for _ in 0..PROBE_RUNS {
-                for (best, implementation) in best.iter_mut().zip(Implementation::ALL) {
-                    *best = (*best).min(time(implementation, &probe));
-                }
-            }
-            // Ties go to the earlier one: Vector, then Scalar.
-            let mut fastest = 0;
-            for (i, time) in best.iter().enumerate() {
-                if *time < best[fastest] {
-                    fastest = i;
-                }
-            }
-            // With loader.log=debug: which one a guest's CPU got.
-            tracing::debug!(picked = ?Implementation::ALL[fastest], probe_ns = ?best.map(|t| t.as_nanos()), "BLAKE2b implementation");
-            Implementation::ALL[fastest]
+            super::probe::fastest("BLAKE2b", Implementation::ALL, |implementation, data| {
+                let mut hasher = Blake2b256::with(implementation);
+                hasher.update(data);
+                std::hint::black_box(hasher.finalize());
+            })
         })
     }
-}
-
-fn time(implementation: Implementation, data: &[u8]) -> Duration {
-    let started = Instant::now();
-    let mut hasher = Blake2b256::with(implementation);
-    hasher.update(data);
-    std::hint::black_box(hasher.finalize());
-    started.elapsed()
 }
 
 /// A running BLAKE2b-256 (unkeyed, no salt or personalization: fwup's).

@@ -17,6 +17,8 @@ use std::io::Read;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
+use crate::bundle::crc32::Crc32;
+
 use super::deflate_skip::{self, SkipError};
 use super::descriptor_scan::{self, Scan};
 use super::error::{Place, SizeKind, ZipError};
@@ -26,7 +28,7 @@ use super::source::Source;
 /// Reading progress through one entry.
 pub(super) struct Body {
     pub header: LocalHeader,
-    crc: crc32fast::Hasher,
+    crc: Crc32,
     /// Source bytes taken as this entry's data.
     compressed: u64,
     /// Bytes handed to the reader.
@@ -49,7 +51,7 @@ impl Body {
         };
         Body {
             header,
-            crc: crc32fast::Hasher::new(),
+            crc: Crc32::new(),
             compressed: 0,
             uncompressed: 0,
             compressed_limit,

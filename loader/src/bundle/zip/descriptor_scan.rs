@@ -23,6 +23,8 @@
 //! searching for `PK` and checked only there: the data itself is looked at
 //! once, at memory speed.
 
+use crate::bundle::crc32::Crc32;
+
 use super::header::{self, Descriptor};
 
 /// Bytes a candidate needs in view to be decided: the longest descriptor
@@ -52,7 +54,7 @@ pub(super) enum Scan {
 ///
 /// Unless `at_eof`, only positions with [`LOOK_AHEAD`] bytes in view are
 /// decided, so a window of at least that size always makes progress.
-pub(super) fn scan(window: &[u8], at_eof: bool, count: u64, crc: &crc32fast::Hasher, zip64: bool) -> Scan {
+pub(super) fn scan(window: &[u8], at_eof: bool, count: u64, crc: &Crc32, zip64: bool) -> Scan {
     let decided = if at_eof {
         window.len()
     } else {
@@ -108,7 +110,7 @@ fn descriptor_at(
     signed: bool,
     wide: bool,
     count: u64,
-    crc: &crc32fast::Hasher,
+    crc: &Crc32,
     zip64: bool,
 ) -> Option<Descriptor> {
     let size = count + at as u64;
@@ -162,7 +164,7 @@ mod tests {
     /// Feeds `bytes` through `scan` in windows of at most `window` bytes,
     /// as the body reader does; returns the data length and descriptor.
     fn delimit(bytes: &[u8], window: usize, zip64: bool) -> Option<(usize, Descriptor)> {
-        let mut crc = crc32fast::Hasher::new();
+        let mut crc = Crc32::new();
         let mut at = 0usize;
         loop {
             let end = (at + window.max(LOOK_AHEAD)).min(bytes.len());
