@@ -6,7 +6,7 @@
 //! the faster one on many Intel CPUs, but on AMD Zen 5 (measured on an EPYC,
 //! CPU family 26) the plain 64-bit code of the `blake2` crate runs 1.8 times
 //! as fast (1.54 against 0.85 GB/s). Both compute the same digest, so the
-//! choice is made once per process by timing both on a small buffer; a
+//! choice is made once per process by timing each on a small buffer (`probe`); a
 //! wrong guess under load costs speed, never correctness.
 //!
 //! On a CPU without SSE4.1 (QEMU's default `qemu64` model, what a TCG guest
@@ -18,7 +18,7 @@
 //! message words in XMM registers (no memory loads, which a system-mode
 //! guest pays a software TLB lookup for) and is built at opt-level 3 (the
 //! loader's "z" cost it a third of its speed); it runs at half `ror`'s
-//! speed on real CPUs, so the probe below finds it when the CPU is
+//! speed on real CPUs, so the probe finds it when the CPU is
 //! emulated (`examples/byte_costs.rs` prints all three side by side).
 //!
 //! Measured in a one-vCPU system-mode guest, the view the install race
