@@ -69,7 +69,14 @@ fn run(as_init: bool) -> Result<(), Box<dyn std::error::Error>> {
         })
         .0
     };
-    let hashes = Implementation::ALL.map(|implementation| (implementation, hash(implementation)));
+    // Best of three, interleaved: on a shared host, load that comes and
+    // goes does not decide between the implementations.
+    let mut hashes = Implementation::ALL.map(|implementation| (implementation, f64::MAX));
+    for _ in 0..3 {
+        for (implementation, best) in &mut hashes {
+            *best = best.min(hash(*implementation));
+        }
+    }
     let mut target = vec![0u8; CHUNK];
     let copy = timed(|| {
         for c in &data {
@@ -99,7 +106,7 @@ fn run(as_init: bool) -> Result<(), Box<dyn std::error::Error>> {
         let label = match implementation {
             Implementation::Vector => "blake2b_simd",
             Implementation::Scalar => "blake2 (RustCrypto)",
-            Implementation::Shrd => "ours, shrd rotations",
+            Implementation::Shrd => "blake2b-shrd (ours)",
         };
         row(&format!("BLAKE2b-256, {label}"), secs);
     }

@@ -14,12 +14,39 @@
 //! measured there ran at 100-151 MB/s (`blake2b_simd`, `blake2b-ref`,
 //! `blake2-rfc`, `blake2`, a Monocypher-like loop): all of them rotate with
 //! `ror`/`rol`, which QEMU's TCG translates with a flags helper call half
-//! the time. [`shrd`] rotates with `shrd` instead and runs at about
-//! 260 MB/s there, but at half `ror`'s speed on real CPUs; the probe below
-//! finds it when the CPU is emulated (`examples/byte_costs.rs` prints all
-//! three side by side).
-
-mod shrd;
+//! the time. The `blake2b-shrd` crate rotates with `shrd` instead, keeps the
+//! message words in XMM registers (no memory loads, which a system-mode
+//! guest pays a software TLB lookup for) and is built at opt-level 3 (the
+//! loader's "z" cost it a third of its speed); it runs at half `ror`'s
+//! speed on real CPUs, so the probe below finds it when the CPU is
+//! emulated (`examples/byte_costs.rs` prints all three side by side).
+//!
+//! Measured in a one-vCPU system-mode guest, the view the install race
+//! sees (`loader/examples/byte_costs_guest.sh BUNDLE.fw`: q35, TCG, QEMU
+//! 7.2, `qemu64`; CPU seconds, best of three interleaved runs, two boots
+//! each, on a shared host), MB/s:
+//!
+//! | bundle         | blake2b_simd | blake2 | shrd before | blake2b-shrd |
+//! |----------------|-------------:|-------:|------------:|-------------:|
+//! | 7.6 MB (ab-v1) | 77-102       | 62-72  | 116-133     | 199-208      |
+//! | 112 MB (large) | 97-98        | 61-73  | 114-115     | 170-185      |
+//!
+//! ("shrd before": the same rounds inside the loader at opt-level "z",
+//! message words reloaded from memory, as on `main` before this crate.)
+//! Under `qemu-x86_64 -cpu qemu64` (user mode, 112 MB): 250-259 MB/s
+//! against 209-220 before and 141-151 for `blake2b_simd`. Natively (AMD
+//! EPYC, family 25): `blake2b_simd` 1192-1196, `blake2` 1128-1134,
+//! blake2b-shrd 491-492: the probe keeps picking `blake2b_simd` there.
+//!
+//! Tried and dropped: an SSE2 compress after the BLAKE2 reference's
+//! `sse/blake2b-round.h` (state rows in 8 XMM registers, rotations by
+//! shifts or `pshufd`/`pshuflw`, diagonals by `shufpd` or `punpck*qdq`)
+//! ran at 31-38 MB/s in both the system-mode guest and user mode, every
+//! variant. QEMU 7.2 keeps XMM registers in its CPU state in memory, so
+//! each vector op is a load, the op and a store on a dependency chain
+//! (`-d op` shows `ld_vec`/`add_vec`/`st_vec` per `paddq`), and the
+//! shuffles (`pshufd`, `punpcklqdq`, `shufpd`) are helper calls, while
+//! scalar code keeps the guest's registers in host registers.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -34,7 +61,8 @@ pub enum Implementation {
     Vector,
     /// The `blake2` crate's portable 64-bit code.
     Scalar,
-    /// [`shrd`]'s unrolled rounds with `shrd` rotations (emulated CPUs).
+    /// The `blake2b-shrd` crate: unrolled rounds with `shrd` rotations
+    /// and the message words in XMM registers (emulated CPUs).
     Shrd,
 }
 
@@ -91,7 +119,7 @@ pub struct Blake2b256(State);
 enum State {
     Vector(blake2b_simd::State),
     Scalar(blake2::Blake2b<U32>),
-    Shrd(shrd::State),
+    Shrd(blake2b_shrd::State),
 }
 
 impl Default for Blake2b256 {
@@ -110,7 +138,7 @@ impl Blake2b256 {
         Blake2b256(match implementation {
             Implementation::Vector => State::Vector(blake2b_simd::Params::new().hash_length(32).to_state()),
             Implementation::Scalar => State::Scalar(blake2::Blake2b::<U32>::new()),
-            Implementation::Shrd => State::Shrd(shrd::State::new(32, &[])),
+            Implementation::Shrd => State::Shrd(blake2b_shrd::State::new(32, &[])),
         })
     }
 

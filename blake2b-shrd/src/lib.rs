@@ -1,22 +1,18 @@
-//! BLAKE2b written for an emulated CPU: every rotation is a `shrd`.
+//! BLAKE2b for an emulated x86-64 CPU (QEMU's TCG), with a digest of 1 to
+//! 64 bytes and an optional key: the block buffering and parameter block
+//! here, the compression function and why it is written as it is in
+//! `compress.rs`.
 //!
-//! QEMU's TCG (what a one-vCPU guest without KVM runs on) translates `ror`
-//! and `rol` by first computing all of the guest's flags in a helper call,
-//! because a rotate keeps the flags it does not set. TCG drops that call
-//! only when an instruction that overwrites the flags (an `add`) comes
-//! before the next memory access; with 16 state words in 15 registers the
-//! compiler's spills and message loads fall in between about half the time,
-//! so half of BLAKE2b's 384 rotations per block cost a call. `shrd reg,
-//! reg, n` computes the same rotation and sets its flags from the result
-//! alone, with no helper. Measured under `qemu-x86_64 -cpu qemu64` (CPU
-//! time, 128 MiB): 253-268 MB/s against 117-134 for the same code with
-//! `ror`, and 140-153 for `blake2b_simd`'s portable code. On real CPUs
-//! `shrd` is slower than `ror` (half the speed on an AMD EPYC), so the
-//! parent module picks this implementation only when a timing probe says
-//! it is the fastest.
-//!
-//! The 12 rounds are unrolled with the message schedule as constant
-//! indices: no SIGMA table loads.
+//! A crate of its own so that it can be compiled at `opt-level = 3` while
+//! the loader stays at "z": at "z" the compiler does not inline the helpers
+//! and spills more, and the same code ran at 115-116 MB/s in a system-mode
+//! guest against 166-169 at 3 (`loader/examples/byte_costs_guest.sh`, 7 MB
+//! bundle, best of three, before the message words moved to XMM
+//! registers).
+
+mod compress;
+
+use compress::compress;
 
 /// The BLAKE2b initialization vector (SHA-512's).
 const IV: [u64; 8] = [
@@ -31,88 +27,6 @@ const IV: [u64; 8] = [
 ];
 
 const BLOCK: usize = 128;
-
-/// `x` rotated right by `N` bits, as one `shrd` on x86-64.
-#[inline(always)]
-fn rotr<const N: u32>(x: u64) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut x = x;
-        // SAFETY: `shrd` with one register as both operands and an
-        // immediate count reads and writes only that register and the flags
-        // (not declared preserved); no memory, no stack.
-        unsafe {
-            core::arch::asm!("shrd {x}, {x}, {n}", x = inout(reg) x, n = const N, options(pure, nomem, nostack));
-        }
-        x
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        x.rotate_right(N)
-    }
-}
-
-/// The mixing function G on state words a, b, c, d with message words x, y.
-macro_rules! g {
-    ($v:ident, $m:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:literal, $y:literal) => {
-        $v[$a] = $v[$a].wrapping_add($v[$b]).wrapping_add($m[$x]);
-        $v[$d] = rotr::<32>($v[$d] ^ $v[$a]);
-        $v[$c] = $v[$c].wrapping_add($v[$d]);
-        $v[$b] = rotr::<24>($v[$b] ^ $v[$c]);
-        $v[$a] = $v[$a].wrapping_add($v[$b]).wrapping_add($m[$y]);
-        $v[$d] = rotr::<16>($v[$d] ^ $v[$a]);
-        $v[$c] = $v[$c].wrapping_add($v[$d]);
-        $v[$b] = rotr::<63>($v[$b] ^ $v[$c]);
-    };
-}
-
-/// One round: columns, then diagonals, with that round's row of SIGMA.
-macro_rules! round {
-    ($v:ident, $m:ident, $s0:literal $s1:literal $s2:literal $s3:literal $s4:literal $s5:literal $s6:literal $s7:literal
-     $s8:literal $s9:literal $s10:literal $s11:literal $s12:literal $s13:literal $s14:literal $s15:literal) => {
-        g!($v, $m, 0, 4, 8, 12, $s0, $s1);
-        g!($v, $m, 1, 5, 9, 13, $s2, $s3);
-        g!($v, $m, 2, 6, 10, 14, $s4, $s5);
-        g!($v, $m, 3, 7, 11, 15, $s6, $s7);
-        g!($v, $m, 0, 5, 10, 15, $s8, $s9);
-        g!($v, $m, 1, 6, 11, 12, $s10, $s11);
-        g!($v, $m, 2, 7, 8, 13, $s12, $s13);
-        g!($v, $m, 3, 4, 9, 14, $s14, $s15);
-    };
-}
-
-/// Compresses one block into `h`; `counter` counts the bytes hashed so far,
-/// this block's included; `last` marks the final block.
-#[inline(never)]
-fn compress(h: &mut [u64; 8], block: &[u8; BLOCK], counter: u128, last: bool) {
-    let mut m = [0u64; 16];
-    for (word, bytes) in m.iter_mut().zip(block.as_chunks::<8>().0) {
-        *word = u64::from_le_bytes(*bytes);
-    }
-    let mut v = [0u64; 16];
-    v[..8].copy_from_slice(h);
-    v[8..].copy_from_slice(&IV);
-    v[12] ^= counter as u64;
-    v[13] ^= (counter >> 64) as u64;
-    if last {
-        v[14] = !v[14];
-    }
-    round!(v, m, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    round!(v, m, 14 10 4 8 9 15 13 6 1 12 0 2 11 7 5 3);
-    round!(v, m, 11 8 12 0 5 2 15 13 10 14 3 6 7 1 9 4);
-    round!(v, m, 7 9 3 1 13 12 11 14 2 6 5 10 4 0 15 8);
-    round!(v, m, 9 0 5 7 2 4 10 15 14 1 11 12 6 8 3 13);
-    round!(v, m, 2 12 6 10 0 11 8 3 4 13 7 5 15 14 1 9);
-    round!(v, m, 12 5 1 15 14 13 4 10 0 7 6 3 9 2 8 11);
-    round!(v, m, 13 11 7 14 12 1 3 9 5 0 15 4 8 6 2 10);
-    round!(v, m, 6 15 14 9 11 3 0 8 12 2 13 7 1 4 10 5);
-    round!(v, m, 10 2 8 4 7 6 1 5 15 11 9 14 3 12 13 0);
-    round!(v, m, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
-    round!(v, m, 14 10 4 8 9 15 13 6 1 12 0 2 11 7 5 3);
-    for (i, word) in h.iter_mut().enumerate() {
-        *word ^= v[i] ^ v[i + 8];
-    }
-}
 
 /// A running BLAKE2b with a digest of 1 to 64 bytes and an optional key.
 #[derive(Clone)]
@@ -284,7 +198,7 @@ mod tests {
     #[test]
     fn block_boundaries_match_blake2b_simd() {
         let data: Vec<u8> = (0..2000u32).map(|i| (i * 31 % 253) as u8).collect();
-        for n in [127, 128, 129, 255, 256, 257, 1024, 2000] {
+        for n in [0, 1, 127, 128, 129, 255, 256, 257, 1024, 2000] {
             assert_eq!(digest(32, b"", &data[..n]), reference(32, b"", &data[..n]), "{n} bytes");
             assert_eq!(
                 digest(64, b"k", &data[..n]),
