@@ -18,6 +18,9 @@
 //!    data in clusters the old FAT has free (no file of the disk as it is
 //!    uses them). Only sectors whose bytes change are written at all: a
 //!    write that leaves a sector as it was cannot matter, and cannot tear.
+//!    (When sector 0 boots nothing at the start, no sector can matter
+//!    until the final sector 0: all held sectors are written, and the
+//!    held ranges are not read back first.)
 //! 2. The switch of what boots (partition tables, boot code in the first
 //!    MiB, the rest of the FAT volumes the task used):
 //!    - when it is one sector — an upgrade's `grubenv` is one sector of
@@ -113,6 +116,15 @@ impl Held<'_> {
         Ok(out)
     }
 
+    /// Every held sector on the device.
+    fn all_sectors(&self) -> BTreeSet<u64> {
+        self.pages
+            .keys()
+            .flat_map(|page| page * PER_PAGE..(page + 1) * PER_PAGE)
+            .filter(|&s| self.in_device(s))
+            .collect()
+    }
+
     fn in_device(&self, sector: u64) -> bool {
         self.end.is_none_or(|end| sector < end)
     }
@@ -126,8 +138,17 @@ pub(super) fn commit(target: &mut dyn Target, pages: &BTreeMap<u64, Box<[u8]>>, 
         pages,
         end: size.map(|s| s / BLOCK_SIZE),
     };
-    let (changed, unchanged) = diff(target, &held)?;
-    let plan = plan(target, &held, layout, &changed, unchanged)?;
+    let mut old0 = [0u8; SECTOR];
+    target.read_at(0, &mut old0)?;
+    // Unchanged sectors are left alone so that they cannot tear while
+    // something boots from the disk. When nothing does, writing them is
+    // harmless, and cheaper than reading every held range back first.
+    let (changed, unchanged) = if is_armed(&old0) {
+        diff(target, &held)?
+    } else {
+        (held.all_sectors(), Vec::new())
+    };
+    let plan = plan(target, &held, layout, &changed, unchanged, old0)?;
     if plan.barrier {
         target.sync()?;
     }
@@ -188,6 +209,7 @@ fn plan(
     layout: &Layout,
     changed: &BTreeSet<u64>,
     unchanged: Vec<u64>,
+    old0: [u8; SECTOR],
 ) -> io::Result<Plan> {
     // The changed sectors in `ranges`, looked up by range: a FAT volume
     // spans tens of thousands of sectors of which few change.
@@ -230,8 +252,6 @@ fn plan(
         }
     }
 
-    let mut old0 = [0u8; SECTOR];
-    target.read_at(0, &mut old0)?;
     let final0: [u8; SECTOR] = match held.sector(0) {
         Some(bytes) => bytes.try_into().unwrap_or(old0),
         None => old0,
@@ -402,6 +422,76 @@ mod tests {
             "UEFI firmware finds a GPT by the 0xEE type, signed or not"
         );
         assert_tear_safe(old);
+    }
+
+    /// A disk in memory that counts the bytes read and the sectors written.
+    struct Counting {
+        bytes: Vec<u8>,
+        read: usize,
+        written: BTreeSet<u64>,
+    }
+    impl Medium for Counting {
+        fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.read += buf.len();
+            self.bytes.read_at(offset, buf)
+        }
+        fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+            let first = offset / BLOCK_SIZE;
+            self.written.extend(first..first + data.len() as u64 / BLOCK_SIZE);
+            self.bytes.write_at(offset, data)
+        }
+    }
+    impl Target for Counting {
+        fn size(&self) -> Option<u64> {
+            Some(self.bytes.len() as u64)
+        }
+        fn discard(&mut self, _: u64, _: u64) -> io::Result<()> {
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    /// Held: sector 0 (an MBR) and a page 1 MiB in whose first sector
+    /// changes; its other sectors hold what the disk holds.
+    fn commit_onto(old0: [u8; SECTOR]) -> Counting {
+        let mut disk = Counting {
+            bytes: vec![0u8; 4 << 20],
+            read: 0,
+            written: BTreeSet::new(),
+        };
+        disk.bytes[..SECTOR].copy_from_slice(&old0);
+        let mut first = vec![0u8; PAGE as usize].into_boxed_slice();
+        first[..SECTOR].copy_from_slice(&sector0([0x0c, 0x83, 0, 0]));
+        let mut data = vec![0u8; PAGE as usize].into_boxed_slice();
+        data[..SECTOR].fill(0x5a);
+        let pages = BTreeMap::from([(0, first.clone()), ((1 << 20) / PAGE, data.clone())]);
+        commit(&mut disk, &pages, &Layout::default()).unwrap();
+        assert!(disk.bytes[..SECTOR] == first[..SECTOR] && disk.bytes[1 << 20..(1 << 20) + PAGE as usize] == data[..]);
+        disk
+    }
+
+    #[test]
+    fn over_a_disk_that_boots_only_changed_sectors_are_written() {
+        let disk = commit_onto(sector0([0x0c, 0x83, 0x83, 0x0c]));
+        let page = (1 << 20) / BLOCK_SIZE;
+        assert!(disk.written.contains(&page) && !disk.written.contains(&(page + 1)));
+        assert!(disk.read >= 2 * PAGE as usize, "the held ranges were read back");
+    }
+
+    #[test]
+    fn a_disk_that_boots_nothing_is_not_read_back_before_its_commit() {
+        let disk = commit_onto([0u8; SECTOR]);
+        let page = (1 << 20) / BLOCK_SIZE;
+        assert!(
+            (page..page + PER_PAGE).all(|s| disk.written.contains(&s)),
+            "all of the page"
+        );
+        assert_eq!(disk.read, SECTOR, "sector 0 alone");
     }
 
     #[test]
