@@ -8,10 +8,10 @@
 //! This one loads the 16 bytes as two words and takes the table indices
 //! from them with shifts: 18 loads. Measured in a one-vCPU guest
 //! (`loader/examples/byte_costs_guest.sh`, 112 MB bundle, best of three):
-//! 618-625 MB/s against 457-516 for `crc32fast`. In user mode (`qemu-x86_64
-//! -cpu qemu64`), where loads are cheap, it is slower (1181 against 1486),
-//! and on a real CPU with PCLMULQDQ far slower, so the loader picks between
-//! the two with a timing probe.
+//! 625-649 MB/s against 433-452 for `crc32fast` (three boots). In user
+//! mode (`qemu-x86_64 -cpu qemu64`), where loads are cheap, the two are
+//! close, and on a real CPU with PCLMULQDQ this one is 8 times slower, so
+//! the loader picks between the two with a timing probe.
 //!
 //! A crate of its own so that it builds at opt-level 3 while the loader
 //! stays at "z".

@@ -7,9 +7,11 @@
 //! sees) it runs slice-by-16 tables, loading 12 of every 16 bytes one at a
 //! time. The `crc32-slice16` crate loads them as two words, which a
 //! system-mode guest, paying a software TLB lookup per load, runs faster:
-//! 618-625 against 457-516 MB/s in a one-vCPU guest
-//! (`loader/examples/byte_costs_guest.sh`, 112 MB bundle). In user-mode
-//! TCG it is the slower one (1181 against 1486 MB/s), hence the probe.
+//! 625-649 against 433-452 MB/s in a one-vCPU guest
+//! (`loader/examples/byte_costs_guest.sh`, 112 MB bundle, three boots).
+//! In user-mode TCG the two are close (849-1094 against 797-1163 MB/s),
+//! natively `crc32fast` is 8 times as fast (20 against 2.4 GB/s): hence
+//! the probe.
 
 use std::sync::OnceLock;
 
