@@ -308,8 +308,9 @@ struct Compressor {
 }
 
 /// What the kernel unpacks; xz with CRC-32 (the kernel has no CRC-64),
-/// lz4 in the legacy format (the only one the kernel reads).
-const COMPRESSORS: [Compressor; 4] = [
+/// lz4 in the legacy format (the only one the kernel reads), and the
+/// plain `newc` archive (more to download, nothing to unpack).
+const COMPRESSORS: [Compressor; 5] = [
     Compressor {
         name: "gzip",
         command: "gzip -9n",
@@ -330,6 +331,11 @@ const COMPRESSORS: [Compressor; 4] = [
         command: "lz4 -l -9 -q -c",
         decompress: "lz4 -dc -q",
     },
+    Compressor {
+        name: "none",
+        command: "cat",
+        decompress: "cat",
+    },
 ];
 
 /// The compressor of an initramfs, by its magic bytes.
@@ -340,6 +346,7 @@ fn compressor_of(initramfs: &Path) -> &'static Compressor {
         Some([0xfd, b'7', b'z', b'X']) => "xz",
         Some([0x28, 0xb5, 0x2f, 0xfd]) => "zstd",
         Some([0x02, 0x21, 0x4c, 0x18]) => "lz4",
+        Some(b"0707") => "none",
         _ => panic!("{}: not a compressed initramfs the race knows", initramfs.display()),
     };
     COMPRESSORS.iter().find(|c| c.name == name).unwrap()

@@ -1,21 +1,24 @@
 //! Compressing the cpio archive in a form the kernel's initramfs unpacker accepts.
 //!
 //! The default is gzip (flate2, level 9, mtime 0): of the formats the
-//! kernel reads, it boots fastest among those we can write in pure Rust.
-//! Measured by `scripts/bench` on the loader's 3 MB cpio (q35 under QEMU
-//! TCG, 1 vCPU, the kernel unpacking synchronously, median of 5 boots on a
-//! loaded 2-core host; host: CPU time to unpack on an AMD EPYC):
+//! kernel reads, it boots within 70 ms of the fastest, at half the bytes to
+//! download. Measured with `cargo run --release -p qemu-tests --example
+//! boot_race -- --compression 3` on the loader's 4.7 MB cpio (q35 under
+//! QEMU TCG, 1 vCPU, the kernel unpacking synchronously, median of 3 boots
+//! on a quiet 2-core host; host: CPU to unpack on an AMD EPYC):
 //!
-//! | format | bytes | TCG unpack | host unpack |
-//! |---|---|---|---|
-//! | gzip -9 | 1,538,121 | 0.70 s | 22 ms |
-//! | xz -9 | 1,277,000 | 1.89 s | 65 ms |
-//! | zstd -19 | 1,356,695 | 0.77 s | 10 ms |
-//! | lz4 -9 (legacy) | 1,734,969 | 0.58 s | 4 ms |
+//! | format | bytes | TCG unpack | kernel clock at `/init` | iPXE → `/init` | host unpack |
+//! |---|---|---|---|---|---|
+//! | gzip -9 | 2,352,077 | 0.19 s | 0.98 s | 6.61 s | 30 ms |
+//! | xz -9 | 1,905,352 | 0.55 s | 1.34 s | 6.96 s | 90 ms |
+//! | zstd -19 | 2,036,268 | 0.25 s | 1.01 s | 6.67 s | 11 ms |
+//! | lz4 -9 (legacy) | 2,659,248 | 0.15 s | 0.93 s | 6.55 s | 5 ms |
+//! | none | 4,720,320 | 0.12 s | 0.91 s | 6.54 s | 0.5 ms |
 //!
-//! lz4 unpacks a little faster still (0.12 s under TCG, 18 ms on a real
-//! CPU) for 13% more bytes to download; it would need an LZ4 encoder we do
-//! not have. xz, written by the pure-Rust `lzma-rust2` encoder, stays for
+//! lz4 and the plain archive boot 50-70 ms sooner where the download is as
+//! fast as QEMU's loopback; over a real link the plain archive's extra
+//! 2.4 MB costs as much or more, and lz4 would need an encoder we do not
+//! have. xz, written by the pure-Rust `lzma-rust2` encoder, stays for
 //! the smallest image: deterministic (single-threaded, no timestamps), and
 //! shaped for the kernel's XZ decoder (`lib/xz`): one LZMA2 filter and no
 //! BCJ filter (a kernel may be built without `XZ_DEC_X86`), a CRC32 check
