@@ -18,9 +18,10 @@
 //!    data in clusters the old FAT has free (no file of the disk as it is
 //!    uses them). Only sectors whose bytes change are written at all: a
 //!    write that leaves a sector as it was cannot matter, and cannot tear.
-//!    (When sector 0 boots nothing at the start, no sector can matter
-//!    until the final sector 0: all held sectors are written, and the
-//!    held ranges are not read back first.)
+//!    (When sector 0 boots nothing at the start and the held sector 0 is
+//!    what makes the disk boot, no sector can matter until that final
+//!    sector 0: all held sectors are written, and the held ranges are not
+//!    read back first.)
 //! 2. The switch of what boots (partition tables, boot code in the first
 //!    MiB, the rest of the FAT volumes the task used):
 //!    - when it is one sector — an upgrade's `grubenv` is one sector of
@@ -116,6 +117,11 @@ impl Held<'_> {
         Ok(out)
     }
 
+    /// Sector 0 as the commit leaves it: held, or as it was (`old0`).
+    fn final_sector0(&self, old0: &[u8; SECTOR]) -> [u8; SECTOR] {
+        self.sector(0).and_then(|bytes| bytes.try_into().ok()).unwrap_or(*old0)
+    }
+
     /// Every held sector on the device.
     fn all_sectors(&self) -> BTreeSet<u64> {
         self.pages
@@ -140,15 +146,19 @@ pub(super) fn commit(target: &mut dyn Target, pages: &BTreeMap<u64, Box<[u8]>>, 
     };
     let mut old0 = [0u8; SECTOR];
     target.read_at(0, &mut old0)?;
+    let final0 = held.final_sector0(&old0);
     // Unchanged sectors are left alone so that they cannot tear while
-    // something boots from the disk. When nothing does, writing them is
-    // harmless, and cheaper than reading every held range back first.
-    let (changed, unchanged) = if is_armed(&old0) {
-        diff(target, &held)?
-    } else {
+    // something boots from the disk. Where the final sector 0 is what
+    // makes the disk boot and the old one boots nothing, nothing can boot
+    // before that sector lands last: writing them is harmless, and cheaper
+    // than reading every held range back first. (A layout that boots
+    // without sector 0, a U-Boot SPL at a fixed offset, keeps the diff.)
+    let (changed, unchanged) = if !is_armed(&old0) && is_armed(&final0) {
         (held.all_sectors(), Vec::new())
+    } else {
+        diff(target, &held)?
     };
-    let plan = plan(target, &held, layout, &changed, unchanged, old0)?;
+    let plan = plan(target, &held, layout, &changed, unchanged, old0, final0)?;
     if plan.barrier {
         target.sync()?;
     }
@@ -210,6 +220,7 @@ fn plan(
     changed: &BTreeSet<u64>,
     unchanged: Vec<u64>,
     old0: [u8; SECTOR],
+    final0: [u8; SECTOR],
 ) -> io::Result<Plan> {
     // The changed sectors in `ranges`, looked up by range: a FAT volume
     // spans tens of thousands of sectors of which few change.
@@ -252,10 +263,6 @@ fn plan(
         }
     }
 
-    let final0: [u8; SECTOR] = match held.sector(0) {
-        Some(bytes) => bytes.try_into().unwrap_or(old0),
-        None => old0,
-    };
     let finals = |set: &BTreeSet<u64>| -> Step { set.iter().map(|&s| (s, None)).collect() };
     let mut steps = Vec::new();
 
@@ -492,6 +499,27 @@ mod tests {
             "all of the page"
         );
         assert_eq!(disk.read, SECTOR, "sector 0 alone");
+    }
+
+    #[test]
+    fn a_disk_that_sector_0_does_not_boot_keeps_the_diff() {
+        // Held data only at 1 MiB, no sector 0 (U-Boot and its SPL at fixed
+        // offsets boot without an MBR): only the changed sector is written.
+        let mut disk = Counting {
+            bytes: vec![0u8; 4 << 20],
+            read: 0,
+            written: BTreeSet::new(),
+        };
+        let mut data = vec![0u8; PAGE as usize].into_boxed_slice();
+        data[..SECTOR].fill(0x5a);
+        let page = (1 << 20) / BLOCK_SIZE;
+        commit(
+            &mut disk,
+            &BTreeMap::from([((1 << 20) / PAGE, data)]),
+            &Layout::default(),
+        )
+        .unwrap();
+        assert!(disk.written.contains(&page) && !disk.written.contains(&(page + 1)));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 /// Bytes per timing run: large enough that the inner loop dominates, small
-/// enough that choosing costs well under a millisecond.
+/// enough that choosing costs well under a millisecond on a real CPU (in
+/// a TCG guest, translating every candidate makes it about 14 ms).
 const PROBE_BYTES: usize = 32 * 1024;
 const PROBE_RUNS: usize = 3;
 

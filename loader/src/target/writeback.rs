@@ -1,6 +1,7 @@
-//! Streamed data starts on its way to the medium while the install goes
-//! on, in batches of [`BATCH`] bytes, instead of all at the sync before the
-//! commit. The bytes written and their order are unchanged: this only
+//! Data written through the page cache (on a block device, what is not
+//! written `O_DIRECT`: see `direct`; on an image file, everything) starts
+//! on its way to the medium while the install goes on, in batches of
+//! [`BATCH`] bytes, instead of all at the sync before the commit. The bytes written and their order are unchanged: this only
 //! moves the page cache's writeback earlier, so the sync waits for the
 //! last batch rather than for the whole bundle (measured in
 //! `scripts/bench`), and a small machine does not pile up dirty memory
@@ -11,9 +12,9 @@ use std::os::fd::BorrowedFd;
 use super::sys;
 
 /// Bytes of one contiguous run handed to writeback at once. Small enough
-/// that a 5 MB slot image is on its way before the commit's first sync
-/// (with 8 MiB the whole of it waited for that sync); each batch is one
-/// syscall.
+/// that a 5 MB slot image written through the page cache is on its way
+/// before the commit's first sync (with 8 MiB the whole of it waited for
+/// that sync); each batch is one syscall.
 pub const BATCH: u64 = 1 << 20;
 
 /// The contiguous run written since the last batch was started.
