@@ -154,14 +154,12 @@ pub fn nickname_for_uuid(uuid: &str) -> Option<String> {
 }
 
 fn uuid_bytes(meta_conf: &[u8]) -> [u8; 16] {
-    let hash = blake2b_simd::Params::new()
-        .hash_length(32)
-        .to_state()
-        .update(&FWUP_NAMESPACE)
-        .update(meta_conf)
-        .finalize();
+    // The resources' BLAKE2b: one implementation to translate in a guest.
+    let mut hasher = super::blake2b::Blake2b256::new();
+    hasher.update(&FWUP_NAMESPACE);
+    hasher.update(meta_conf);
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash.as_bytes()[..16]);
+    bytes.copy_from_slice(&hasher.finalize()[..16]);
     // RFC 4122 version 5 (fwup does not touch the variant bits).
     bytes[6] = (bytes[6] & 0x0f) | 0x50;
     bytes
