@@ -122,15 +122,6 @@ impl Held<'_> {
         self.sector(0).and_then(|bytes| bytes.try_into().ok()).unwrap_or(*old0)
     }
 
-    /// Every held sector on the device.
-    fn all_sectors(&self) -> BTreeSet<u64> {
-        self.pages
-            .keys()
-            .flat_map(|page| page * PER_PAGE..(page + 1) * PER_PAGE)
-            .filter(|&s| self.in_device(s))
-            .collect()
-    }
-
     fn in_device(&self, sector: u64) -> bool {
         self.end.is_none_or(|end| sector < end)
     }
@@ -153,24 +144,54 @@ pub(super) fn commit(target: &mut dyn Target, pages: &BTreeMap<u64, Box<[u8]>>, 
     // before that sector lands last: writing them is harmless, and cheaper
     // than reading every held range back first. (A layout that boots
     // without sector 0, a U-Boot SPL at a fixed offset, keeps the diff.)
-    let (changed, unchanged) = if !is_armed(&old0) && is_armed(&final0) {
-        (held.all_sectors(), Vec::new())
+    if !is_armed(&old0) && is_armed(&final0) {
+        first_boot(target, &held, final0)?;
     } else {
-        diff(target, &held)?
-    };
-    let plan = plan(target, &held, layout, &changed, unchanged, old0, final0)?;
-    if plan.barrier {
-        target.sync()?;
-    }
-    for step in plan.steps.iter().filter(|s| !s.is_empty()) {
-        write_step(target, &held, step)?;
-        target.sync()?;
+        let (changed, unchanged) = diff(target, &held)?;
+        let plan = plan(target, &held, layout, &changed, unchanged, old0, final0)?;
+        if plan.barrier {
+            target.sync()?;
+        }
+        for step in plan.steps.iter().filter(|s| !s.is_empty()) {
+            write_step(target, &held, step)?;
+            target.sync()?;
+        }
     }
     let held_bytes = pages.len() as u64 * PAGE;
     Ok(match size {
         Some(size) => pages.keys().map(|p| PAGE.min(size.saturating_sub(p * PAGE))).sum(),
         None => held_bytes,
     })
+}
+
+/// The commit where sector 0 boots nothing at the start and its final bytes
+/// make the disk boot: every held byte but sector 0's, a sync, then the
+/// final sector 0 and a sync. Until that sector lands nothing can boot,
+/// whatever subset of the rest a cut leaves, so the held pages go out in
+/// runs as they are, without the sorting of [`plan`] (which gives such a
+/// disk the same two steps).
+fn first_boot(target: &mut dyn Target, held: &Held, final0: [u8; SECTOR]) -> io::Result<()> {
+    let end = held.end.map_or(u64::MAX, |sectors| sectors * BLOCK_SIZE);
+    let pages: Vec<u64> = held.pages.keys().copied().collect();
+    let mut run = Vec::new();
+    for pages in pages.chunk_by(|a, b| b - a == 1) {
+        for pages in pages.chunks(MAX_RUN / PAGE as usize) {
+            let start = (pages[0] * PAGE).max(BLOCK_SIZE);
+            let stop = ((pages[pages.len() - 1] + 1) * PAGE).min(end);
+            if start >= stop {
+                continue;
+            }
+            run.clear();
+            for page in pages {
+                run.extend_from_slice(&held.pages[page]);
+            }
+            let skip = (start - pages[0] * PAGE) as usize;
+            target.write_at(start, &run[skip..skip + (stop - start) as usize])?;
+        }
+    }
+    target.sync()?;
+    target.write_at(0, &final0)?;
+    target.sync()
 }
 
 /// Held sectors whose bytes differ from the disk's, and (for a target of
@@ -268,27 +289,15 @@ fn plan(
 
     if switch.len() > 1 && is_armed(&final0) {
         // Switched off around a switch that is more than one sector.
+        // (An unarmed old sector 0 took `first_boot_plan`.)
         let mut everything = finals(&bulk);
         everything.extend(switch.iter().filter(|&&s| s != 0).map(|&s| (s, None)));
-        if is_armed(&old0) {
-            steps.push(Step::from([(0, Some(Box::new(switched_off(&old0))))]));
-            steps.push(everything);
-            steps.push(finals(&in_env));
-        } else {
-            // Nothing boots from the disk until the final sector 0 lands
-            // (a first install, or a disk switched off before the install
-            // streamed): whatever subset of the streamed data, the tables,
-            // the boot code and the environments a cut leaves, sector 0 is
-            // not armed, so they share one sync.
-            everything.extend(in_env.iter().map(|&s| (s, None)));
-            steps.push(everything);
-        }
+        steps.push(Step::from([(0, Some(Box::new(switched_off(&old0))))]));
+        steps.push(everything);
+        steps.push(finals(&in_env));
         // Re-armed even when sector 0 keeps its bytes.
         steps.push(Step::from([(0, Some(Box::new(final0)))]));
-        return Ok(Plan {
-            barrier: is_armed(&old0),
-            steps,
-        });
+        return Ok(Plan { barrier: true, steps });
     }
 
     steps.push(finals(&bulk));
