@@ -151,6 +151,50 @@ fn bad_crc_in_a_plain_header_is_caught_too() {
     assert!(walk_all(&zip).err().unwrap_or_default().contains("bad CRC-32"));
 }
 
+/// Walks `zip` as the install does: the CRC-32 waived, every entry read.
+fn walk_waived(zip: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut walker = ZipWalker::new(zip);
+    walker.waive_crc();
+    let mut out = Vec::new();
+    while let Some(mut entry) = walker.next_entry().map_err(|e| e.to_string())? {
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
+        out.push(data);
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_waived_crc_is_not_compared_where_the_entry_ends_without_it() {
+    // The install checks each entry's BLAKE2b-256 instead; the sizes are
+    // still checked.
+    let data = text(4000);
+    let wrong = crc32fast::hash(&data) ^ 0x10;
+    for layout in [FWUP, PLAIN_DEFLATE, PLAIN_STORED] {
+        let zip = ZipBuilder::new().add_with_crc("data/rootfs.img", &data, layout, wrong).finish();
+        assert!(walk_all(&zip).is_err(), "{layout:?}: checked unless waived");
+        assert_eq!(walk_waived(&zip), Ok(vec![data.clone()]), "{layout:?}");
+    }
+    let mut zip = ZipBuilder::new();
+    zip.add("meta.conf", &data, FWUP);
+    let cd = zip.bytes.len();
+    let mut bytes = zip.finish();
+    bytes[cd - 4..cd].copy_from_slice(&3999u32.to_le_bytes());
+    assert!(walk_waived(&bytes).is_err_and(|e| e.contains("size")), "sizes still checked");
+}
+
+#[test]
+fn a_stored_entry_sized_only_by_its_descriptor_keeps_its_crc_when_waived() {
+    // Its CRC is how its end is found.
+    let layout = Layout { deflate: false, ..FWUP };
+    let data = text(4000);
+    let good = ZipBuilder::new().add("a", &data, layout).add("b", b"bee", layout).finish();
+    assert_eq!(walk_waived(&good), Ok(vec![data.clone(), b"bee".to_vec()]));
+    let wrong = crc32fast::hash(&data) ^ 0x10;
+    let bad = ZipBuilder::new().add_with_crc("a", &data, layout, wrong).finish();
+    assert!(walk_waived(&bad).is_err());
+}
+
 #[test]
 fn sizes_that_disagree_with_the_descriptor_are_refused() {
     // Build a correct fwup-style entry, then change the descriptor's

@@ -202,6 +202,13 @@ fn stream_install<R: Read + Send + 'static>(
 
     runner.stage(Stage::Resources);
     let hash = !runner.opts.hashes_proven;
+    let mut walker = walker;
+    if hash {
+        // Every entry read is a resource whose BLAKE2b-256 is checked
+        // against meta.conf (`check_resource`); without the hashes, the
+        // CRC-32 is what guards the inflate.
+        walker.waive_crc();
+    }
     let mut stream = EntryStream::spawn(walker, Wanted::Named(declared_paths(manifest)), hash)
         .map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut seen: Vec<&str> = Vec::new();

@@ -2,9 +2,12 @@
 //! queues:
 //!
 //! ```text
-//! source (HTTPS: its own thread) ─► bundle-reader: walk the ZIP, inflate, CRC-32
+//! source (HTTPS: its own thread) ─► bundle-reader: walk the ZIP, inflate
 //!   ─► bundle-hasher: BLAKE2b-256 ─► engine (the caller): write to the target
 //! ```
+//!
+//! (The reader checks the ZIP CRC-32 only where the install does not hash:
+//! see `ZipWalker::waive_crc`.)
 //!
 //! BLAKE2b is the most expensive step and cannot be split (one serial
 //! stream per resource), so it gets a thread of its own: while the engine

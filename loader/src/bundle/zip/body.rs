@@ -1,6 +1,6 @@
 //! One entry's data: stored bytes or a deflate stream, CRC-32 over what
-//! comes out, and at the end the check against the data descriptor or the
-//! local header.
+//! comes out (unless the walker's caller waived it), and at the end the
+//! check against the data descriptor or the local header.
 //!
 //! A deflated entry is delimited by the deflate stream itself: the inflater
 //! is fed straight from the source's buffer and only the bytes it consumed
@@ -29,6 +29,9 @@ use super::source::Source;
 pub(super) struct Body {
     pub header: LocalHeader,
     crc: Crc32,
+    /// The caller checks the data against a stronger digest and the end is
+    /// found without the CRC: it is neither computed nor compared.
+    crc_waived: bool,
     /// Source bytes taken as this entry's data.
     compressed: u64,
     /// Bytes handed to the reader.
@@ -43,15 +46,19 @@ pub(super) struct Body {
 }
 
 impl Body {
-    pub(super) fn new(header: LocalHeader) -> Self {
+    /// `waive_crc`: see [`super::ZipWalker::waive_crc`]. A stored entry
+    /// sized only by its descriptor keeps its CRC, which finds its end.
+    pub(super) fn new(header: LocalHeader, waive_crc: bool) -> Self {
         let compressed_limit = match (header.method, header.has_descriptor) {
             (Method::Stored, _) => header.stored_length(),
             (Method::Deflated, false) => Some(header.compressed_size),
             (Method::Deflated, true) => None,
         };
+        let framed_by_crc = header.method == Method::Stored && compressed_limit.is_none();
         Body {
             header,
             crc: Crc32::new(),
+            crc_waived: waive_crc && !framed_by_crc,
             compressed: 0,
             uncompressed: 0,
             compressed_limit,
@@ -80,7 +87,9 @@ impl Body {
             Method::Deflated => self.inflate(src, inflater, out)?,
         };
         if produced > 0 {
-            self.crc.update(&out[..produced]);
+            if !self.crc_waived {
+                self.crc.update(&out[..produced]);
+            }
             self.uncompressed += produced as u64;
             return Ok(produced);
         }
@@ -232,7 +241,7 @@ impl Body {
                 "local header",
             )
         };
-        if actual_crc != expected.crc32 {
+        if !self.crc_waived && actual_crc != expected.crc32 {
             return Err(ZipError::BadCrc {
                 entry: entry.clone(),
                 actual: actual_crc,
