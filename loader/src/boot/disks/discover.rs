@@ -66,10 +66,13 @@ pub fn discover(
     }
     names.sort();
 
-    let index = DeviceIndex::build(sys_block, &names);
     let boot = match &options.loader_exe {
-        Some(exe) => index.disks_holding(sys_block, mounts, exe, 0),
-        None => HashSet::new(),
+        // Anonymous devices (major 0: the initramfs, tmpfs, overlayfs) are
+        // no entry of the index, so it is only built for a real one.
+        Some(exe) if mount_containing(mounts, exe).is_some_and(|m| m.dev.major != 0) => {
+            DeviceIndex::build(sys_block, &names).disks_holding(sys_block, mounts, exe, 0)
+        }
+        _ => HashSet::new(),
     };
 
     let mut disks = Vec::new();
@@ -130,7 +133,7 @@ fn read_disk(sys_block: &Path, name: &str, mounts: &[MountEntry], boot: bool) ->
             .or_else(|| vpd_serial(&dir)),
         wwn: attr("wwid").or_else(|| attr("device/wwid")),
         transport,
-        partitions: read_partitions(&dir, mounts),
+        partitions: read_partitions(&dir, name, mounts),
         mount_points: mount_points_of(dev, mounts),
         holders: list_dir(&dir.join("holders")),
         boot,
@@ -138,10 +141,20 @@ fn read_disk(sys_block: &Path, name: &str, mounts: &[MountEntry], boot: bool) ->
     }
 }
 
-fn read_partitions(disk_dir: &Path, mounts: &[MountEntry]) -> Vec<Partition> {
-    let mut partitions: Vec<Partition> = list_dir(disk_dir)
+/// The partitions under a disk's sysfs directory: named after the disk
+/// (sda1, nvme0n1p1) and holding a `partition` file. Only those names are
+/// looked at: the other entries are attributes, and each look is a sysfs
+/// lookup (about 20 per disk).
+fn partition_names(disk_dir: &Path, disk: &str) -> Vec<String> {
+    list_dir(disk_dir)
         .into_iter()
-        .filter(|name| disk_dir.join(name).join("partition").is_file())
+        .filter(|name| name.starts_with(disk) && disk_dir.join(name).join("partition").is_file())
+        .collect()
+}
+
+fn read_partitions(disk_dir: &Path, disk: &str, mounts: &[MountEntry]) -> Vec<Partition> {
+    let mut partitions: Vec<Partition> = partition_names(disk_dir, disk)
+        .into_iter()
         .map(|name| {
             let dir = disk_dir.join(&name);
             let dev = read_attr(&dir.join("dev")).and_then(|d| DevNum::parse(&d));
@@ -246,10 +259,7 @@ impl DeviceIndex {
             if let Some(dev) = read_attr(&dir.join("dev")).and_then(|d| DevNum::parse(&d)) {
                 by_dev.insert(dev, name.clone());
             }
-            for part in list_dir(&dir)
-                .into_iter()
-                .filter(|p| dir.join(p).join("partition").is_file())
-            {
+            for part in partition_names(&dir, name) {
                 if let Some(dev) = read_attr(&dir.join(&part).join("dev")).and_then(|d| DevNum::parse(&d)) {
                     by_dev.insert(dev, name.clone());
                 }
