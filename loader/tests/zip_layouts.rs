@@ -171,7 +171,9 @@ fn a_waived_crc_is_not_compared_where_the_entry_ends_without_it() {
     let data = text(4000);
     let wrong = crc32fast::hash(&data) ^ 0x10;
     for layout in [FWUP, PLAIN_DEFLATE, PLAIN_STORED] {
-        let zip = ZipBuilder::new().add_with_crc("data/rootfs.img", &data, layout, wrong).finish();
+        let zip = ZipBuilder::new()
+            .add_with_crc("data/rootfs.img", &data, layout, wrong)
+            .finish();
         assert!(walk_all(&zip).is_err(), "{layout:?}: checked unless waived");
         assert_eq!(walk_waived(&zip), Ok(vec![data.clone()]), "{layout:?}");
     }
@@ -180,7 +182,10 @@ fn a_waived_crc_is_not_compared_where_the_entry_ends_without_it() {
     let cd = zip.bytes.len();
     let mut bytes = zip.finish();
     bytes[cd - 4..cd].copy_from_slice(&3999u32.to_le_bytes());
-    assert!(walk_waived(&bytes).is_err_and(|e| e.contains("size")), "sizes still checked");
+    assert!(
+        walk_waived(&bytes).is_err_and(|e| e.contains("size")),
+        "sizes still checked"
+    );
 }
 
 #[test]
@@ -188,7 +193,10 @@ fn a_stored_entry_sized_only_by_its_descriptor_keeps_its_crc_when_waived() {
     // Its CRC is how its end is found.
     let layout = Layout { deflate: false, ..FWUP };
     let data = text(4000);
-    let good = ZipBuilder::new().add("a", &data, layout).add("b", b"bee", layout).finish();
+    let good = ZipBuilder::new()
+        .add("a", &data, layout)
+        .add("b", b"bee", layout)
+        .finish();
     assert_eq!(walk_waived(&good), Ok(vec![data.clone(), b"bee".to_vec()]));
     let wrong = crc32fast::hash(&data) ^ 0x10;
     let bad = ZipBuilder::new().add_with_crc("a", &data, layout, wrong).finish();
