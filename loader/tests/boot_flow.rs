@@ -238,6 +238,9 @@ fn first_install_then_rescue_upgrade_on_a_loop_device() {
         log.contains("task: complete"),
         "a blank disk gets a complete install: {log}"
     );
+    for line in ["loader: stage: choosing the task", "loader: task: "] {
+        assert_eq!(log.matches(line).count(), 1, "`{line}` once: {log}");
+    }
 
     let second = format!(
         "loader.bundle={} loader.disk={} loader.on_error=halt loader.console=plain",

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::config::ConsoleMode;
-use crate::apply::{Event, Reporter};
+use crate::apply::{Event, Reporter, Stage};
 use crate::report::{console, Console, JsonLines};
 
 /// Prints stage lines and forwards engine events to the chosen reporter.
@@ -78,7 +78,20 @@ impl Reporter for BootReporter {
                 _ => {}
             }
         }
-        self.inner.event(event);
+        // The boot flow chose the task and said so ("stage: choosing the
+        // task", "task: … (why)") before the engine starts: on a console its
+        // own lines for the task would repeat them. The JSON stream keeps
+        // every engine event.
+        let repeats_the_boot_flow = !self.json
+            && matches!(
+                event,
+                Event::Stage {
+                    stage: Stage::SelectTask
+                } | Event::Task { .. }
+            );
+        if !repeats_the_boot_flow {
+            self.inner.event(event);
+        }
     }
 }
 
