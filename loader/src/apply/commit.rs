@@ -289,7 +289,7 @@ fn plan(
 
     if switch.len() > 1 && is_armed(&final0) {
         // Switched off around a switch that is more than one sector.
-        // (An unarmed old sector 0 took `first_boot_plan`.)
+        // (An unarmed old sector 0 took `first_boot`.)
         let mut everything = finals(&bulk);
         everything.extend(switch.iter().filter(|&&s| s != 0).map(|&s| (s, None)));
         steps.push(Step::from([(0, Some(Box::new(switched_off(&old0))))]));

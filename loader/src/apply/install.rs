@@ -195,14 +195,13 @@ fn stream_install<R: Read + Send + 'static>(
     runner: &mut Runner<'_>,
     manifest: &Manifest,
     task: &Task,
-    walker: ZipWalker<R>,
+    mut walker: ZipWalker<R>,
 ) -> Result<(), ApplyError> {
     runner.stage(Stage::Init);
     runner.run_actions(Stage::Init, &task.on_init)?;
 
     runner.stage(Stage::Resources);
     let hash = !runner.opts.hashes_proven;
-    let mut walker = walker;
     if hash {
         // Every entry read is a resource whose BLAKE2b-256 is checked
         // against meta.conf (`check_resource`); without the hashes, the

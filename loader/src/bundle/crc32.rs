@@ -34,7 +34,7 @@ impl Implementation {
         *CHOICE.get_or_init(|| {
             // QEMU's TCG without PCLMULQDQ (its default `qemu64` model): the
             // table code loading words, untimed (see `probe::qemu_tcg`).
-            if super::probe::qemu_tcg() && !has_pclmulqdq() {
+            if super::probe::qemu_tcg() && !super::probe::has_pclmulqdq() {
                 return Implementation::Words;
             }
             super::probe::fastest("CRC-32", Implementation::ALL, |implementation, data| {
@@ -44,16 +44,6 @@ impl Implementation {
             })
         })
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_pclmulqdq() -> bool {
-    std::arch::is_x86_feature_detected!("pclmulqdq")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_pclmulqdq() -> bool {
-    false
 }
 
 /// A running CRC-32.

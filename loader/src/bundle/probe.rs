@@ -57,8 +57,32 @@ pub(crate) fn qemu_tcg() -> bool {
     is_tcg_signature(leaf.ebx, leaf.ecx, leaf.edx)
 }
 
+/// SSE4.1, which `blake2b_simd`'s vector code needs.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_sse41() -> bool {
+    std::arch::is_x86_feature_detected!("sse4.1")
+}
+
+/// PCLMULQDQ, which `crc32fast`'s folding needs.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_pclmulqdq() -> bool {
+    std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+// Other architectures: never TCG's x86 signature, and every candidate is
+// timed.
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn qemu_tcg() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn has_sse41() -> bool {
+    true
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn has_pclmulqdq() -> bool {
     false
 }
 

@@ -91,24 +91,13 @@ impl Implementation {
             };
             if super::probe::qemu_tcg() {
                 Implementation::Shrd
-            } else if has_sse41() {
+            } else if super::probe::has_sse41() {
                 super::probe::fastest("BLAKE2b", Implementation::ALL, run)
             } else {
                 super::probe::fastest("BLAKE2b", [Implementation::Scalar, Implementation::Shrd], run)
             }
         })
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_sse41() -> bool {
-    std::arch::is_x86_feature_detected!("sse4.1")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_sse41() -> bool {
-    // Other architectures: every candidate is timed.
-    true
 }
 
 /// A running BLAKE2b-256 (unkeyed, no salt or personalization: fwup's).

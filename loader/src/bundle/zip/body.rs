@@ -218,7 +218,6 @@ impl Body {
     /// CRC and sizes.
     fn finish<R: Read>(&mut self, src: &mut Source<R>) -> Result<(), ZipError> {
         let entry = &self.header.name;
-        let actual_crc = self.crc.clone().finalize();
         let (expected, source_of_truth) = if self.header.has_descriptor {
             let descriptor = match self.scanned_end {
                 // Already read (and matched) by the scan; step over it.
@@ -241,6 +240,7 @@ impl Body {
                 "local header",
             )
         };
+        let actual_crc = self.crc.clone().finalize();
         if !self.crc_waived && actual_crc != expected.crc32 {
             return Err(ZipError::BadCrc {
                 entry: entry.clone(),
