@@ -15,9 +15,12 @@
 //!   cargo run --release -p qemu-tests --example boot_race -- [OPTIONS]
 //!     --runs N            runs of each flavour per configuration (3)
 //!     --cpus 1,2          vCPU counts (-smp)
-//!     --bundles small,large
+//!     --bundles small,large,FILE.fw
 //!                         small: the example A/B bundle (4.5 MB); large: the
-//!                         same with 100 MiB of random data added (issue: one vCPU)
+//!                         same with 100 MiB of random data added (issue: one vCPU);
+//!                         any other .fw file is raced up to the reboot (its
+//!                         system need not boot here), with task complete
+//!     --disk-mib N        the blank disk's size (256)
 //!     --machine q35|pc    QEMU machine type (q35)
 //!     --compression N     instead of the race: the initramfs compression
 //!                         table, N boots per compression
@@ -36,8 +39,8 @@ use qemu_tests::timing::{self, Marker, Timings};
 use qemu_tests::vm::VmConfig;
 use qemu_tests::{disk, reference};
 
-/// The disk both flavours install onto (the large bundle's payload ends at
-/// 214 MiB).
+/// The disk both flavours install onto unless `--disk-mib` says otherwise
+/// (the large bundle's payload ends at 214 MiB).
 const DISK_MIB: u64 = 256;
 const DISK: &str = "/dev/nvme0n1";
 /// The large bundle's payload: 100 MiB of random bytes written after the
@@ -63,6 +66,7 @@ struct Options {
     bundles: Vec<String>,
     machine: String,
     compression: Option<usize>,
+    disk_mib: u64,
 }
 
 fn main() {
@@ -91,13 +95,31 @@ fn main() {
         sizes.join(", "),
         fwup.display()
     );
-    for bundle in &opts.bundles {
-        let path = match bundle.as_str() {
-            "small" => s.artifacts.bundle_v1.clone(),
-            "large" => large_bundle(&s.artifacts.bundle_v1),
-            other => panic!("--bundles: unknown bundle {other:?} (small, large)"),
+    for (index, bundle) in opts.bundles.iter().enumerate() {
+        let (path, served) = match bundle.as_str() {
+            "small" => (s.artifacts.bundle_v1.clone(), "small.fw".to_string()),
+            "large" => (large_bundle(&s.artifacts.bundle_v1), "large.fw".to_string()),
+            file if file.ends_with(".fw") && Path::new(file).is_file() => {
+                (PathBuf::from(file), format!("bundle{index}.fw"))
+            }
+            other => panic!("--bundles: {other:?} is neither small, large nor a .fw file"),
         };
-        s.server.add_file(&format!("{bundle}.fw"), &path);
+        s.server.add_file(&served, &path);
+        // The example system prints its line once up; another bundle's
+        // system may not boot in this VM at all, so its race ends at the
+        // reboot.
+        let until = if matches!(bundle.as_str(), "small" | "large") {
+            SYSTEM_UP
+        } else {
+            timing::RESTARTING
+        };
+        let race = Race {
+            machine: &opts.machine,
+            disk_mib: opts.disk_mib,
+            bundle,
+            served: &served,
+            until,
+        };
         let mib = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
         for &cpus in &opts.cpus {
             let mut runs: [Vec<Timings>; 2] = [Vec::new(), Vec::new()];
@@ -105,7 +127,7 @@ fn main() {
                 // Alternate which flavour goes first, so drift in the
                 // machine's load falls on both.
                 for flavour in if run % 2 == 0 { [0, 1] } else { [1, 0] } {
-                    let t = boot_once(&mut s, flavour, &opts.machine, cpus, bundle);
+                    let t = boot_once(&mut s, flavour, &race, cpus);
                     record(flavour, cpus, bundle, run, &t);
                     runs[flavour].push(t);
                 }
@@ -123,6 +145,7 @@ fn parse_args() -> Options {
         bundles: vec!["small".into(), "large".into()],
         machine: "q35".into(),
         compression: None,
+        disk_mib: DISK_MIB,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -133,6 +156,7 @@ fn parse_args() -> Options {
             "--bundles" => opts.bundles = value.split(',').map(String::from).collect(),
             "--machine" => opts.machine = value,
             "--compression" => opts.compression = Some(value.parse().expect("--compression N")),
+            "--disk-mib" => opts.disk_mib = value.parse().expect("--disk-mib N"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -144,17 +168,30 @@ const FLAVOURS: [(&str, &str, &[Marker; 8]); 2] = [
     ("busybox+fwup", "initramfs-reference", &timing::REFERENCE),
 ];
 
-/// One network boot of `flavour` onto a blank disk, up to the installed
-/// system's line.
-fn boot_once(s: &mut Scenario, flavour: usize, machine: &str, cpus: u32, bundle: &str) -> Timings {
+/// What every boot of one bundle shares.
+struct Race<'a> {
+    machine: &'a str,
+    disk_mib: u64,
+    /// `small`, `large` or the file's path, as `--bundles` named it.
+    bundle: &'a str,
+    /// The bundle's name on the test server.
+    served: &'a str,
+    /// The line that ends a boot: the installed system's, or the kernel's
+    /// reboot for a bundle whose system may not boot here.
+    until: &'a str,
+}
+
+/// One network boot of `flavour` onto a blank disk, up to `race.until`.
+fn boot_once(s: &mut Scenario, flavour: usize, race: &Race, cpus: u32) -> Timings {
     let (name, initramfs, markers) = FLAVOURS[flavour];
+    let bundle = race.bundle;
     let disk_path = s.path("disk.img");
-    disk::blank(&disk_path, DISK_MIB);
-    let script = s.chain(initramfs, "", &[&format!("{bundle}.fw /root/install.fw")]);
-    let config = VmConfig::new(&[&disk_path]).machine(machine).cpus(cpus).nvme();
+    disk::blank(&disk_path, race.disk_mib);
+    let script = s.chain(initramfs, "", &[&format!("{} /root/install.fw", race.served)]);
+    let config = VmConfig::new(&[&disk_path]).machine(race.machine).cpus(cpus).nvme();
     let mut vm = s.boot_network_with(config, script);
     let failed = ["loader: result: failed", "reference: fwup exited 1", "Kernel panic"];
-    match vm.wait_any(&[&[SYSTEM_UP][..], &failed].concat(), timeout()) {
+    match vm.wait_any(&[&[race.until][..], &failed].concat(), timeout()) {
         Ok((0, _)) => {}
         Ok((i, _)) => panic!(
             "{name} boot failed: {} (serial log: {})",

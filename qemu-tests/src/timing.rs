@@ -35,7 +35,9 @@ const IPXE: Marker = Marker::Contains("iPXE initialising");
 const KERNEL: Marker = Marker::Contains("Linux version");
 /// The kernel's own line just before it executes `/init`.
 const INIT: Marker = Marker::Contains("Run /init as init process");
-const REBOOT: Marker = Marker::Contains("reboot: Restarting system");
+/// The kernel's line as it resets the machine, after either initramfs.
+pub const RESTARTING: &str = "reboot: Restarting system";
+const REBOOT: Marker = Marker::Contains(RESTARTING);
 const UP: Marker = Marker::Contains(SYSTEM_UP);
 
 /// The loader's markers: its first line, the start of the resource
