@@ -1,17 +1,21 @@
 //! CRC-32, which every ZIP entry carries for its uncompressed bytes, in
 //! whichever of two implementations is faster on this CPU (timed once per
-//! process, like [`super::blake2b`]).
+//! process, like [`super::blake2b`], and only once a piece large enough
+//! to be worth it comes: reading `meta.conf` does not time them).
 //!
 //! `crc32fast` folds with PCLMULQDQ where the CPU has it (about 20 GB/s
 //! natively); without it (QEMU's default `qemu64` model, what a TCG guest
 //! sees) it runs slice-by-16 tables, loading 12 of every 16 bytes one at a
 //! time. The `crc32-slice16` crate loads them as two words, which a
-//! system-mode guest, paying a software TLB lookup per load, runs faster:
-//! 625-649 against 433-452 MB/s in a one-vCPU guest
-//! (`loader/examples/byte_costs_guest.sh`, 112 MB bundle, three boots).
-//! In user-mode TCG the two are close (849-1094 against 797-1163 MB/s),
-//! natively `crc32fast` is 8 times as fast (20 against 2.4 GB/s): hence
-//! the probe.
+//! system-mode guest pays a software TLB lookup less for: 566-648 against
+//! 513-528 MB/s in a one-vCPU guest (`loader/examples/byte_costs_guest.sh`,
+//! 112 MB bundle). But a build whose layout put its 273-byte loop across a
+//! page boundary ran it at 307-368 MB/s (QEMU ends a translation block at
+//! a guest page, so each iteration ran as two), against `crc32fast`'s
+//! 471-525: which one wins under TCG depends on where the linker put the
+//! code, so it is timed there too (unlike BLAKE2b, where `blake2b-shrd`
+//! wins by 1.6× or more). Natively `crc32fast` is 8 times as fast (20
+//! against 2.4 GB/s).
 
 use std::sync::OnceLock;
 
@@ -32,11 +36,6 @@ impl Implementation {
     pub fn fastest() -> Implementation {
         static CHOICE: OnceLock<Implementation> = OnceLock::new();
         *CHOICE.get_or_init(|| {
-            // QEMU's TCG without PCLMULQDQ (its default `qemu64` model): the
-            // table code loading words, untimed (see `probe::qemu_tcg`).
-            if super::probe::qemu_tcg() && !super::probe::has_pclmulqdq() {
-                return Implementation::Words;
-            }
             super::probe::fastest("CRC-32", Implementation::ALL, |implementation, data| {
                 let mut crc = Crc32::with(implementation);
                 crc.update(data);
@@ -46,14 +45,18 @@ impl Implementation {
     }
 }
 
-/// A running CRC-32.
-#[derive(Clone)]
-pub struct Crc32(State);
+/// Pieces smaller than this are not worth timing the implementations for
+/// (`meta.conf`, a descriptor scan's candidates): `crc32fast` takes them.
+/// The ZIP walker's reads of a resource are larger.
+const TIMED_PIECE: usize = 64 * 1024;
 
+/// A running CRC-32. Both implementations continue the same value, so
+/// each piece may take either.
 #[derive(Clone)]
-enum State {
-    Fast(crc32fast::Hasher),
-    Words(u32),
+pub struct Crc32 {
+    crc: u32,
+    /// Forced by [`Crc32::with`]; otherwise chosen per piece.
+    implementation: Option<Implementation>,
 }
 
 impl Default for Crc32 {
@@ -63,30 +66,42 @@ impl Default for Crc32 {
 }
 
 impl Crc32 {
-    /// A CRC using the faster implementation (see the module docs).
+    /// A CRC whose large pieces go to the faster implementation (timed on
+    /// the first one, see the module docs).
     pub fn new() -> Self {
-        Self::with(Implementation::fastest())
+        Crc32 {
+            crc: 0,
+            implementation: None,
+        }
     }
 
     pub fn with(implementation: Implementation) -> Self {
-        Crc32(match implementation {
-            Implementation::Fast => State::Fast(crc32fast::Hasher::new()),
-            Implementation::Words => State::Words(0),
-        })
+        Crc32 {
+            crc: 0,
+            implementation: Some(implementation),
+        }
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        match &mut self.0 {
-            State::Fast(hasher) => hasher.update(data),
-            State::Words(crc) => *crc = crc32_slice16::update(*crc, data),
-        }
+        let implementation = self.implementation.unwrap_or_else(|| {
+            if data.len() >= TIMED_PIECE {
+                Implementation::fastest()
+            } else {
+                Implementation::Fast
+            }
+        });
+        self.crc = match implementation {
+            Implementation::Fast => {
+                let mut hasher = crc32fast::Hasher::new_with_initial(self.crc);
+                hasher.update(data);
+                hasher.finalize()
+            }
+            Implementation::Words => crc32_slice16::update(self.crc, data),
+        };
     }
 
     pub fn finalize(self) -> u32 {
-        match self.0 {
-            State::Fast(hasher) => hasher.finalize(),
-            State::Words(crc) => crc,
-        }
+        self.crc
     }
 }
 
@@ -107,6 +122,18 @@ mod tests {
             },
             0xcbf4_3926
         );
+        // An unforced CRC may take either implementation for each piece:
+        // each continues the other's value.
+        for (first, second) in [
+            (Implementation::Fast, Implementation::Words),
+            (Implementation::Words, Implementation::Fast),
+        ] {
+            let mut crc = Crc32::with(first);
+            crc.update(&data[..TIMED_PIECE / 3]);
+            crc.implementation = Some(second);
+            crc.update(&data[TIMED_PIECE / 3..]);
+            assert_eq!(crc.finalize(), expected, "{first:?} then {second:?}");
+        }
         for implementation in Implementation::ALL {
             let mut pieces = Crc32::with(implementation);
             for chunk in data.chunks(1000 + 3).chain(std::iter::once(&[][..])) {

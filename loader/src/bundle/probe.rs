@@ -2,8 +2,10 @@
 //! different speeds) by timing each on a small buffer: which one wins
 //! depends on the CPU and on whether it is emulated (see the `blake2b` and
 //! `crc32` modules). Under QEMU's TCG, which says so in CPUID
-//! ([`qemu_tcg`]), the callers take the implementations built for it
-//! without timing. A wrong pick under load costs speed, never correctness.
+//! ([`qemu_tcg`]), BLAKE2b takes the implementation built for it without
+//! timing (it wins there in every build measured; CRC-32's winner can
+//! change with the code's layout). A wrong pick under load costs speed,
+//! never correctness.
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -42,8 +44,8 @@ pub(crate) fn fastest<T: Copy + Debug, const N: usize>(what: &str, all: [T; N], 
 /// Whether this CPU is QEMU's TCG emulator, which names itself in the
 /// hypervisor CPUID leaf ("TCGTCGTCGTCG": QEMU's `tcg-cpuid`, on by
 /// default; checked with QEMU 7.2). Real CPUs and other hypervisors (KVM
-/// reports "KVMKVMKVM") never do. There the implementations built for
-/// emulation are taken without timing the others: a guest translates each
+/// reports "KVMKVMKVM") never do. There BLAKE2b's implementation built for
+/// emulation is taken without timing the others: a guest translates each
 /// candidate it runs, which cost more than the timing (a `blake2` round
 /// function is 1,903 guest instructions to translate, about 2.5 ms).
 #[cfg(target_arch = "x86_64")]
@@ -63,12 +65,6 @@ pub(crate) fn has_sse41() -> bool {
     std::arch::is_x86_feature_detected!("sse4.1")
 }
 
-/// PCLMULQDQ, which `crc32fast`'s folding needs.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_pclmulqdq() -> bool {
-    std::arch::is_x86_feature_detected!("pclmulqdq")
-}
-
 // Other architectures: never TCG's x86 signature, and every candidate is
 // timed.
 #[cfg(not(target_arch = "x86_64"))]
@@ -79,11 +75,6 @@ pub(crate) fn qemu_tcg() -> bool {
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn has_sse41() -> bool {
     true
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn has_pclmulqdq() -> bool {
-    false
 }
 
 /// The hypervisor leaf's vendor signature (EBX, ECX, EDX) is QEMU TCG's.
