@@ -96,23 +96,17 @@ fn main() {
         fwup.display()
     );
     for (index, bundle) in opts.bundles.iter().enumerate() {
-        let (path, served) = match bundle.as_str() {
-            "small" => (s.artifacts.bundle_v1.clone(), "small.fw".to_string()),
-            "large" => (large_bundle(&s.artifacts.bundle_v1), "large.fw".to_string()),
-            file if file.ends_with(".fw") && Path::new(file).is_file() => {
-                (PathBuf::from(file), format!("bundle{index}.fw"))
-            }
-            other => panic!("--bundles: {other:?} is neither small, large nor a .fw file"),
-        };
-        s.server.add_file(&served, &path);
         // The example system prints its line once up; another bundle's
         // system may not boot in this VM at all, so its race ends at the
         // reboot.
-        let until = if matches!(bundle.as_str(), "small" | "large") {
-            SYSTEM_UP
-        } else {
-            timing::RESTARTING
+        let (path, until) = match bundle.as_str() {
+            "small" => (s.artifacts.bundle_v1.clone(), SYSTEM_UP),
+            "large" => (large_bundle(&s.artifacts.bundle_v1), SYSTEM_UP),
+            file if file.ends_with(".fw") && Path::new(file).is_file() => (PathBuf::from(file), timing::RESTARTING),
+            other => panic!("--bundles: {other:?} is neither small, large nor a .fw file"),
         };
+        let served = format!("bundle{index}.fw");
+        s.server.add_file(&served, &path);
         let race = Race {
             machine: &opts.machine,
             disk_mib: opts.disk_mib,
