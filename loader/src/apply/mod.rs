@@ -31,6 +31,7 @@ pub mod overlay;
 mod pipeline;
 pub mod plan;
 pub mod restart;
+mod sched;
 pub mod select;
 mod sink;
 

@@ -28,6 +28,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use super::chunk::Chunk;
+use super::sched::{self, BatchGuard};
 use super::error::{panic_text, WorkerPanicked};
 use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
@@ -71,6 +72,9 @@ pub struct EntryStream {
     threads: Vec<JoinHandle<()>>,
     /// Bytes of the current entry so far, when there is no hasher to count.
     length: u64,
+    /// The engine's thread runs as batch work while the stream lives, as
+    /// the stages' threads do (see `sched`).
+    _batch: BatchGuard,
 }
 
 /// Where the engine receives from: the hasher, or the reader itself.
@@ -108,6 +112,7 @@ impl EntryStream {
         let reader = std::thread::Builder::new()
             .name("bundle-reader".into())
             .spawn(move || {
+                let _ = sched::set_current(sched::BATCH);
                 let failed = read_tx.clone();
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(|| read_entries(walker, &wanted, read_tx, spare))) {
                     let _ = failed.send(Unhashed::Failed(panicked("bundle reader", &*panic)));
@@ -119,10 +124,12 @@ impl EntryStream {
                 recycle,
                 threads: vec![reader],
                 length: 0,
+                _batch: BatchGuard::new(),
             });
         }
         let (hash_tx, hash_rx) = sync_channel(DEPTH);
         let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
+            let _ = sched::set_current(sched::BATCH);
             let failed = hash_tx.clone();
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
                 let _ = failed.send(Msg::Failed(panicked("bundle hasher", &*panic)));
@@ -133,6 +140,7 @@ impl EntryStream {
             recycle,
             threads: vec![reader],
             length: 0,
+            _batch: BatchGuard::new(),
         };
         // On failure, dropping `stream` stops and joins the reader.
         stream.threads.push(hasher?);
