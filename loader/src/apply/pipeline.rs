@@ -28,8 +28,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use super::chunk::Chunk;
-use super::sched::{self, BatchGuard};
 use super::error::{panic_text, WorkerPanicked};
+use super::sched::{self, BatchGuard};
 use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
 

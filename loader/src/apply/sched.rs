@@ -41,7 +41,14 @@ pub fn set_current(policy: Policy) -> Result<(), Errno> {
     let priority: libc::c_int = 0;
     // SAFETY: `priority` is a live int, all of the kernel's `struct
     // sched_param`, which it only reads during the call.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy.0, &priority as *const libc::c_int) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            policy.0,
+            &priority as *const libc::c_int,
+        )
+    };
     Errno::result(rc).map(drop)
 }
 
