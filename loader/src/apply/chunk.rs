@@ -28,6 +28,11 @@ impl Chunk {
         }
     }
 
+    /// How many bytes the chunk can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The whole space, to fill; then [`Chunk::set_len`].
     pub fn space(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.capacity]

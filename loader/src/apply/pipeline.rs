@@ -227,14 +227,19 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, wanted: &Wanted, tx: SyncSend
         if !send(Unhashed::Entry(name)) {
             return;
         }
+        let declared = entry.uncompressed_size();
+        let mut filled = 0u64;
         loop {
+            let needed = declared.map_or(CHUNK, |size| chunk_for(size.saturating_sub(filled)));
+            // A spare too small for what the entry still needs is dropped.
             let mut buf = match spare.try_recv() {
-                Ok(b) => b,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk::new(CHUNK),
+                Ok(b) if b.capacity() >= needed => b,
+                Ok(_) | Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk::new(needed),
             };
             match fill(&mut entry, buf.space()) {
                 Ok(0) => break,
                 Ok(n) => {
+                    filled += n as u64;
                     buf.set_len(n);
                     if !send(Unhashed::Data(buf)) {
                         return;
@@ -250,6 +255,19 @@ fn read_entries<R: Read>(mut walker: ZipWalker<R>, wanted: &Wanted, tx: SyncSend
             return;
         }
     }
+}
+
+/// The capacity of a new chunk for an entry that declares `remaining`
+/// more bytes (fwup's local headers declare each entry's size): a new
+/// chunk is zeroed memory, and zeroing 1 MiB for a 1 KiB `grubenv` was
+/// most of what such a resource cost. At least a page, so a header that
+/// understates the size still makes progress until the walker refuses the
+/// entry at its end.
+fn chunk_for(remaining: u64) -> usize {
+    usize::try_from(remaining)
+        .unwrap_or(CHUNK)
+        .clamp(1, CHUNK)
+        .next_multiple_of(crate::target::DIRECT_ALIGN)
 }
 
 /// Hashes each entry's data on its way to the engine.

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{EntryStream, Msg, Wanted};
+use super::{chunk_for, EntryStream, Msg, Wanted, CHUNK};
 use crate::apply::error::WorkerPanicked;
 use crate::apply::{self, events::Silent, ApplyError, ApplyOptions};
 use crate::bundle::zip::ZipWalker;
@@ -89,6 +89,52 @@ fn a_panic_in_the_hasher_ends_the_stream_with_it() {
     let err = last_message(io::Cursor::new(bytes));
     assert_eq!(thread_of(&err), "bundle hasher");
     assert!(err.to_string().contains("injected panic in the hasher"), "{err}");
+}
+
+/// Every entry arrives whole, and one of a few bytes is not given a MiB
+/// of zeroed memory: a chunk is as large as its entry still needs (sizes
+/// ascend, so no larger spare is at hand to reuse).
+#[test]
+fn entries_arrive_whole_in_chunks_sized_to_what_they_need() {
+    let sizes = [0, 1, 4095, 4097, 300_000, CHUNK - 1, CHUNK + 1, 3 * CHUNK + 5];
+    let datas: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|i| (i % 251) as u8 ^ (n as u8)).collect())
+        .collect();
+    let names: Vec<String> = sizes.iter().map(|n| format!("data/e{n}")).collect();
+    let entries: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(String::as_str)
+        .zip(datas.iter().map(Vec::as_slice))
+        .collect();
+    let walker = ZipWalker::new(io::Cursor::new(zip(&entries)));
+    let mut stream = EntryStream::spawn(walker, Wanted::All, true).expect("spawn");
+    let mut got: Vec<(Vec<u8>, usize)> = Vec::new();
+    loop {
+        match stream.next() {
+            Msg::Entry(_) => got.push((Vec::new(), 0)),
+            Msg::Data(chunk) => {
+                let (data, largest) = got.last_mut().expect("an entry");
+                data.extend_from_slice(&chunk);
+                *largest = (*largest).max(chunk.capacity());
+                stream.recycle(chunk);
+            }
+            Msg::EntryEnd { length, .. } => assert_eq!(Some(length), got.last().map(|(d, _)| d.len() as u64)),
+            Msg::Done => break,
+            Msg::Skipped(name) => panic!("skipped {name}"),
+            Msg::Failed(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(got.len(), sizes.len());
+    for ((data, largest), (expected, &size)) in got.iter().zip(datas.iter().zip(&sizes)) {
+        assert!(data == expected, "entry of {size} bytes came back changed");
+        assert!(
+            *largest <= chunk_for(size as u64),
+            "{size} bytes in a chunk of {largest}"
+        );
+    }
+    assert_eq!(chunk_for(1), 4096);
+    assert_eq!(chunk_for(u64::MAX), CHUNK);
 }
 
 /// Through the engine: an install error of class `internal`.
