@@ -107,6 +107,7 @@ impl EntryStream {
     /// inflating them; without `hash`, no hasher thread and no BLAKE2b-256
     /// in [`Msg::EntryEnd`].
     pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>, wanted: Wanted, hash: bool) -> io::Result<Self> {
+        let batch = BatchGuard::new();
         let (read_tx, read_rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(2 * DEPTH + 3);
         let reader = std::thread::Builder::new()
@@ -124,7 +125,7 @@ impl EntryStream {
                 recycle,
                 threads: vec![reader],
                 length: 0,
-                _batch: BatchGuard::new(),
+                _batch: batch,
             });
         }
         let (hash_tx, hash_rx) = sync_channel(DEPTH);
@@ -140,7 +141,7 @@ impl EntryStream {
             recycle,
             threads: vec![reader],
             length: 0,
-            _batch: BatchGuard::new(),
+            _batch: batch,
         };
         // On failure, dropping `stream` stops and joins the reader.
         stream.threads.push(hasher?);

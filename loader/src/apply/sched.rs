@@ -63,9 +63,12 @@ pub struct BatchGuard {
 
 impl BatchGuard {
     pub fn new() -> BatchGuard {
-        let before = current().ok().filter(|&p| p != BATCH);
+        let before = match current() {
+            Ok(policy) if policy != BATCH && set_current(BATCH).is_ok() => Some(policy),
+            _ => None,
+        };
         BatchGuard {
-            before: before.filter(|_| set_current(BATCH).is_ok()),
+            before,
             _this_thread: PhantomData,
         }
     }
