@@ -1,6 +1,7 @@
 //! The network loader: installs fwup `.fw` bundles onto disks, as a host
 //! command or as the initramfs `/init`.
 
+pub mod allocator;
 pub mod apply;
 pub mod boot;
 pub mod bundle;

@@ -19,13 +19,6 @@ fn main() -> ExitCode {
     loader::cli::main(loader::cli::Cli::parse())
 }
 
-/// dlmalloc instead of static musl's own malloc (mallocng), which hands
-/// freed memory back to the kernel eagerly and pays system calls and page
-/// faults to get it again. On the one-vCPU TCG guest of a new user's VPS,
-/// the loader's phase for the 7.2 MB example bundle (`/init` → reboot,
-/// 16 alternating direct boots each) fell from 319/346/361 ms (min, first
-/// quartile, median) to 286/311/325 ms; `meta.conf` parsing, on-init and
-/// the resource writes each gained 5-12 ms. dlmalloc keeps freed memory
-/// for reuse and trims only above 2 MiB free at the top.
+/// dlmalloc, with large blocks mapped on their own (see `loader::allocator`).
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: loader::allocator::Allocator = loader::allocator::Allocator;
