@@ -128,12 +128,13 @@ impl SourceFailure {
     }
 }
 
-/// A worker thread of the install (the bundle reader, the hasher)
-/// panicked; its message is the panic's.
+/// A stage of the install's reading (the bundle reader, the hasher, on a
+/// thread of its own or inline) panicked; its message is the panic's.
 #[derive(Debug, thiserror::Error)]
-#[error("the {thread} thread panicked: {message}")]
+#[error("the {stage} panicked: {message}")]
 pub struct WorkerPanicked {
-    pub thread: &'static str,
+    /// "bundle reader thread", "bundle hasher" (inline), …
+    pub stage: &'static str,
     pub message: String,
 }
 

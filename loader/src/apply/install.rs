@@ -208,7 +208,8 @@ fn stream_install<R: Read + Send + 'static>(
         // CRC-32 is what guards the inflate.
         walker.waive_crc();
     }
-    let mut stream = EntryStream::spawn(walker, Wanted::Named(declared_paths(manifest)), hash)
+    let declared: u64 = manifest.resources.iter().map(Resource::stored_len).sum();
+    let mut stream = EntryStream::open(walker, Wanted::Named(declared_paths(manifest)), hash, declared)
         .map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut seen: Vec<&str> = Vec::new();
     loop {
@@ -370,14 +371,18 @@ pub struct EntryDigest {
 /// Reads the `wanted` entries after the head to the end of the archive,
 /// hashing each, and judges nothing: what the entries should be is
 /// meta.conf's to say ([`check_digests`]). `progress_total` sizes the
-/// progress events (none without it).
+/// progress events (none without it) and, as the bytes to read, decides
+/// whether they are read inline ([`EntryStream::open`]).
 pub fn collect_digests<R: Read + Send + 'static>(
     walker: ZipWalker<R>,
     wanted: Wanted,
     progress_total: Option<u64>,
     reporter: &mut dyn Reporter,
 ) -> Result<Vec<EntryDigest>, ApplyError> {
-    let mut stream = EntryStream::spawn(walker, wanted, true).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
+    // Without a total, as if large: threads.
+    let declared = progress_total.unwrap_or(u64::MAX);
+    let mut stream =
+        EntryStream::open(walker, wanted, true, declared).map_err(|e| ApplyError::Corrupt(e.to_string()))?;
     let mut done = 0u64;
     let mut digests = Vec::new();
     loop {

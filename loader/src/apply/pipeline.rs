@@ -20,11 +20,17 @@
 //! immutable bytes (one held in memory) is streamed without the hasher:
 //! the reader hands its chunks to the engine directly, and the ZIP CRC-32
 //! still guards the inflate (see `ApplyOptions::hashes_proven`).
+//!
+//! A bundle whose resources are small ([`INLINE_MAX`] in all) is read on
+//! the engine's own thread, one step per [`EntryStream::next`]: the same
+//! stages, same messages, same checks, without threads. Its few chunks
+//! leave nothing to overlap, and starting, switching and stopping threads
+//! was most of what reading such a bundle cost in a one-vCPU guest.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use super::chunk::Chunk;
@@ -34,6 +40,9 @@ use crate::bundle::blake2b::Blake2b256;
 use crate::bundle::zip::ZipWalker;
 
 const CHUNK: usize = 1024 * 1024;
+/// Resources of at most this many bytes in all are read inline (see the
+/// module doc): one chunk's worth.
+pub const INLINE_MAX: u64 = CHUNK as u64;
 /// Chunks queued between two stages. With one chunk in the hands of each
 /// stage, at most 2 × DEPTH + 3 chunks (7 MiB) exist at once.
 const DEPTH: usize = 2;
@@ -67,18 +76,61 @@ enum Unhashed {
 }
 
 pub struct EntryStream {
-    rx: Stages,
+    stages: Stages,
+}
+
+/// Where the engine's messages come from.
+enum Stages {
+    Threads(Threads),
+    Inline(Inline),
+}
+
+/// The reader and the digest, run in [`EntryStream::next`].
+struct Inline {
+    /// `None` after a stage panicked.
+    reader: Option<Box<dyn NextUnhashed>>,
+    digest: Digest,
+    spares: Vec<Chunk>,
+}
+
+impl Inline {
+    /// One step of each stage; a panic in either ends the stream with it,
+    /// as on threads.
+    fn next(&mut self) -> Msg {
+        let Some(reader) = self.reader.as_mut() else {
+            return Msg::Failed(io::Error::other("the bundle reader stopped after a panic"));
+        };
+        let spares = &mut self.spares;
+        let step = || reader.next_unhashed(&mut |needed| take_spare(spares.pop(), needed));
+        let msg = match catch_unwind(AssertUnwindSafe(step)) {
+            Ok(msg) => msg,
+            Err(panic) => {
+                self.reader = None;
+                return Msg::Failed(panicked("bundle reader", &*panic));
+            }
+        };
+        let digest = &mut self.digest;
+        catch_unwind(AssertUnwindSafe(|| digest.pass(msg))).unwrap_or_else(|panic| {
+            self.reader = None;
+            Msg::Failed(panicked("bundle hasher", &*panic))
+        })
+    }
+}
+
+/// The reader and hasher threads, and the queues to and from them.
+struct Threads {
+    rx: ThreadsRx,
+    /// Counts the lengths when there is no hasher to.
+    counter: Digest,
     recycle: SyncSender<Chunk>,
     threads: Vec<JoinHandle<()>>,
-    /// Bytes of the current entry so far, when there is no hasher to count.
-    length: u64,
     /// The engine's thread runs as batch work while the stream lives, as
     /// the stages' threads do (see `sched`).
     _batch: BatchGuard,
 }
 
 /// Where the engine receives from: the hasher, or the reader itself.
-enum Stages {
+enum ThreadsRx {
     Hashed(Receiver<Msg>),
     Unhashed(Receiver<Unhashed>),
 }
@@ -104,8 +156,37 @@ impl Wanted {
 
 impl EntryStream {
     /// Reads the entries `wanted` names and skips the others without
-    /// inflating them; without `hash`, no hasher thread and no BLAKE2b-256
-    /// in [`Msg::EntryEnd`].
+    /// inflating them; without `hash`, no BLAKE2b-256 in
+    /// [`Msg::EntryEnd`]. Inline when the resources to read are declared
+    /// to be at most [`INLINE_MAX`] bytes in all, else on threads. A
+    /// declaration that understates only costs speed: inline, nothing is
+    /// held beyond the chunk being read.
+    pub fn open<R: Read + Send + 'static>(
+        walker: ZipWalker<R>,
+        wanted: Wanted,
+        hash: bool,
+        declared_total: u64,
+    ) -> io::Result<Self> {
+        if declared_total <= INLINE_MAX {
+            Ok(EntryStream::inline(walker, wanted, hash))
+        } else {
+            EntryStream::spawn(walker, wanted, hash)
+        }
+    }
+
+    /// [`EntryStream::open`] on the engine's own thread.
+    pub fn inline<R: Read + 'static>(walker: ZipWalker<R>, wanted: Wanted, hash: bool) -> Self {
+        EntryStream {
+            stages: Stages::Inline(Inline {
+                reader: Some(Box::new(EntryReader::new(walker, wanted))),
+                digest: Digest::new(hash),
+                spares: Vec::new(),
+            }),
+        }
+    }
+
+    /// [`EntryStream::open`] on a reader thread and, with `hash`, a hasher
+    /// thread.
     pub fn spawn<R: Read + Send + 'static>(walker: ZipWalker<R>, wanted: Wanted, hash: bool) -> io::Result<Self> {
         let batch = BatchGuard::new();
         let (read_tx, read_rx) = sync_channel(DEPTH);
@@ -115,146 +196,176 @@ impl EntryStream {
             .spawn(move || {
                 let _ = sched::set_current(sched::BATCH);
                 let failed = read_tx.clone();
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| read_entries(walker, &wanted, read_tx, spare))) {
-                    let _ = failed.send(Unhashed::Failed(panicked("bundle reader", &*panic)));
+                let read = AssertUnwindSafe(|| read_entries(EntryReader::new(walker, wanted), read_tx, spare));
+                if let Err(panic) = catch_unwind(read) {
+                    let _ = failed.send(Unhashed::Failed(panicked("bundle reader thread", &*panic)));
                 }
             })?;
-        if !hash {
-            return Ok(EntryStream {
-                rx: Stages::Unhashed(read_rx),
-                recycle,
-                threads: vec![reader],
-                length: 0,
-                _batch: batch,
+        let (rx, threads) = if hash {
+            let (hash_tx, hash_rx) = sync_channel(DEPTH);
+            let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
+                let _ = sched::set_current(sched::BATCH);
+                let failed = hash_tx.clone();
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
+                    let _ = failed.send(Msg::Failed(panicked("bundle hasher thread", &*panic)));
+                }
             });
-        }
-        let (hash_tx, hash_rx) = sync_channel(DEPTH);
-        let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
-            let _ = sched::set_current(sched::BATCH);
-            let failed = hash_tx.clone();
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
-                let _ = failed.send(Msg::Failed(panicked("bundle hasher", &*panic)));
+            match hasher {
+                Ok(hasher) => (ThreadsRx::Hashed(hash_rx), vec![reader, hasher]),
+                Err(e) => {
+                    // The reader's queue went with the thread that never
+                    // started: its next send fails and it ends.
+                    let _ = reader.join();
+                    return Err(e);
+                }
             }
-        });
-        let mut stream = EntryStream {
-            rx: Stages::Hashed(hash_rx),
-            recycle,
-            threads: vec![reader],
-            length: 0,
-            _batch: batch,
+        } else {
+            (ThreadsRx::Unhashed(read_rx), vec![reader])
         };
-        // On failure, dropping `stream` stops and joins the reader.
-        stream.threads.push(hasher?);
-        Ok(stream)
+        Ok(EntryStream {
+            stages: Stages::Threads(Threads {
+                rx,
+                counter: Digest::new(false),
+                recycle,
+                threads,
+                _batch: batch,
+            }),
+        })
     }
 
     pub fn next(&mut self) -> Msg {
-        let stopped = || Msg::Failed(io::Error::other("the bundle reader stopped unexpectedly"));
-        match &self.rx {
-            Stages::Hashed(rx) => rx.recv().unwrap_or_else(|_| stopped()),
-            Stages::Unhashed(rx) => match rx.recv() {
-                Ok(Unhashed::Entry(name)) => {
-                    self.length = 0;
-                    Msg::Entry(name)
+        match &mut self.stages {
+            Stages::Threads(threads) => {
+                let stopped = || Msg::Failed(io::Error::other("the bundle reader stopped unexpectedly"));
+                match &threads.rx {
+                    ThreadsRx::Hashed(rx) => rx.recv().unwrap_or_else(|_| stopped()),
+                    ThreadsRx::Unhashed(rx) => rx.recv().map_or_else(|_| stopped(), |m| threads.counter.pass(m)),
                 }
-                Ok(Unhashed::Data(buf)) => {
-                    self.length += buf.len() as u64;
-                    Msg::Data(buf)
-                }
-                Ok(Unhashed::EntryEnd) => Msg::EntryEnd {
-                    length: self.length,
-                    blake2b_256: None,
-                },
-                Ok(Unhashed::Skipped(name)) => Msg::Skipped(name),
-                Ok(Unhashed::Done) => Msg::Done,
-                Ok(Unhashed::Failed(e)) => Msg::Failed(e),
-                Err(_) => stopped(),
-            },
+            }
+            Stages::Inline(inline) => inline.next(),
         }
     }
 
     /// Hands a consumed buffer back to the reader.
-    pub fn recycle(&self, buf: Chunk) {
-        let _ = self.recycle.try_send(buf);
+    pub fn recycle(&mut self, buf: Chunk) {
+        match &mut self.stages {
+            Stages::Threads(threads) => {
+                let _ = threads.recycle.try_send(buf);
+            }
+            Stages::Inline(inline) => inline.spares.push(buf),
+        }
     }
 }
 
-impl Drop for EntryStream {
+impl Drop for Threads {
     fn drop(&mut self) {
         // Unblock the stages (a send fails once the next stage's receiver
         // is gone, and each stage drops its own on the way out) and wait,
         // so no thread outlives the install that started it.
         let (_, dead_rx) = sync_channel(0);
-        let rx = std::mem::replace(&mut self.rx, Stages::Hashed(dead_rx));
-        drop(rx);
+        drop(std::mem::replace(&mut self.rx, ThreadsRx::Hashed(dead_rx)));
         for handle in self.threads.drain(..).rev() {
             let _ = handle.join();
         }
     }
 }
 
-fn read_entries<R: Read>(mut walker: ZipWalker<R>, wanted: &Wanted, tx: SyncSender<Unhashed>, spare: Receiver<Chunk>) {
-    let send = |m: Unhashed| tx.send(m).is_ok();
+/// `spare` if it can hold `needed` bytes, else a new chunk: a spare too
+/// small for what the entry still needs is dropped.
+fn take_spare(spare: Option<Chunk>, needed: usize) -> Chunk {
+    match spare {
+        Some(buf) if buf.capacity() >= needed => buf,
+        _ => Chunk::new(needed),
+    }
+}
+
+/// The reader thread: each step of the walk, queued for the next stage.
+fn read_entries<R: Read>(mut reader: EntryReader<R>, tx: SyncSender<Unhashed>, spare: Receiver<Chunk>) {
     loop {
-        let mut entry = match walker.next_entry() {
-            Ok(Some(e)) => e,
-            Ok(None) => {
+        let msg = reader.next_unhashed(&mut |needed| take_spare(spare.try_recv().ok(), needed));
+        let last = matches!(msg, Unhashed::Done | Unhashed::Failed(_));
+        if tx.send(msg).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// One step of the reading stage at a time, whatever drives it.
+trait NextUnhashed {
+    /// The next message; after [`Unhashed::Done`] or
+    /// [`Unhashed::Failed`], only failures. `spare` gives a chunk of at
+    /// least the size asked.
+    fn next_unhashed(&mut self, spare: &mut dyn FnMut(usize) -> Chunk) -> Unhashed;
+}
+
+/// The reading stage: walks the ZIP, inflating the wanted entries a chunk
+/// at a time and passing over the others.
+struct EntryReader<R> {
+    /// `None` once the walk ended or failed.
+    walker: Option<ZipWalker<R>>,
+    wanted: Wanted,
+    /// While an entry is read: the size its header declares, and the bytes
+    /// delivered so far.
+    entry: Option<(Option<u64>, u64)>,
+}
+
+impl<R: Read> EntryReader<R> {
+    fn new(walker: ZipWalker<R>, wanted: Wanted) -> Self {
+        EntryReader {
+            walker: Some(walker),
+            wanted,
+            entry: None,
+        }
+    }
+
+    fn step(&mut self, spare: &mut dyn FnMut(usize) -> Chunk) -> io::Result<Unhashed> {
+        let Some(walker) = self.walker.as_mut() else {
+            return Err(io::Error::other("the bundle reader was asked to go on after its end"));
+        };
+        if let Some((declared, filled)) = &mut self.entry {
+            let needed = declared.map_or(CHUNK, |size| chunk_for(size.saturating_sub(*filled)));
+            let mut buf = spare(needed);
+            let n = match walker.current_entry() {
+                Some(mut entry) => fill(&mut entry, buf.space())?,
+                None => 0,
+            };
+            if n == 0 {
+                self.entry = None;
+                return Ok(Unhashed::EntryEnd);
+            }
+            *filled += n as u64;
+            buf.set_len(n);
+            return Ok(Unhashed::Data(buf));
+        }
+        match walker.next_entry().map_err(io::Error::other)? {
+            Some(entry) => {
+                let name = entry.name().to_string();
+                if !self.wanted.contains(&name) {
+                    entry.skip().map_err(io::Error::other)?;
+                    return Ok(Unhashed::Skipped(name));
+                }
+                self.entry = Some((entry.uncompressed_size(), 0));
+                Ok(Unhashed::Entry(name))
+            }
+            None => {
                 // Read the central directory and anything after it too: a
                 // whole-bundle SHA-256 pin covers every byte, and an HTTP
                 // connection should end cleanly.
-                let mut rest = walker.into_inner();
-                match io::copy(&mut rest, &mut io::sink()) {
-                    Ok(_) => send(Unhashed::Done),
-                    Err(e) => send(Unhashed::Failed(e)),
-                };
-                return;
-            }
-            Err(e) => {
-                send(Unhashed::Failed(io::Error::other(e)));
-                return;
-            }
-        };
-        let name = entry.name().to_string();
-        if !wanted.contains(&name) {
-            match entry.skip() {
-                Ok(()) if send(Unhashed::Skipped(name)) => continue,
-                Ok(()) => return,
-                Err(e) => {
-                    send(Unhashed::Failed(io::Error::other(e)));
-                    return;
+                if let Some(walker) = self.walker.take() {
+                    io::copy(&mut walker.into_inner(), &mut io::sink())?;
                 }
+                Ok(Unhashed::Done)
             }
         }
-        if !send(Unhashed::Entry(name)) {
-            return;
-        }
-        let declared = entry.uncompressed_size();
-        let mut filled = 0u64;
-        loop {
-            let needed = declared.map_or(CHUNK, |size| chunk_for(size.saturating_sub(filled)));
-            // A spare too small for what the entry still needs is dropped.
-            let mut buf = match spare.try_recv() {
-                Ok(b) if b.capacity() >= needed => b,
-                Ok(_) | Err(TryRecvError::Empty | TryRecvError::Disconnected) => Chunk::new(needed),
-            };
-            match fill(&mut entry, buf.space()) {
-                Ok(0) => break,
-                Ok(n) => {
-                    filled += n as u64;
-                    buf.set_len(n);
-                    if !send(Unhashed::Data(buf)) {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    send(Unhashed::Failed(e));
-                    return;
-                }
-            }
-        }
-        if !send(Unhashed::EntryEnd) {
-            return;
-        }
+    }
+}
+
+impl<R: Read> NextUnhashed for EntryReader<R> {
+    fn next_unhashed(&mut self, spare: &mut dyn FnMut(usize) -> Chunk) -> Unhashed {
+        self.step(spare).unwrap_or_else(|e| {
+            self.walker = None;
+            Unhashed::Failed(e)
+        })
     }
 }
 
@@ -271,34 +382,59 @@ fn chunk_for(remaining: u64) -> usize {
         .next_multiple_of(crate::target::DIRECT_ALIGN)
 }
 
-/// Hashes each entry's data on its way to the engine.
+/// The hasher thread: each message digested, queued for the engine.
 fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
-    let mut hasher = Blake2b256::new();
-    let mut length = 0u64;
+    let mut digest = Digest::new(true);
     while let Ok(msg) = rx.recv() {
-        let msg = match msg {
+        if tx.send(digest.pass(msg)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The hashing stage: counts each entry's bytes and, when asked to,
+/// hashes them.
+struct Digest {
+    hasher: Option<Blake2b256>,
+    length: u64,
+}
+
+impl Digest {
+    fn new(hash: bool) -> Digest {
+        Digest {
+            hasher: hash.then(Blake2b256::new),
+            length: 0,
+        }
+    }
+
+    fn pass(&mut self, msg: Unhashed) -> Msg {
+        match msg {
             Unhashed::Entry(name) => {
                 #[cfg(test)]
-                assert!(name != tests::PANIC_IN_HASHER, "injected panic in the hasher");
-                hasher = Blake2b256::new();
-                length = 0;
+                assert!(
+                    !(self.hasher.is_some() && name == tests::PANIC_IN_HASHER),
+                    "injected panic in the hasher"
+                );
+                if let Some(hasher) = &mut self.hasher {
+                    *hasher = Blake2b256::new();
+                }
+                self.length = 0;
                 Msg::Entry(name)
             }
             Unhashed::Data(buf) => {
-                hasher.update(&buf);
-                length += buf.len() as u64;
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&buf);
+                }
+                self.length += buf.len() as u64;
                 Msg::Data(buf)
             }
             Unhashed::EntryEnd => Msg::EntryEnd {
-                length,
-                blake2b_256: Some(std::mem::take(&mut hasher).finalize()),
+                length: self.length,
+                blake2b_256: self.hasher.as_mut().map(|h| std::mem::take(h).finalize()),
             },
             Unhashed::Skipped(name) => Msg::Skipped(name),
             Unhashed::Done => Msg::Done,
             Unhashed::Failed(e) => Msg::Failed(e),
-        };
-        if tx.send(msg).is_err() {
-            return;
         }
     }
 }
@@ -306,9 +442,9 @@ fn hash_entries(rx: Receiver<Unhashed>, tx: SyncSender<Msg>) {
 /// A stage panicked: the engine gets it as the install's error (an
 /// [`ApplyError::Internal`](super::ApplyError)) instead of waiting on a
 /// queue that never fills again.
-fn panicked(thread: &'static str, payload: &(dyn std::any::Any + Send)) -> io::Error {
+fn panicked(stage: &'static str, payload: &(dyn std::any::Any + Send)) -> io::Error {
     io::Error::other(WorkerPanicked {
-        thread,
+        stage,
         message: panic_text(payload),
     })
 }

@@ -1,11 +1,12 @@
 //! A stage of the pipeline that panics ends the stream with the panic as
 //! its error; the engine never waits on a queue that cannot fill again.
+//! Inline and on threads, the stages give the same messages.
 
 use std::io::{self, Read};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{chunk_for, EntryStream, Msg, Wanted, CHUNK};
+use super::{chunk_for, EntryStream, Msg, Stages, Wanted, CHUNK, INLINE_MAX};
 use crate::apply::error::WorkerPanicked;
 use crate::apply::{self, events::Silent, ApplyError, ApplyOptions};
 use crate::bundle::zip::ZipWalker;
@@ -37,16 +38,21 @@ fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     writer.finish().expect("finish")
 }
 
-/// Drains the stream on another thread; the test fails instead of hanging
-/// if the stream never ends.
-fn last_message<R: Read + Send + 'static>(source: R) -> io::Error {
+/// Drains the stream (inline, or on threads) on another thread; the test
+/// fails instead of hanging if the stream never ends.
+fn last_message<R: Read + Send + 'static>(source: R, inline: bool) -> io::Error {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         // Every entry of these archives is declared: none is skipped unread.
         let wanted = ["meta.conf", "data/a", PANIC_IN_HASHER, "data/b"]
             .map(String::from)
             .into();
-        let mut stream = EntryStream::spawn(ZipWalker::new(source), Wanted::Named(wanted), true).expect("spawn");
+        let walker = ZipWalker::new(source);
+        let mut stream = if inline {
+            EntryStream::inline(walker, Wanted::Named(wanted), true)
+        } else {
+            EntryStream::spawn(walker, Wanted::Named(wanted), true).expect("spawn")
+        };
         loop {
             match stream.next() {
                 Msg::Failed(e) => break tx.send(Ok(e)),
@@ -61,22 +67,25 @@ fn last_message<R: Read + Send + 'static>(source: R) -> io::Error {
         .expect("a failure")
 }
 
-fn thread_of(err: &io::Error) -> &'static str {
+fn stage_of(err: &io::Error) -> &'static str {
     err.get_ref()
         .and_then(|e| e.downcast_ref::<WorkerPanicked>())
         .unwrap_or_else(|| panic!("not a panic: {err}"))
-        .thread
+        .stage
 }
 
 #[test]
 fn a_panic_in_the_reader_ends_the_stream_with_it() {
     let mut bytes = zip(&[("meta.conf", b"x"), ("data/a", &[7u8; 100_000])]);
     bytes.truncate(bytes.len() / 2);
-    let err = last_message(PanicsAfter {
-        bytes: io::Cursor::new(bytes),
-    });
-    assert_eq!(thread_of(&err), "bundle reader");
-    assert!(err.to_string().contains("injected panic in the bundle source"), "{err}");
+    for (inline, stage) in [(false, "bundle reader thread"), (true, "bundle reader")] {
+        let source = PanicsAfter {
+            bytes: io::Cursor::new(bytes.clone()),
+        };
+        let err = last_message(source, inline);
+        assert_eq!(stage_of(&err), stage);
+        assert!(err.to_string().contains("injected panic in the bundle source"), "{err}");
+    }
 }
 
 #[test]
@@ -86,9 +95,87 @@ fn a_panic_in_the_hasher_ends_the_stream_with_it() {
         (PANIC_IN_HASHER, &[7u8; 3 << 20]),
         ("data/b", b"y"),
     ]);
-    let err = last_message(io::Cursor::new(bytes));
-    assert_eq!(thread_of(&err), "bundle hasher");
-    assert!(err.to_string().contains("injected panic in the hasher"), "{err}");
+    for (inline, stage) in [(false, "bundle hasher thread"), (true, "bundle hasher")] {
+        let err = last_message(io::Cursor::new(bytes.clone()), inline);
+        assert_eq!(stage_of(&err), stage);
+        assert!(err.to_string().contains("injected panic in the hasher"), "{err}");
+    }
+}
+
+/// What a stream gave, message by message: chunks as their bytes (which
+/// spare a chunk reuses depends on the threads' timing).
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Entry(String),
+    Skipped(String),
+    Data(Vec<u8>),
+    EntryEnd(u64, Option<[u8; 32]>),
+    Done,
+    Failed(String),
+}
+
+fn drain(mut stream: EntryStream) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    loop {
+        let next = match stream.next() {
+            Msg::Entry(name) => Seen::Entry(name),
+            Msg::Skipped(name) => Seen::Skipped(name),
+            Msg::Data(chunk) => {
+                let data = Seen::Data(chunk.to_vec());
+                stream.recycle(chunk);
+                data
+            }
+            Msg::EntryEnd { length, blake2b_256 } => Seen::EntryEnd(length, blake2b_256),
+            Msg::Done => Seen::Done,
+            Msg::Failed(e) => Seen::Failed(e.to_string()),
+        };
+        let last = matches!(next, Seen::Done | Seen::Failed(_));
+        seen.push(next);
+        if last {
+            return seen;
+        }
+    }
+}
+
+/// The same bundle read inline and on threads, hashed or not, whole or
+/// cut short: message for message the same.
+#[test]
+fn inline_and_threaded_streams_give_the_same_messages() {
+    let big = vec![9u8; CHUNK + 3];
+    let bytes = zip(&[
+        ("meta.conf", b"x"),
+        ("data/a", b"abc"),
+        ("data/unwanted", b"never inflated"),
+        ("data/big", &big),
+        ("data/empty", b""),
+    ]);
+    let wanted = || Wanted::Named(["data/a", "data/big", "data/empty"].map(String::from).into());
+    for source in [bytes.clone(), bytes[..bytes.len() / 2].to_vec()] {
+        for hash in [true, false] {
+            let walker = || ZipWalker::new(io::Cursor::new(source.clone()));
+            let threaded = drain(EntryStream::spawn(walker(), wanted(), hash).expect("spawn"));
+            let inline = drain(EntryStream::inline(walker(), wanted(), hash));
+            assert_eq!(inline, threaded, "hash {hash}, {} bytes", source.len());
+            assert!(threaded.contains(&Seen::Skipped("data/unwanted".into())));
+            assert_eq!(
+                matches!(threaded.last(), Some(Seen::Done)),
+                source.len() == bytes.len(),
+                "{threaded:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_small_resources_are_read_inline() {
+    let walker = || ZipWalker::new(io::Cursor::new(zip(&[("data/a", b"abc")])));
+    let inline = |stream: EntryStream| matches!(stream.stages, Stages::Inline(_));
+    assert!(inline(
+        EntryStream::open(walker(), Wanted::All, true, INLINE_MAX).expect("open")
+    ));
+    assert!(!inline(
+        EntryStream::open(walker(), Wanted::All, true, INLINE_MAX + 1).expect("open")
+    ));
 }
 
 /// Every entry arrives whole, and one of a few bytes is not given a MiB
@@ -107,31 +194,38 @@ fn entries_arrive_whole_in_chunks_sized_to_what_they_need() {
         .map(String::as_str)
         .zip(datas.iter().map(Vec::as_slice))
         .collect();
-    let walker = ZipWalker::new(io::Cursor::new(zip(&entries)));
-    let mut stream = EntryStream::spawn(walker, Wanted::All, true).expect("spawn");
-    let mut got: Vec<(Vec<u8>, usize)> = Vec::new();
-    loop {
-        match stream.next() {
-            Msg::Entry(_) => got.push((Vec::new(), 0)),
-            Msg::Data(chunk) => {
-                let (data, largest) = got.last_mut().expect("an entry");
-                data.extend_from_slice(&chunk);
-                *largest = (*largest).max(chunk.capacity());
-                stream.recycle(chunk);
+    let bytes = zip(&entries);
+    for inline in [false, true] {
+        let walker = ZipWalker::new(io::Cursor::new(bytes.clone()));
+        let mut stream = if inline {
+            EntryStream::inline(walker, Wanted::All, true)
+        } else {
+            EntryStream::spawn(walker, Wanted::All, true).expect("spawn")
+        };
+        let mut got: Vec<(Vec<u8>, usize)> = Vec::new();
+        loop {
+            match stream.next() {
+                Msg::Entry(_) => got.push((Vec::new(), 0)),
+                Msg::Data(chunk) => {
+                    let (data, largest) = got.last_mut().expect("an entry");
+                    data.extend_from_slice(&chunk);
+                    *largest = (*largest).max(chunk.capacity());
+                    stream.recycle(chunk);
+                }
+                Msg::EntryEnd { length, .. } => assert_eq!(Some(length), got.last().map(|(d, _)| d.len() as u64)),
+                Msg::Done => break,
+                Msg::Skipped(name) => panic!("skipped {name}"),
+                Msg::Failed(e) => panic!("{e}"),
             }
-            Msg::EntryEnd { length, .. } => assert_eq!(Some(length), got.last().map(|(d, _)| d.len() as u64)),
-            Msg::Done => break,
-            Msg::Skipped(name) => panic!("skipped {name}"),
-            Msg::Failed(e) => panic!("{e}"),
         }
-    }
-    assert_eq!(got.len(), sizes.len());
-    for ((data, largest), (expected, &size)) in got.iter().zip(datas.iter().zip(&sizes)) {
-        assert!(data == expected, "entry of {size} bytes came back changed");
-        assert!(
-            *largest <= chunk_for(size as u64),
-            "{size} bytes in a chunk of {largest}"
-        );
+        assert_eq!(got.len(), sizes.len());
+        for ((data, largest), (expected, &size)) in got.iter().zip(datas.iter().zip(&sizes)) {
+            assert!(data == expected, "entry of {size} bytes came back changed");
+            assert!(
+                *largest <= chunk_for(size as u64),
+                "{size} bytes in a chunk of {largest}"
+            );
+        }
     }
     assert_eq!(chunk_for(1), 4096);
     assert_eq!(chunk_for(u64::MAX), CHUNK);
@@ -165,5 +259,6 @@ fn a_panicking_source_fails_the_install_as_an_internal_error() {
         .expect_err("the install must fail");
     assert!(matches!(err, ApplyError::Internal(_)), "{err:?}");
     assert_eq!(err.class(), "internal");
-    assert!(err.to_string().contains("bundle reader thread panicked"), "{err}");
+    // The corpus bundle is small: read inline.
+    assert!(err.to_string().contains("the bundle reader panicked"), "{err}");
 }

@@ -173,6 +173,13 @@ impl<R: Read> ZipWalker<R> {
         }
     }
 
+    /// The entry [`ZipWalker::next_entry`] last returned (reading it gives
+    /// `Ok(0)` once its data ended and checked out), for a caller that
+    /// reads it across calls of its own; `None` between entries.
+    pub fn current_entry(&mut self) -> Option<Entry<'_, R>> {
+        matches!(self.phase, Phase::InEntry(_)).then_some(Entry { walker: self })
+    }
+
     /// Passes over the rest of the current entry without inflating it.
     fn skip_current(&mut self) -> Result<(), ZipError> {
         let mut body = match std::mem::replace(&mut self.phase, Phase::Failed) {
