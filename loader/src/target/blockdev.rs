@@ -378,19 +378,29 @@ fn mounts_on(dev: DevNum, host: &HostPaths) -> Result<Vec<String>, BlockDevError
     let text = std::fs::read_to_string(&host.mountinfo).map_err(|e| table_err(e.to_string()))?;
     let mounts = parse_mountinfo(&text).map_err(|e| table_err(e.to_string()))?;
 
+    // `/sys/dev/block/MAJ:MIN` links to the disk's directory, named after
+    // it; its partitions are the entries named after the disk (sda1,
+    // nvme0n1p1) that hold a `partition` file. Only those are looked at:
+    // the other entries are attributes, each look a sysfs lookup.
     let dir = host.sys_dev_block.join(dev.to_string());
-    let disk_name = std::fs::canonicalize(&dir)
+    let disk_name = std::fs::read_link(&dir)
         .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| dev.to_string());
-    let mut devices = vec![(dev, disk_name)];
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let mut devices = vec![(dev, disk_name.clone().unwrap_or_else(|| dev.to_string()))];
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if disk_name.as_ref().is_some_and(|disk| !name.starts_with(disk.as_str())) {
+            continue;
+        }
         let part = entry.path();
-        let part_dev = std::fs::read_to_string(part.join("dev"))
+        if !part.join("partition").is_file() {
+            continue;
+        }
+        if let Some(part_dev) = std::fs::read_to_string(part.join("dev"))
             .ok()
-            .and_then(|d| DevNum::parse(&d));
-        if let (true, Some(part_dev)) = (part.join("partition").is_file(), part_dev) {
-            devices.push((part_dev, entry.file_name().to_string_lossy().into_owned()));
+            .and_then(|d| DevNum::parse(&d))
+        {
+            devices.push((part_dev, name));
         }
     }
     Ok(mounts

@@ -77,10 +77,11 @@ pub fn discover(
 
     let mut disks = Vec::new();
     for name in &names {
-        if is_never_a_target(sys_block, name) {
-            tracing::debug!(disk = %name, "skipped: part of another disk (eMMC boot area, RPMB, NVMe path)");
-        } else if !options.include_virtual && is_virtual_name(name) {
+        // The name first: checking `hidden` is a sysfs read per loop device.
+        if !options.include_virtual && is_virtual_name(name) {
             tracing::debug!(disk = %name, "skipped: a loop, RAM, zram, device-mapper, md RAID, optical or floppy device");
+        } else if is_never_a_target(sys_block, name) {
+            tracing::debug!(disk = %name, "skipped: part of another disk (eMMC boot area, RPMB, NVMe path)");
         } else {
             let mut disk = read_disk(sys_block, name, mounts, boot.contains(name.as_str()));
             disk.iso9660 = options

@@ -18,9 +18,33 @@ const STANDARD_ID: &[u8; 5] = b"CD001";
 /// system. Unreadable devices count as not holding one: opening them for
 /// the install fails on its own.
 pub fn holds_iso9660(path: &Path) -> bool {
+    if let Some(page) = read_page_direct(path, DESCRIPTOR_ID_OFFSET & !(PAGE as u64 - 1)) {
+        let at = (DESCRIPTOR_ID_OFFSET % PAGE as u64) as usize;
+        return &page[at..at + STANDARD_ID.len()] == STANDARD_ID;
+    }
     let Ok(file) = File::open(path) else { return false };
     let mut id = [0u8; 5];
     file.read_exact_at(&mut id, DESCRIPTOR_ID_OFFSET).is_ok() && &id == STANDARD_ID
+}
+
+const PAGE: usize = 4096;
+
+/// The page at `offset` (a multiple of 4096, as large as any logical
+/// sector) read past the page cache: `None` where `O_DIRECT` is refused
+/// (a file on tmpfs). A buffered read of one sector makes the kernel read
+/// ahead 128 KiB of a disk nobody may install on.
+fn read_page_direct(path: &Path, offset: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECT)
+        .open(path)
+        .ok()?;
+    let mut buf = vec![0u8; 2 * PAGE];
+    let start = buf.as_ptr().align_offset(PAGE).min(PAGE);
+    let page = &mut buf[start..start + PAGE];
+    file.read_exact_at(page, offset).ok()?;
+    Some(page.to_vec())
 }
 
 #[cfg(test)]
