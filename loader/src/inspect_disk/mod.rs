@@ -28,6 +28,7 @@ pub use table::{read_table, PartitionSlot, TableKind};
 
 use crate::bundle::manifest::Manifest;
 use crate::formats::{uboot_env, Medium, BLOCK_SIZE};
+use signatures::PROBE_WINDOW;
 
 /// A partition and what is in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,7 @@ pub fn inspect(
     size: Option<u64>,
     manifest: Option<&Manifest>,
 ) -> std::io::Result<DiskContents> {
+    let m = &mut HeadCached::new(m, size);
     let device_blocks = size.map(|s| s / BLOCK_SIZE);
     let (table, slots) = read_table(m, device_blocks);
     let mut partitions = Vec::with_capacity(slots.len());
@@ -174,6 +176,45 @@ fn is_fat(fs: &Option<Signature>) -> bool {
 fn bundle_env_spec(manifest: Option<&Manifest>) -> Option<uboot_env::UbootEnvSpec> {
     let section = manifest?.uboot_envs.first()?;
     uboot_env::UbootEnvSpec::from_section(section).ok()
+}
+
+/// A medium whose first [`PROBE_WINDOW`] bytes are read once, up front:
+/// the partition table and the whole-disk signatures read them in pieces,
+/// and on a disk each piece was a round trip to the device (the kernel
+/// drops a disk's cached pages when its last opener closes it). A head
+/// that cannot be read is not cached, so its reads fail as they would.
+struct HeadCached<'a, M: Medium + ?Sized> {
+    inner: &'a mut M,
+    head: Vec<u8>,
+}
+
+impl<'a, M: Medium + ?Sized> HeadCached<'a, M> {
+    fn new(inner: &'a mut M, size: Option<u64>) -> Self {
+        let window = size.map_or(PROBE_WINDOW as u64, |s| s.min(PROBE_WINDOW as u64));
+        let mut head = vec![0u8; window as usize];
+        if inner.read_at(0, &mut head).is_err() {
+            head.clear();
+        }
+        HeadCached { inner, head }
+    }
+}
+
+impl<M: Medium + ?Sized> Medium for HeadCached<'_, M> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let cached = usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.head.get(start..start.checked_add(buf.len())?));
+        match cached {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => self.inner.read_at(offset, buf),
+        }
+    }
+    fn write_at(&mut self, _offset: u64, _data: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk inspection never writes"))
+    }
 }
 
 /// `&mut impl Medium + ?Sized` as a `&mut dyn Medium` (the FAT reader's).

@@ -203,3 +203,49 @@ fn a_protective_mbr_over_a_damaged_gpt_is_reported_as_damaged() {
     assert!(matches!(found.table, TableKind::Damaged(_)), "{:?}", found.table);
     assert!(!found.is_blank());
 }
+
+/// Counts the reads of the disk that lie within its head.
+struct CountingDisk {
+    disk: Vec<u8>,
+    head_reads: usize,
+    fail_head: bool,
+}
+
+impl Medium for CountingDisk {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if offset + buf.len() as u64 <= PROBE_WINDOW as u64 {
+            self.head_reads += 1;
+            if self.fail_head {
+                return Err(std::io::Error::other("bad sector"));
+            }
+        }
+        self.disk.read_at(offset, buf)
+    }
+    fn write_at(&mut self, _offset: u64, _data: &[u8]) -> std::io::Result<()> {
+        unreachable!("inspection never writes")
+    }
+}
+
+/// The table and the whole-disk signatures are read from one read of the
+/// disk's head (each read of a disk is a round trip to the device), and
+/// find what reads in pieces found; a head that cannot be read fails the
+/// inspection with the device's error.
+#[test]
+fn the_head_of_the_disk_is_read_once() {
+    let mut disk = vec![0u8; 4 * MIB];
+    ext4(&mut disk, 0, "whole");
+    let expected = inspect(&mut disk.clone(), Some(4 * MIB as u64), None).unwrap();
+    let mut counting = CountingDisk {
+        disk,
+        head_reads: 0,
+        fail_head: false,
+    };
+    let found = inspect(&mut counting, Some(4 * MIB as u64), None).unwrap();
+    assert_eq!(found, expected);
+    assert!(found.summary().contains("whole"), "{}", found.summary());
+    assert_eq!(counting.head_reads, 1);
+
+    counting.fail_head = true;
+    let err = inspect(&mut counting, Some(4 * MIB as u64), None).unwrap_err();
+    assert_eq!(err.to_string(), "bad sector");
+}
