@@ -20,7 +20,7 @@
 //! verified whole first, is decided per install by `install_mode`.
 
 mod actions;
-mod chunk;
+pub(crate) mod chunk;
 mod commit;
 mod commit_env;
 pub mod error;

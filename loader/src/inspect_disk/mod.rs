@@ -153,7 +153,7 @@ pub fn inspect(
     };
     let install = env.vars().and_then(Installed::from_env);
     let grubenv = match partitions.iter().find(|p| is_fat(&p.filesystem)) {
-        Some(boot) => read_grubenv(&mut MediumRef(m), boot.slot.first_block * BLOCK_SIZE),
+        Some(boot) => read_grubenv(m, boot.slot.first_block * BLOCK_SIZE),
         None => None,
     };
     Ok(DiskContents {
@@ -183,6 +183,7 @@ fn bundle_env_spec(manifest: Option<&Manifest>) -> Option<uboot_env::UbootEnvSpe
 /// and on a disk each piece was a round trip to the device (the kernel
 /// drops a disk's cached pages when its last opener closes it). A head
 /// that cannot be read is not cached, so its reads fail as they would.
+/// Being sized, it is also the `&mut dyn Medium` the FAT reader takes.
 struct HeadCached<'a, M: Medium + ?Sized> {
     inner: &'a mut M,
     head: Vec<u8>,
@@ -211,18 +212,6 @@ impl<M: Medium + ?Sized> Medium for HeadCached<'_, M> {
             }
             None => self.inner.read_at(offset, buf),
         }
-    }
-    fn write_at(&mut self, _offset: u64, _data: &[u8]) -> std::io::Result<()> {
-        Err(std::io::Error::other("disk inspection never writes"))
-    }
-}
-
-/// `&mut impl Medium + ?Sized` as a `&mut dyn Medium` (the FAT reader's).
-struct MediumRef<'a, M: Medium + ?Sized>(&'a mut M);
-
-impl<M: Medium + ?Sized> Medium for MediumRef<'_, M> {
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.0.read_at(offset, buf)
     }
     fn write_at(&mut self, _offset: u64, _data: &[u8]) -> std::io::Result<()> {
         Err(std::io::Error::other("disk inspection never writes"))

@@ -36,7 +36,7 @@ use super::direct::{self, DirectWriter};
 pub use super::sys::PartitionOp;
 use super::writeback::Writeback;
 use super::{sys, Target};
-use crate::boot::disks::{parse_mountinfo, DevNum};
+use crate::boot::disks::{parse_mountinfo, partition_names, DevNum};
 use crate::formats::Medium;
 
 /// Where the mount table and the device tree are (parameters for tests).
@@ -379,28 +379,19 @@ fn mounts_on(dev: DevNum, host: &HostPaths) -> Result<Vec<String>, BlockDevError
     let mounts = parse_mountinfo(&text).map_err(|e| table_err(e.to_string()))?;
 
     // `/sys/dev/block/MAJ:MIN` links to the disk's directory, named after
-    // it; its partitions are the entries named after the disk (sda1,
-    // nvme0n1p1) that hold a `partition` file. Only those are looked at:
-    // the other entries are attributes, each look a sysfs lookup.
+    // the disk, whose partitions are named after it too.
     let dir = host.sys_dev_block.join(dev.to_string());
     let disk_name = std::fs::read_link(&dir)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
     let mut devices = vec![(dev, disk_name.clone().unwrap_or_else(|| dev.to_string()))];
-    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if disk_name.as_ref().is_some_and(|disk| !name.starts_with(disk.as_str())) {
-            continue;
-        }
-        let part = entry.path();
-        if !part.join("partition").is_file() {
-            continue;
-        }
-        if let Some(part_dev) = std::fs::read_to_string(part.join("dev"))
+    // Without the name, every entry with a `partition` file is one.
+    for part in partition_names(&dir, disk_name.as_deref().unwrap_or("")) {
+        let part_dev = std::fs::read_to_string(dir.join(&part).join("dev"))
             .ok()
-            .and_then(|d| DevNum::parse(&d))
-        {
-            devices.push((part_dev, name));
+            .and_then(|d| DevNum::parse(&d));
+        if let Some(part_dev) = part_dev {
+            devices.push((part_dev, part));
         }
     }
     Ok(mounts

@@ -146,7 +146,7 @@ fn read_disk(sys_block: &Path, name: &str, mounts: &[MountEntry], boot: bool) ->
 /// (sda1, nvme0n1p1) and holding a `partition` file. Only those names are
 /// looked at: the other entries are attributes, and each look is a sysfs
 /// lookup (about 20 per disk).
-fn partition_names(disk_dir: &Path, disk: &str) -> Vec<String> {
+pub fn partition_names(disk_dir: &Path, disk: &str) -> Vec<String> {
     list_dir(disk_dir)
         .into_iter()
         .filter(|name| name.starts_with(disk) && disk_dir.join(name).join("partition").is_file())

@@ -6,8 +6,11 @@
 //! hypervisors that attach an ISO as a plain disk.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+
+use crate::apply::chunk::Chunk;
+use crate::target::DIRECT_ALIGN as PAGE;
 
 /// ISO 9660: the first volume descriptor is sector 16 (2048-byte sectors);
 /// its bytes 1..6 are the standard identifier `CD001`.
@@ -18,8 +21,8 @@ const STANDARD_ID: &[u8; 5] = b"CD001";
 /// system. Unreadable devices count as not holding one: opening them for
 /// the install fails on its own.
 pub fn holds_iso9660(path: &Path) -> bool {
-    if let Some(page) = read_page_direct(path, DESCRIPTOR_ID_OFFSET & !(PAGE as u64 - 1)) {
-        let at = (DESCRIPTOR_ID_OFFSET % PAGE as u64) as usize;
+    let at = (DESCRIPTOR_ID_OFFSET % PAGE as u64) as usize;
+    if let Some(page) = read_page_direct(path, DESCRIPTOR_ID_OFFSET - at as u64) {
         return &page[at..at + STANDARD_ID.len()] == STANDARD_ID;
     }
     let Ok(file) = File::open(path) else { return false };
@@ -27,24 +30,20 @@ pub fn holds_iso9660(path: &Path) -> bool {
     file.read_exact_at(&mut id, DESCRIPTOR_ID_OFFSET).is_ok() && &id == STANDARD_ID
 }
 
-const PAGE: usize = 4096;
-
-/// The page at `offset` (a multiple of 4096, as large as any logical
+/// The page at `offset` (a multiple of a page, as large as any logical
 /// sector) read past the page cache: `None` where `O_DIRECT` is refused
 /// (a file on tmpfs). A buffered read of one sector makes the kernel read
 /// ahead 128 KiB of a disk nobody may install on.
-fn read_page_direct(path: &Path, offset: u64) -> Option<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn read_page_direct(path: &Path, offset: u64) -> Option<Chunk> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_DIRECT)
         .open(path)
         .ok()?;
-    let mut buf = vec![0u8; 2 * PAGE];
-    let start = buf.as_ptr().align_offset(PAGE).min(PAGE);
-    let page = &mut buf[start..start + PAGE];
-    file.read_exact_at(page, offset).ok()?;
-    Some(page.to_vec())
+    let mut page = Chunk::new(PAGE);
+    file.read_exact_at(page.space(), offset).ok()?;
+    page.set_len(PAGE);
+    Some(page)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod probe_tests;
 
 use std::fmt;
 
-pub use discover::{discover, DiscoverError, DiscoverOptions};
+pub use discover::{discover, partition_names, DiscoverError, DiscoverOptions};
 pub use mounts::{parse_mountinfo, MountEntry, MountinfoError};
 pub use probe::{probe_state, ProbeState, GRACE};
 pub use select::{eligibility, select_disk, Force, Refusal, SelectError, SelectRequest, Selected};
