@@ -65,7 +65,8 @@ pub fn boot_main(mode: BootMode, paths: &BootPaths) -> ExitCode {
     }
 }
 
-/// PID 1 set-up: mounts and directories, the console, the child reaper.
+/// PID 1 set-up: mounts and directories, the console, the child reaper
+/// (when there are children to reap).
 fn early_boot() -> BootLog {
     let reports = early::run_plan(Path::new("/"), &early::early_plan(), RunMode::Apply);
     if let Ok(console) = pid1::open_console(Path::new("/dev/console")) {
@@ -78,12 +79,10 @@ fn early_boot() -> BootLog {
         }
     }
     // Reap orphans (PID 1 inherits every child) without stealing the exit
-    // status of children the loader waits for itself.
-    if let Err(e) = reaper::spawn_reaper("/proc".into(), ChildRegistry::default()) {
+    // status of children the loader waits for itself; none can exist unless
+    // PID 1 has children already (see `reaper`).
+    if let Err(e) = reaper::start_if_needed("/proc".into(), ChildRegistry::default()) {
         log.warn(&format!("cannot start the child reaper: {e}"));
-    }
-    if let Err(e) = pid1::write_hosts(Path::new("/"), None) {
-        log.warn(&format!("writing /etc/hosts: {e}"));
     }
     log
 }
