@@ -191,25 +191,22 @@ impl EntryStream {
         let batch = BatchGuard::new();
         let (read_tx, read_rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(2 * DEPTH + 3);
-        let reader = std::thread::Builder::new()
-            .name("bundle-reader".into())
-            .spawn(move || {
-                let _ = sched::set_current(sched::BATCH);
-                let failed = read_tx.clone();
-                let read = AssertUnwindSafe(|| read_entries(EntryReader::new(walker, wanted), read_tx, spare));
-                if let Err(panic) = catch_unwind(read) {
-                    let _ = failed.send(Unhashed::Failed(panicked("bundle reader thread", &*panic)));
-                }
-            })?;
+        let reader = stage_thread(
+            "bundle-reader",
+            "bundle reader thread",
+            read_tx,
+            Unhashed::Failed,
+            move |tx| read_entries(EntryReader::new(walker, wanted), tx, spare),
+        )?;
         let (rx, threads) = if hash {
             let (hash_tx, hash_rx) = sync_channel(DEPTH);
-            let hasher = std::thread::Builder::new().name("bundle-hasher".into()).spawn(move || {
-                let _ = sched::set_current(sched::BATCH);
-                let failed = hash_tx.clone();
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hash_entries(read_rx, hash_tx))) {
-                    let _ = failed.send(Msg::Failed(panicked("bundle hasher thread", &*panic)));
-                }
-            });
+            let hasher = stage_thread(
+                "bundle-hasher",
+                "bundle hasher thread",
+                hash_tx,
+                Msg::Failed,
+                move |tx| hash_entries(read_rx, tx),
+            );
             match hasher {
                 Ok(hasher) => (ThreadsRx::Hashed(hash_rx), vec![reader, hasher]),
                 Err(e) => {
@@ -268,6 +265,25 @@ impl Drop for Threads {
             let _ = handle.join();
         }
     }
+}
+
+/// A stage's thread, run as batch work (see `sched`): `work` sends on
+/// `tx`, and a panic in it goes on as `failed` ([`panicked`], named
+/// `stage`).
+fn stage_thread<M: Send + 'static>(
+    thread: &str,
+    stage: &'static str,
+    tx: SyncSender<M>,
+    failed: fn(io::Error) -> M,
+    work: impl FnOnce(SyncSender<M>) + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(thread.into()).spawn(move || {
+        let _ = sched::set_current(sched::BATCH);
+        let on_panic = tx.clone();
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| work(tx))) {
+            let _ = on_panic.send(failed(panicked(stage, &*panic)));
+        }
+    })
 }
 
 /// `spare` if it can hold `needed` bytes, else a new chunk: a spare too

@@ -22,5 +22,7 @@ pub mod reaper;
 pub mod reporter;
 pub mod run;
 pub mod task_choice;
+#[cfg(test)]
+mod test_alone;
 mod trust;
 mod version_order;

@@ -1,5 +1,5 @@
 use super::*;
-use std::process::Command;
+use crate::boot::test_alone;
 
 /// A writer that keeps each `write` call as one record.
 #[derive(Clone, Default)]
@@ -164,14 +164,7 @@ fn panic_hook_child() {
 #[test]
 fn panic_hook_reports_then_calls_the_failure_policy() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let exe = std::env::current_exe().expect("test binary");
-    let status = Command::new(exe)
-        .args([
-            "--exact",
-            "boot::pid1::tests::panic_hook_child",
-            "--include-ignored",
-            "--test-threads=1",
-        ])
+    let status = test_alone::only("boot::pid1::tests::panic_hook_child")
         .env(CHILD_ENV, dir.path())
         .output()
         .expect("run child");
@@ -210,14 +203,7 @@ fn reexec_child() {
 #[test]
 fn reexec_starts_the_same_binary_afresh_with_the_count() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let exe = std::env::current_exe().expect("test binary");
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "boot::pid1::tests::reexec_child",
-            "--include-ignored",
-            "--test-threads=1",
-        ])
+    let out = test_alone::only("boot::pid1::tests::reexec_child")
         .env(REEXEC_ENV, dir.path())
         .env_remove(FAILED_ATTEMPTS_ENV)
         .output()

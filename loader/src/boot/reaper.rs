@@ -157,14 +157,7 @@ mod tests {
 
     #[test]
     fn a_reaper_starts_only_for_a_process_with_children() {
-        let exe = std::env::current_exe().expect("test binary");
-        let out = Command::new(exe)
-            .args([
-                "--exact",
-                "boot::reaper::tests::reaper_child",
-                "--include-ignored",
-                "--test-threads=1",
-            ])
+        let out = crate::boot::test_alone::only("boot::reaper::tests::reaper_child")
             .env(CHILD_ENV, "1")
             .output()
             .expect("run child");
